@@ -1,0 +1,1 @@
+"""Shared plumbing for sensorhub nodes; see the package modules."""

@@ -1,0 +1,90 @@
+"""QoS profiles of the sensorhub graph (docs/design.md, "QoS"), defined once for every node.
+
+Publishers and must-not-miss subscribers (recorder, monitor) use these as they are; viewers may
+take :func:`viewer` of a profile to get a best-effort copy.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from rclpy.duration import Duration
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    LivelinessPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+)
+
+PBT_SAMPLES_DEPTH = 100
+PBT_EVENTS_DEPTH = 1000
+SCAN_DEPTH = 5
+SEC110_FILES_DEPTH = 100
+DIAGNOSTICS_DEPTH = 10
+PBT_LIVELINESS_LEASE_S = 1.0
+
+
+def pbt_samples(batch_period_s: float) -> QoSProfile:
+    """Reliable keep-last-100; the deadline (2 batch periods) makes a stalled reader visible."""
+    if not batch_period_s > 0.0:
+        raise ValueError(f"batch period must be > 0 s, got {batch_period_s!r}")
+    return QoSProfile(
+        reliability=ReliabilityPolicy.RELIABLE,
+        history=HistoryPolicy.KEEP_LAST,
+        depth=PBT_SAMPLES_DEPTH,
+        durability=DurabilityPolicy.VOLATILE,
+        deadline=Duration(nanoseconds=round(2.0 * batch_period_s * 1e9)),
+        liveliness=LivelinessPolicy.AUTOMATIC,
+        liveliness_lease_duration=Duration(nanoseconds=round(PBT_LIVELINESS_LEASE_S * 1e9)),
+    )
+
+
+# Events are never dropped by the driver; late joiners (the web view) get the recent ones.
+PBT_EVENTS = QoSProfile(
+    reliability=ReliabilityPolicy.RELIABLE,
+    history=HistoryPolicy.KEEP_LAST,
+    depth=PBT_EVENTS_DEPTH,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+# The sensor-data profile: a late scan is worthless, a newer one is coming.
+SCAN = QoSProfile(
+    reliability=ReliabilityPolicy.BEST_EFFORT,
+    history=HistoryPolicy.KEEP_LAST,
+    depth=SCAN_DEPTH,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
+SEC110_FILES = QoSProfile(
+    reliability=ReliabilityPolicy.RELIABLE,
+    history=HistoryPolicy.KEEP_LAST,
+    depth=SEC110_FILES_DEPTH,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+# REP 107 /diagnostics.
+DIAGNOSTICS = QoSProfile(
+    reliability=ReliabilityPolicy.RELIABLE,
+    history=HistoryPolicy.KEEP_LAST,
+    depth=DIAGNOSTICS_DEPTH,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
+
+def viewer(profile: QoSProfile) -> QoSProfile:
+    """Best-effort, volatile copy for viewers that may miss data (compatible with any publisher)."""
+    p = copy.copy(profile)
+    p.reliability = ReliabilityPolicy.BEST_EFFORT
+    p.durability = DurabilityPolicy.VOLATILE
+    return p
+
+
+def recorder(profile: QoSProfile) -> QoSProfile:
+    """Reliable subscriber copy without deadline/liveliness requirements (never incompatible)."""
+    return QoSProfile(
+        reliability=ReliabilityPolicy.RELIABLE,
+        history=HistoryPolicy.KEEP_LAST,
+        depth=max(profile.depth, 100),
+        durability=profile.durability,
+    )

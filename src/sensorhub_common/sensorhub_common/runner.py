@@ -1,0 +1,57 @@
+"""The one main() every sensorhub node uses: init, spin a SingleThreadedExecutor, shut down clean.
+
+SingleThreadedExecutor because MultiThreadedExecutor loses messages at 100 Hz+ with the Jazzy wheels
+and EventsExecutor.spin() busy-spins a core (docs/design.md). Hot paths run in their own threads.
+Exit codes: 0 clean stop (SIGINT/SIGTERM), 2 bad parameters, 1 crash.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import traceback
+from collections.abc import Callable
+
+EXIT_OK, EXIT_CRASH, EXIT_CONFIG = 0, 1, 2
+
+
+def spin_node(make_node: Callable[[], object], args=None, freeze_gc: bool = True) -> int:
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    from sensorhub_common.params import ParameterError
+
+    rclpy.init(args=args if args is not None else sys.argv)
+    node = None
+    code = EXIT_OK
+    try:
+        node = make_node()
+        if freeze_gc:
+            # Start-up garbage moves to the permanent generation: later collections stay short.
+            gc.collect()
+            gc.freeze()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ParameterError as e:
+        print(f"[FATAL] invalid parameter: {e}", file=sys.stderr, flush=True)
+        code = EXIT_CONFIG
+    except Exception:
+        traceback.print_exc()
+        code = EXIT_CRASH
+    finally:
+        if node is not None:
+            stop = getattr(node, "on_shutdown", None)
+            if callable(stop):
+                try:
+                    stop()
+                except Exception:
+                    traceback.print_exc()
+            try:
+                node.destroy_node()
+            except Exception:
+                pass
+        rclpy.try_shutdown()
+    return code
