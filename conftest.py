@@ -1,4 +1,4 @@
-"""Workspace-wide test fixtures: an isolated DDS domain per run, real child processes, an rclpy node.
+"""Workspace-wide test fixtures: an isolated DDS domain per run, real child processes, rclpy.
 
 Every test run gets its own ROS_DOMAIN_ID and localhost-only discovery, so parallel or stale graphs
 never cross, and removes only the Fast DDS shared-memory files its own run created.

@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # colcon build of src/ against the venv (wheels path) or the sourced distribution, then write env.sh.
+# 'tools/build.sh PKG...' rebuilds only those packages (and does not touch the full-build stamp).
+# Builds are serialized with a lock so concurrent invocations never race in build/ and install/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WS=$PWD
 STAMPS=$WS/.stamps
 fail() { echo "make build: step '$1' failed: $2" >&2; rm -f "$STAMPS/build"; exit 1; }
+mkdir -p "$STAMPS"
+exec 9>"$STAMPS/build.lock"
+flock 9
+SELECT=()
+[ $# -gt 0 ] && SELECT=(--packages-select "$@")
 [ -f "$STAMPS/venv" ] || fail "check venv" "no good .venv (run 'make build')"
 read -r mode prefix _ < "$STAMPS/venv"
 
@@ -44,9 +51,9 @@ chmod +x "$WS/env.sh.tmp"
   fi
   echo "make build: colcon build ($mode)"
   colcon --log-base "$WS/log" build --base-paths src --build-base "$WS/build" \
-    --install-base "$WS/install" --event-handlers console_cohesion- summary+ status- \
+    --install-base "$WS/install" --event-handlers console_cohesion- summary+ status- "${SELECT[@]}" \
     > "$WS/log/colcon-build.out" 2>&1 || { tail -40 "$WS/log/colcon-build.out" >&2; exit 1; }
   tail -3 "$WS/log/colcon-build.out"
 ) || fail "colcon build" "see log/colcon-build.out and log/latest_build/"
 mv "$WS/env.sh.tmp" "$WS/env.sh"
-touch "$STAMPS/build"
+[ $# -gt 0 ] || touch "$STAMPS/build"

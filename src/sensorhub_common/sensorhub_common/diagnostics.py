@@ -1,9 +1,10 @@
 """A faithful minimal equivalent of ROS diagnostic_updater (not installable from PyPI).
 
 Same semantics as diagnostic_updater (REP 107): an :class:`Updater` calls every task's
-``run(stat)`` once per period (parameter ``diagnostic_updater.period``, default 1 s) and publishes one
-``diagnostic_msgs/DiagnosticArray`` on ``/diagnostics`` with status names ``"<node>: <task>"``.
-:class:`FrequencyStatus` and :class:`TimeStampStatus` keep diagnostic_updater's levels and messages.
+``run(stat)`` once per period (parameter ``diagnostic_updater.period``, default 1 s) and
+publishes one ``diagnostic_msgs/DiagnosticArray`` on ``/diagnostics`` with status names
+``"<node>: <task>"``. :class:`FrequencyStatus` and :class:`TimeStampStatus` keep
+diagnostic_updater's levels and messages.
 ``tick()`` is O(1) and thread-safe, so an 800 Hz reader thread may call it directly.
 
 Tasks and the wrapper have no rclpy dependency (unit-testable); only :class:`Updater` needs a node.
@@ -170,7 +171,9 @@ class TimeStampStatusParam:
 class TimeStampStatus:
     """Delay of message stamps behind the clock: too late, too early (future) and zero stamps."""
 
-    def __init__(self, params: TimeStampStatusParam | None = None, name="Timestamp Status", clock=None):
+    def __init__(
+        self, params: TimeStampStatusParam | None = None, name="Timestamp Status", clock=None
+    ):
         self.name = name
         self.params = params or TimeStampStatusParam()
         self._clock = clock or time.time
@@ -243,7 +246,9 @@ class Updater:
             node.declare_parameter(
                 self.PERIOD_PARAM,
                 float(period),
-                ParameterDescriptor(description="Seconds between /diagnostics updates (REP 107: ~1 s)"),
+                ParameterDescriptor(
+                    description="Seconds between /diagnostics updates (REP 107: ~1 s)"
+                ),
             )
         self.period = float(node.get_parameter(self.PERIOD_PARAM).value)
         if not self.period > 0:
@@ -291,7 +296,9 @@ class Updater:
             tasks = list(self.tasks)
         out = []
         for t in tasks:
-            stat = DiagnosticStatusWrapper(name=f"{self.prefix}: {t.name}", hardware_id=self.hardware_id)
+            stat = DiagnosticStatusWrapper(
+                name=f"{self.prefix}: {t.name}", hardware_id=self.hardware_id
+            )
             try:
                 t.run(stat)
             except Exception as e:  # a broken task must not silence the others

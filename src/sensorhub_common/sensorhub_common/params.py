@@ -1,8 +1,9 @@
 """Declare every parameter with a typed default and a descriptor; validate in one on-set callback.
 
 Nodes describe their parameters as a list of :class:`Param` and get a :class:`ParamSet` that holds
-the validated values. Bad values are refused with a reason naming the parameter and the rule, both at
-start-up (:class:`ParameterError`, before the node does anything) and at run time (the set fails).
+the validated values. Bad values are refused with a reason naming the parameter and the rule,
+both at start-up (:class:`ParameterError`, before the node does anything) and at run time
+(the set fails).
 Float parameters also accept integers (YAML ``5`` for ``5.0``).
 """
 
@@ -21,6 +22,7 @@ from rcl_interfaces.msg import (
     ParameterType,
     SetParametersResult,
 )
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 
 
 class ParameterError(ValueError):
@@ -72,8 +74,10 @@ class Param:
             d.type = _ARRAY_TYPES[self.elem]
         else:
             d.type = _TYPES[self.kind]
-        if self.kind is float:
-            d.dynamic_typing = True  # accept ints; validate() coerces and checks
+        if self.kind is float or self.kind is list:
+            # floats accept ints; an empty list default would be typed as a byte array by rclpy.
+            # validate() coerces and checks both.
+            d.dynamic_typing = True
             d.type = ParameterType.PARAMETER_NOT_SET
         if self.kind is int and (self.min is not None or self.max is not None):
             d.integer_range = [
@@ -115,7 +119,20 @@ class Param:
             if not isinstance(value, str):
                 raise ParameterError(f"{self.name}: expected a string, got {value!r}")
         else:
+            if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+                raise ParameterError(f"{self.name}: expected a list, got {value!r}")
             value = list(value)
+            want = self.elem
+            for x in value:
+                ok = isinstance(x, want) and not (want is not bool and isinstance(x, bool))
+                if want is float and isinstance(x, int) and not isinstance(x, bool):
+                    ok = True
+                if not ok:
+                    raise ParameterError(
+                        f"{self.name}: expected a list of {want.__name__}, got element {x!r}"
+                    )
+            if want is float:
+                value = [float(x) for x in value]
         if self.min is not None and k in (int, float) and value < self.min:
             raise ParameterError(f"{self.name}: {value} is below the minimum {self.min}")
         if self.max is not None and k in (int, float) and value > self.max:
@@ -145,13 +162,17 @@ class ParamSet:
         self._on_change = on_change
         self._lock = threading.Lock()
         values = {}
+        fqn = node.get_fully_qualified_name()
         for s in specs:
-            node.declare_parameter(s.name, _initial(s), s.descriptor())
+            try:
+                node.declare_parameter(s.name, _initial(s), s.descriptor())
+            except (InvalidParameterValueException, InvalidParameterTypeException) as e:
+                raise ParameterError(f"{fqn}: {s.name}: {e}") from None
             raw = node.get_parameter(s.name).value
             try:
                 values[s.name] = s.validate(raw)
             except ParameterError as e:
-                raise ParameterError(f"{node.get_fully_qualified_name()}: {e}") from None
+                raise ParameterError(f"{fqn}: {e}") from None
         if cross_check is not None:
             err = cross_check(values)
             if err:

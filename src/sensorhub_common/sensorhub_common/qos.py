@@ -73,7 +73,7 @@ DIAGNOSTICS = QoSProfile(
 
 
 def viewer(profile: QoSProfile) -> QoSProfile:
-    """Best-effort, volatile copy for viewers that may miss data (compatible with any publisher)."""
+    """Best-effort, volatile copy for viewers that may miss data (matches any publisher)."""
     p = copy.copy(profile)
     p.reliability = ReliabilityPolicy.BEST_EFFORT
     p.durability = DurabilityPolicy.VOLATILE

@@ -1,7 +1,8 @@
 """The one main() every sensorhub node uses: init, spin a SingleThreadedExecutor, shut down clean.
 
-SingleThreadedExecutor because MultiThreadedExecutor loses messages at 100 Hz+ with the Jazzy wheels
-and EventsExecutor.spin() busy-spins a core (docs/design.md). Hot paths run in their own threads.
+SingleThreadedExecutor because MultiThreadedExecutor loses messages at 100 Hz+ with the Jazzy
+wheels and EventsExecutor.spin() busy-spins a core (docs/design.md). Hot paths run in their
+own threads.
 Exit codes: 0 clean stop (SIGINT/SIGTERM), 2 bad parameters, 1 crash.
 """
 

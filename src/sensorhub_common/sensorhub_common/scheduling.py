@@ -1,8 +1,9 @@
 """Process and thread scheduling that fails soft.
 
-Every call returns a :class:`SchedResult` instead of raising: on a dev machine (no CAP_SYS_NICE, two
-cores) a node must keep running and *say* what it could not get, and on the Pi diagnostics must show
-it. :class:`SchedulingStatus` collects results and is a diagnostics task (``run(stat)``).
+Every call returns a :class:`SchedResult` instead of raising: on a dev machine (no
+CAP_SYS_NICE, two cores) a node must keep running and *say* what it could not get, and on the Pi
+diagnostics must show it. :class:`SchedulingStatus` collects results and is a diagnostics
+task (``run(stat)``).
 
 No rclpy import: the supervisor uses this between fork and exec.
 """
@@ -35,7 +36,7 @@ class SchedResult:
 
 def parse_cpu_list(spec: str | list[int] | tuple[int, ...] | None) -> frozenset[int] | None:
     """Parse "0-2,3" (taskset/cpuset syntax) or a list of ints; None/"" means no pinning."""
-    if spec is None or spec == "" or spec == []:
+    if spec is None or spec in ("", []):
         return None
     if isinstance(spec, (list, tuple)):
         cpus = set()
@@ -98,7 +99,11 @@ def set_nice(nice: int, pid: int = 0) -> SchedResult:
     try:
         os.setpriority(os.PRIO_PROCESS, pid, nice)
     except OSError as e:
-        hint = " (needs CAP_SYS_NICE or RLIMIT_NICE)" if e.errno in (errno.EPERM, errno.EACCES) else ""
+        hint = (
+            " (needs CAP_SYS_NICE or RLIMIT_NICE)"
+            if e.errno in (errno.EPERM, errno.EACCES)
+            else ""
+        )
         return SchedResult("nice", str(nice), False, f"setpriority failed: {e.strerror}{hint}")
     got = os.getpriority(os.PRIO_PROCESS, pid)
     return SchedResult("nice", str(nice), got == nice, f"nice {got}")
@@ -137,7 +142,9 @@ def set_realtime(priority: int, tid: int = 0) -> SchedResult:
             if e.errno in (errno.EPERM, errno.EACCES)
             else ""
         )
-        return SchedResult("sched_fifo", req, False, f"sched_setscheduler failed: {e.strerror}{hint}")
+        return SchedResult(
+            "sched_fifo", req, False, f"sched_setscheduler failed: {e.strerror}{hint}"
+        )
     return SchedResult("sched_fifo", req, True, f"SCHED_FIFO priority {priority}")
 
 
@@ -160,7 +167,11 @@ def lock_memory(future: bool = False) -> SchedResult:
 
 
 def apply_process(
-    nice: int | None = None, cpus=None, io_class: str | None = None, io_level: int = 4, pid: int = 0
+    nice: int | None = None,
+    cpus=None,
+    io_class: str | None = None,
+    io_level: int = 4,
+    pid: int = 0,
 ) -> list[SchedResult]:
     """Process-level settings (what a launch prefix or the supervisor applies before exec)."""
     out = []
