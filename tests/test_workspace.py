@@ -90,7 +90,8 @@ def test_fix_wheel_cmake_is_idempotent(tmp_path):
 
     import numpy
 
-    f = tmp_path / "share" / "std_msgs" / "cmake" / "export_std_msgs__rosidl_generator_pyExport.cmake"
+    name = "export_std_msgs__rosidl_generator_pyExport.cmake"
+    f = tmp_path / "share" / "std_msgs" / "cmake" / name
     f.parent.mkdir(parents=True)
     f.write_text(
         'INTERFACE_INCLUDE_DIRECTORIES "/opt/python/cp311-cp311/include/python3.11;'
