@@ -4,6 +4,7 @@ STAMPS := .stamps
 SRC_FILES := $(shell find src -type f -not -path '*/__pycache__/*' -not -path '*/node_modules/*' \
 	-not -name '*.pyc' 2>/dev/null)
 PYTEST_ARGS ?=
+RUN_ARGS ?=
 
 .PHONY: build run test lint format bench clean help
 
@@ -25,7 +26,7 @@ $(STAMPS)/build: $(STAMPS)/venv $(SRC_FILES) colcon.meta tools/build.sh
 	@tools/build.sh
 
 run: build
-	@./env.sh tools/run_sim.sh
+	@./env.sh tools/run_sim.sh $(RUN_ARGS)
 
 lint: build
 	@./env.sh tools/lint.sh

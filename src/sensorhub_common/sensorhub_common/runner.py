@@ -9,6 +9,7 @@ Exit codes: 0 clean stop (SIGINT/SIGTERM), 2 bad parameters, 1 crash.
 from __future__ import annotations
 
 import gc
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -43,6 +44,9 @@ def spin_node(make_node: Callable[[], object], args=None, freeze_gc: bool = True
         traceback.print_exc()
         code = EXIT_CRASH
     finally:
+        # A second Ctrl-C (terminal signals reach ros2 launch and its nodes) must not interrupt
+        # destroy_node half-way; the first one already asked us to stop.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             stop = getattr(node, "on_shutdown", None)
             if callable(stop):

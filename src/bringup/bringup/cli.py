@@ -1,0 +1,116 @@
+"""`sensorhub`: start the graph (up), watch it (status), inspect it (plan, check).
+
+Exit codes of `up`: 0 stopped on request, 1 supervisor error, 2 bad graph/options or the data root
+is already supervised, 3 a node crash-looped and was given up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from bringup.graph import ROLE_CHOICES, GraphError, load_graph
+from bringup.plan import Resolver, build_plan, default_profile, describe, parse_bool
+
+GRAPH_ENV = "SENSORHUB_GRAPH"
+
+
+def default_graph() -> Path:
+    """$SENSORHUB_GRAPH, else the installed share/bringup/config/graph.yaml."""
+    if os.environ.get(GRAPH_ENV):
+        return Path(os.environ[GRAPH_ENV])
+    share = Resolver().share("bringup")
+    if share is None:
+        raise GraphError("graph.yaml", "package bringup is not installed (source env.sh)")
+    return Path(share, "config", "graph.yaml")
+
+
+def resolve_data_root(value: str | None) -> str:
+    from sensorhub_common.paths import data_root
+
+    root = data_root(value or "")
+    (root / "run").mkdir(parents=True, exist_ok=True)
+    return str(root)
+
+
+def _graph_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--graph", help=f"graph file (default: ${GRAPH_ENV} or the installed one)")
+    p.add_argument(
+        "--profile", default="auto", help="pi | sim | lite (default auto: pi on a Pi, else sim)"
+    )
+    p.add_argument("--role", default="all", choices=ROLE_CHOICES)
+    p.add_argument("--web", default="auto", help="auto | foxglove_bridge | gateway | none")
+    p.add_argument("--tim240-driver", default="auto", help="auto | sick_scan_xd | native | sim")
+    p.add_argument("--record", action="store_true", help="record to <data_root>/bags")
+    p.add_argument("--recorder", default="auto", help="auto | rosbag2 | mcap_recorder")
+    p.add_argument("--data-root", help="default $SENSORHUB_DATA_ROOT or ./data")
+
+
+def plan_from_args(a):
+    graph = load_graph(a.graph or default_graph())
+    options = {
+        "web": a.web,
+        "tim240_driver": a.tim240_driver,
+        "record": parse_bool(a.record),
+        "recorder": a.recorder,
+    }
+    profile = default_profile() if a.profile == "auto" else a.profile
+    return build_plan(graph, profile, a.role, options, resolve_data_root(a.data_root))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="sensorhub", description="Run and watch the sensorhub ROS 2 graph."
+    )
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="start the graph and supervise it (Ctrl-C stops it)")
+    _graph_args(up)
+    up.add_argument(
+        "--exit-on-give-up",
+        action="store_true",
+        help="stop everything and exit 3 when a node is given up (let systemd restart all)",
+    )
+    up.add_argument("--quiet", action="store_true", help="node output only to the log files")
+    up.add_argument("--no-color", action="store_true")
+    st = sub.add_parser("status", help="table of nodes, diagnostics, topic rates, restarts")
+    st.add_argument("--data-root", help="default $SENSORHUB_DATA_ROOT or ./data")
+    st.add_argument("--once", action="store_true", help="print once and exit (1 if unhealthy)")
+    st.add_argument("--window", type=float, default=3.0, help="seconds to sample with --once")
+    pl = sub.add_parser("plan", help="print the processes `up` would start")
+    _graph_args(pl)
+    ck = sub.add_parser("check", help="validate the graph file (and the plan for the options)")
+    _graph_args(ck)
+    a = ap.parse_args(argv)
+
+    if a.cmd == "status":
+        from bringup.status import run_status
+
+        return run_status(resolve_data_root(a.data_root), a.once, a.window)
+    try:
+        plan = plan_from_args(a)
+    except (GraphError, ValueError) as e:
+        print(f"sensorhub: {e}", file=sys.stderr)
+        return 2
+    if a.cmd == "plan":
+        print(describe(plan))
+        return 0
+    if a.cmd == "check":
+        print(f"{plan.graph_path}: OK ({len(plan.processes)} processes for this selection)")
+        for n in plan.notes:
+            print(f"note: {n}")
+        return 0
+    from bringup.supervisor import Supervisor
+
+    sup = Supervisor(
+        plan,
+        color=False if a.no_color else None,
+        echo=not a.quiet,
+        exit_on_give_up=a.exit_on_give_up,
+    )
+    return sup.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

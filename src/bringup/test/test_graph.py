@@ -1,0 +1,348 @@
+"""Graph loading, validation and plan building without ROS (a fake ament index in tmp_path)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bringup.backoff import Backoff, RestartPolicy
+from bringup.graph import GraphError, load_graph
+from bringup.plan import Resolver, build_plan, yaml_value
+
+# The installed graph (the tests run against the colcon install, like everything else).
+GRAPH = Path(Resolver().share("bringup") or "", "config", "graph.yaml")
+CONFIG = GRAPH.parent
+
+
+class FakeResolver(Resolver):
+    """An ament prefix in a temp dir holding exactly the packages/executables we say."""
+
+    def __init__(self, root: Path, packages: dict[str, list[str]], path_cmds=()):
+        self.root = root
+        self.cmds = set(path_cmds)
+        for pkg, exes in packages.items():
+            (root / "share" / pkg / "config").mkdir(parents=True, exist_ok=True)
+            (root / "share" / pkg / "launch").mkdir(parents=True, exist_ok=True)
+            (root / "share" / pkg / "config" / f"{pkg}.yaml").write_text("/**:\n")
+            (root / "lib" / pkg).mkdir(parents=True, exist_ok=True)
+            for exe in exes:
+                (root / "share" / pkg / "config" / f"{exe}.yaml").write_text("/**:\n")
+                f = root / "lib" / pkg / exe
+                f.write_text("#!/bin/sh\n")
+                f.chmod(0o755)
+        self.packages = set(packages)
+
+    def package_prefix(self, package):
+        return str(self.root) if package in self.packages else None
+
+    def which(self, command):
+        return f"/usr/bin/{command}" if command in self.cmds else None
+
+
+OURS = {
+    "pbt_driver": ["pbt_driver", "pbt_sim"],
+    "foxglove_gateway": ["foxglove_gateway", "mcap_recorder"],
+}
+
+
+@pytest.fixture
+def ours(tmp_path):
+    return FakeResolver(tmp_path / "prefix", OURS)
+
+
+def write_graph(tmp_path: Path, mutate) -> Path:
+    """A copy of the real graph (and its parameter files) with one change."""
+    d = tmp_path / "cfg"
+    shutil.copytree(CONFIG, d, dirs_exist_ok=True)
+    data = yaml.safe_load((d / "graph.yaml").read_text())
+    mutate(data)
+    (d / "graph.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return d / "graph.yaml"
+
+
+def node(data, name):
+    return next(n for n in data["nodes"] if n["name"] == name)
+
+
+def test_installed_graph_is_valid():
+    g = load_graph(GRAPH)
+    assert [n["name"] for n in g.nodes][:2] == ["pbt_sim", "pbt_driver"]
+    assert g.profile_chain("lite") == ["pi", "lite"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "node_name", "key", "text"),
+    [
+        (
+            lambda d: node(d, "pbt_driver").update(colour="red"),
+            "pbt_driver",
+            "colour",
+            "unknown key",
+        ),
+        (
+            lambda d: node(d, "pbt_driver")["scheduling"].update(cpus="2-1"),
+            "pbt_driver",
+            "scheduling.cpus",
+            "descending",
+        ),
+        (
+            lambda d: node(d, "pbt_driver")["profiles"]["sim"]["scheduling"].update(cpus="one"),
+            "pbt_driver",
+            "profiles.sim.scheduling.cpus",
+            "not N or N-M",
+        ),
+        (
+            lambda d: node(d, "foxglove_gateway").update(roles=["web", "gui"]),
+            "foxglove_gateway",
+            "roles",
+            "unknown role 'gui'",
+        ),
+        (
+            lambda d: node(d, "pbt_sim")["scheduling"].update(io_class="fast"),
+            "pbt_sim",
+            "scheduling.io_class",
+            "unknown I/O class",
+        ),
+        (
+            lambda d: node(d, "pbt_driver")["profiles"].update(mars={}),
+            "pbt_driver",
+            "profiles",
+            "unknown profile 'mars'",
+        ),
+        (
+            lambda d: node(d, "pbt_driver")["respawn"].update(retries=3),
+            "pbt_driver",
+            "respawn.retries",
+            "unknown key",
+        ),
+        (
+            lambda d: node(d, "pbt_driver").update(params=["nope.yaml"]),
+            "pbt_driver",
+            "params",
+            "does not exist",
+        ),
+        (lambda d: d.update(nodez=[]), None, "nodez", "unknown key"),
+    ],
+)
+def test_validation_errors_name_file_node_and_key(tmp_path, mutate, node_name, key, text):
+    path = write_graph(tmp_path, mutate)
+    with pytest.raises(GraphError) as ei:
+        load_graph(path)
+    e = ei.value
+    assert (e.node, e.key) == (node_name, key)
+    assert text in str(e)
+    assert str(path) in str(e)
+    if node_name:
+        assert f"node {node_name!r}" in str(e)
+    assert f"key {key!r}" in str(e)
+
+
+def test_missing_package_and_executable(tmp_path):
+    g = load_graph(GRAPH)
+    no_pbt = FakeResolver(tmp_path / "a", {"foxglove_gateway": ["foxglove_gateway"]})
+    with pytest.raises(GraphError) as ei:
+        build_plan(g, "sim", "all", {}, tmp_path / "data", no_pbt)
+    assert (ei.value.node, ei.value.key) == ("pbt_sim", "package")
+    assert "package 'pbt_driver' is not installed" in str(ei.value)
+
+    no_exe = FakeResolver(
+        tmp_path / "b", {"pbt_driver": ["pbt_sim"], "foxglove_gateway": ["foxglove_gateway"]}
+    )
+    with pytest.raises(GraphError) as ei:
+        build_plan(g, "sim", "all", {}, tmp_path / "data", no_exe)
+    assert (ei.value.node, ei.value.key) == ("pbt_driver", "executable")
+    assert "executable 'pbt_driver' not found" in str(ei.value)
+
+
+def test_bad_option_values(tmp_path, ours):
+    g = load_graph(GRAPH)
+    with pytest.raises(GraphError, match="unknown role 'kitchen'"):
+        build_plan(g, "sim", "kitchen", {}, tmp_path, ours)
+    with pytest.raises(GraphError, match="unknown profile 'mars'"):
+        build_plan(g, "mars", "all", {}, tmp_path, ours)
+    with pytest.raises(GraphError, match="web:='apache' is not provided"):
+        build_plan(g, "sim", "all", {"web": "apache"}, tmp_path, ours)
+    with pytest.raises(GraphError, match="record: expected true or false"):
+        build_plan(g, "sim", "all", {"record": "maybe"}, tmp_path, ours)
+    # an explicit distribution choice that is not installed is an error, auto is not
+    with pytest.raises(GraphError, match="foxglove_bridge"):
+        build_plan(g, "sim", "all", {"web": "foxglove_bridge"}, tmp_path, ours)
+
+
+def test_sim_plan(tmp_path, ours):
+    data = tmp_path / "data"
+    plan = build_plan(load_graph(GRAPH), "sim", "all", {"record": True}, data, ours)
+    assert plan.names() == ["pbt_sim", "pbt_driver", "mcap_recorder", "foxglove_gateway"]
+    root = str(data.resolve())
+    sim, drv = plan.get("pbt_sim"), plan.get("pbt_driver")
+    assert sim.argv[1:] == ["--link", f"{root}/run/pbt0"]
+    assert drv.parameters == {"port": f"{root}/run/pbt0", "rt_priority": 0, "rt_cpus": "1"}
+    assert drv.namespace == "pbt" and drv.fqn == "/pbt/pbt_driver"
+    assert drv.scheduling["cpus"] == "1"
+    assert drv.params_files == [
+        f"{ours.root}/share/pbt_driver/config/pbt_driver.yaml",
+        str(CONFIG.resolve() / "pbt_driver.yaml"),
+    ]
+    assert drv.argv[0] == f"{ours.root}/lib/pbt_driver/pbt_driver"
+    assert drv.argv[1:6] == ["--ros-args", "-r", "__node:=pbt_driver", "-r", "__ns:=/pbt"]
+    assert f"port:={root}/run/pbt0" in drv.argv
+    assert drv.prefix[-1] == "--" and "--cpus" in drv.prefix
+    gw = plan.get("foxglove_gateway")
+    assert gw.parameters["port"] == 8765  # a lone ${web_port} keeps its int type
+    assert gw.url == "ws://localhost:8765"
+    rec = plan.get("mcap_recorder")
+    assert rec.parameters == {"data_root": root}
+    assert rec.prefix[rec.prefix.index("--io-class") + 1] == "best-effort"
+    assert all(p.env["SENSORHUB_DATA_ROOT"] == root for p in plan.processes)
+    assert "web=auto: using gateway" in plan.notes
+
+
+def test_pi_and_lite_profiles(tmp_path, ours):
+    g = load_graph(GRAPH)
+    pi = build_plan(g, "pi", "all", {}, tmp_path, ours)
+    assert "pbt_sim" not in pi.names()
+    drv = pi.get("pbt_driver")
+    assert drv.parameters == {"port": "/dev/pbt", "rt_priority": 80, "rt_cpus": "3"}
+    assert drv.scheduling["cpus"] == "3" and drv.scheduling["nice"] == -10
+    lite = build_plan(g, "lite", "all", {}, tmp_path, ours)
+    assert lite.get("pbt_driver").parameters == drv.parameters  # lite extends pi
+    assert lite.get("foxglove_gateway").params_files[-1].endswith("foxglove_gateway_lite.yaml")
+
+
+def test_distribution_variants_win_with_auto(tmp_path):
+    everything = FakeResolver(
+        tmp_path / "p",
+        {
+            **OURS,
+            "foxglove_bridge": ["foxglove_bridge"],
+            "sick_scan_xd": [],
+            "ros2bag": [],
+            "rosbag2_storage_mcap": [],
+        },
+        path_cmds={"ros2"},
+    )
+    (everything.root / "share/sick_scan_xd/launch/sick_tim_240.launch").write_text("<launch/>")
+    plan = build_plan(load_graph(GRAPH), "pi", "all", {"record": "true"}, tmp_path, everything)
+    assert plan.names() == ["pbt_driver", "sick_tim240", "rosbag2_recorder", "foxglove_bridge"]
+    tim = plan.get("sick_tim240")
+    assert tim.launch_arguments == {"hostname": "192.168.0.1", "port": "2111"}
+    assert tim.argv[:2] == ["/usr/bin/ros2", "launch"]
+    assert tim.argv[-2:] == ["hostname:=192.168.0.1", "port:=2111"]
+    rec = plan.get("rosbag2_recorder")
+    assert rec.argv == ["/usr/bin/ros2", "bag", "record", "-s", "mcap", "-a"]
+    assert rec.cwd == os.path.join(str(tmp_path.resolve()), "bags")
+    bridge = plan.get("foxglove_bridge")
+    assert bridge.params_files[-1].endswith("foxglove_bridge.yaml")
+    lite = build_plan(load_graph(GRAPH), "lite", "all", {}, tmp_path, everything)
+    assert lite.get("foxglove_bridge").params_files[-1].endswith("foxglove_bridge_lite.yaml")
+    # explicit choices still pick ours
+    mine = build_plan(
+        load_graph(GRAPH),
+        "pi",
+        "all",
+        {"web": "gateway", "tim240_driver": "none"},
+        tmp_path,
+        everything,
+    )
+    assert mine.names() == ["pbt_driver", "foxglove_gateway"]
+
+
+def test_roles_are_disjoint_and_cover_all(tmp_path, ours):
+    g = load_graph(GRAPH)
+    opts = {"record": True}
+    sensors = build_plan(g, "sim", "sensors", opts, tmp_path, ours).names()
+    web = build_plan(g, "sim", "web", opts, tmp_path, ours).names()
+    every = build_plan(g, "sim", "all", opts, tmp_path, ours).names()
+    assert sensors == ["pbt_sim", "pbt_driver", "mcap_recorder"]
+    assert web == ["foxglove_gateway"]
+    assert not set(sensors) & set(web)
+    assert sorted(sensors + web) == sorted(every)
+
+
+def test_unknown_variable(tmp_path, ours):
+    path = write_graph(tmp_path, lambda d: node(d, "pbt_sim").update(args=["${nowhere}"]))
+    with pytest.raises(GraphError) as ei:
+        build_plan(load_graph(path), "sim", "all", {}, tmp_path, ours)
+    assert (ei.value.node, ei.value.key) == ("pbt_sim", "args")
+    assert "unknown variable ${nowhere}" in str(ei.value)
+
+
+def test_yaml_values_for_ros_args():
+    assert yaml_value(8765) == "8765"
+    assert yaml_value("/dev/pbt") == "/dev/pbt"
+    assert yaml_value("1") == "'1'"
+    assert yaml_value(True) == "true"
+    for v in (["/pbt/.*", "/scan"], [1, 2], "a: b", "", 0.5):
+        assert yaml.safe_load(yaml_value(v)) == v  # what rcl's YAML parser reads back
+
+
+def test_backoff_grows_then_gives_up():
+    b = Backoff(RestartPolicy(delay=0.5, factor=2, max_delay=3, max_restarts=4, window=60))
+    delays = [b.on_exit(now=t, ran_for=0.1) for t in range(6)]
+    assert delays == [0.5, 1.0, 2.0, 3.0, None, None]
+
+
+def test_backoff_resets_after_stable_run_and_window():
+    b = Backoff(RestartPolicy(delay=0.5, max_restarts=2, window=10, stable_after=30))
+    assert b.on_exit(0, 1) == 0.5
+    assert b.on_exit(1, 1) == 1.0
+    assert b.on_exit(100, 40) == 0.5  # ran 40 s: healthy again, the crash count restarts
+    assert b.on_exit(200, 1) == 1.0  # old crashes fell out of the window
+    assert not Backoff(RestartPolicy(enabled=False)).on_exit(0, 1)
+
+
+def test_sched_exec_applies_then_execs_and_fails_soft():
+    """The launch/supervisor prefix on a real process: applied settings, then the same PID."""
+    import subprocess
+    import sys
+
+    probe = "import os; print(os.getpid(), sorted(os.sched_getaffinity(0)), os.nice(0))"
+    cmd = [sys.executable, "-m", "bringup.sched_exec", "--name", "t", "--nice", "7"]
+    r = subprocess.run(
+        [*cmd, "--cpus", "0", "--", sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[1:] == ["[0]", "7"]
+    assert "[t] scheduling: nice 7; pinned to CPUs 0" in r.stderr
+    # A CPU that does not exist (the pi profile's CPU 3 on a small machine): warned, still runs.
+    r = subprocess.run(
+        [*cmd, "--cpus", "999", "--", sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "WARN scheduling: affinity (999) not applied: CPUs 999 do not exist" in r.stderr
+    assert r.stdout.split()[-1] == "7"
+
+
+def test_cpu_lists_as_yaml_lists_and_ints(tmp_path, ours):
+    def mutate(d):
+        node(d, "pbt_sim")["profiles"] = {"sim": {"scheduling": {"cpus": [1, 0]}}}
+        node(d, "pbt_driver")["profiles"]["sim"]["scheduling"]["cpus"] = 1
+
+    plan = build_plan(
+        load_graph(write_graph(tmp_path, mutate)), "sim", "sensors", {}, tmp_path, ours
+    )
+    assert plan.get("pbt_sim").scheduling["cpus"] == "0,1"
+    assert plan.get("pbt_driver").scheduling["cpus"] == "1"
+
+
+def test_rotating_log_keeps_a_bounded_history(tmp_path):
+    from bringup.supervisor import RotatingLog
+
+    log = RotatingLog(str(tmp_path / "logs" / "n.log"), max_bytes=200, backups=2)
+    for i in range(60):
+        log.write(f"line {i:03d}\n".encode())
+    log.close()
+    files = sorted(p.name for p in (tmp_path / "logs").iterdir())
+    assert files == ["n.log", "n.log.1", "n.log.2"]
+    assert "line 059" in (tmp_path / "logs" / "n.log").read_text()
+    assert all(p.stat().st_size <= 200 for p in (tmp_path / "logs").iterdir())

@@ -1,0 +1,256 @@
+"""all.launch.py builds the same processes as the supervisor's plan (needs launch_ros).
+
+Skipped when launch_ros is absent (the wheels path). Nothing is started here: ExecuteLocal's
+execute is replaced by its own `prepare`, which computes the final command, env and cwd exactly
+as ros2 launch would before spawning.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+launch = pytest.importorskip("launch")
+pytest.importorskip("launch_ros")
+
+from launch import LaunchContext  # noqa: E402
+from launch.actions import (  # noqa: E402
+    DeclareLaunchArgument,
+    GroupAction,
+    IncludeLaunchDescription,
+    OpaqueFunction,
+    SetLaunchConfiguration,
+)
+from launch.actions.execute_local import ExecuteLocal  # noqa: E402
+from launch.launch_description_sources import (  # noqa: E402
+    get_launch_description_from_python_launch_file,
+)
+
+from bringup.graph import load_graph  # noqa: E402
+from bringup.plan import Resolver, build_plan  # noqa: E402
+
+pytestmark = pytest.mark.launch
+
+SHARE = Path(Resolver().share("bringup") or "")
+LAUNCH_FILE = SHARE / "launch" / "all.launch.py"
+GRAPH = SHARE / "config" / "graph.yaml"
+OURS = {
+    "pbt_driver": ["pbt_driver", "pbt_sim"],
+    "foxglove_gateway": ["foxglove_gateway", "mcap_recorder"],
+}
+
+
+@pytest.fixture
+def fake_prefix(tmp_path, monkeypatch):
+    """Our node packages as an ament prefix (the real ones may still be building elsewhere)."""
+    root = tmp_path / "prefix"
+    for pkg, exes in OURS.items():
+        (root / "share/ament_index/resource_index/packages").mkdir(parents=True, exist_ok=True)
+        (root / "share/ament_index/resource_index/packages" / pkg).write_text("")
+        (root / "share" / pkg / "config").mkdir(parents=True, exist_ok=True)
+        (root / "lib" / pkg).mkdir(parents=True, exist_ok=True)
+        for exe in exes:
+            (root / "share" / pkg / "config" / f"{exe}.yaml").write_text(
+                "/**:\n  ros__parameters: {}\n"
+            )
+            (root / "lib" / pkg / exe).write_text("#!/bin/sh\n")
+            (root / "lib" / pkg / exe).chmod(0o755)
+    monkeypatch.setenv("AMENT_PREFIX_PATH", f"{root}:{os.environ['AMENT_PREFIX_PATH']}")
+    return root
+
+
+def launch_processes(monkeypatch, args: dict) -> tuple[dict, list]:
+    """Evaluate all.launch.py with these arguments; name -> prepared process details."""
+    monkeypatch.setattr(ExecuteLocal, "execute", lambda self, context: self.prepare(context))
+    ld = get_launch_description_from_python_launch_file(str(LAUNCH_FILE))
+    context = LaunchContext()
+    context.launch_configurations.update(args)
+    actions = []
+    for entity in ld.entities:
+        if isinstance(entity, DeclareLaunchArgument):
+            entity.visit(context)
+        elif isinstance(entity, OpaqueFunction):
+            actions = entity.visit(context) or []
+    out = {}
+    for a in actions:
+        if isinstance(a, ExecuteLocal):
+            a.execute(context)
+            d = a.process_details
+            out[d["name"].rsplit("-", 1)[0]] = {
+                "cmd": d["cmd"],
+                "env": d["env"],
+                "cwd": d["cwd"],
+                "respawn": a._ExecuteLocal__respawn,
+                "respawn_delay": a._ExecuteLocal__respawn_delay,
+            }
+    return out, actions
+
+
+def normalize(cmd: list[str]) -> dict:
+    """A command as {prefix+exe+args, remaps, params files, parameters} (order-insensitive
+    where ROS is: -p overrides and a launch-generated parameter file mean the same)."""
+    if "--ros-args" not in cmd:
+        return {"argv": cmd}
+    i = cmd.index("--ros-args")
+    head, rest = cmd[:i], cmd[i:]
+    remaps, files, params = [], [], {}
+    k = 0
+    while k < len(rest):
+        tok = rest[k]
+        if tok == "--ros-args":
+            k += 1
+            continue
+        val = rest[k + 1]
+        if tok == "-r":
+            remaps.append(val)
+        elif tok == "--params-file":
+            if os.path.basename(val).startswith("launch_params_"):
+                data = yaml.safe_load(Path(val).read_text())
+                for section in data.values():
+                    params.update(section["ros__parameters"])
+            else:
+                files.append(val)
+        elif tok == "-p":
+            name, _, v = val.partition(":=")
+            params[name] = yaml.safe_load(v)
+        else:
+            raise AssertionError(f"unexpected token {tok!r} in {cmd}")
+        k += 2
+    return {"argv": head, "remaps": sorted(remaps), "files": files, "params": params}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"profile": "sim", "record": "true", "data_root": "{tmp}/data"},
+        {"profile": "pi", "role": "sensors", "data_root": "{tmp}/data"},
+        {"profile": "lite", "role": "web", "web": "gateway", "data_root": "{tmp}/data"},
+    ],
+    ids=["sim-record", "pi-sensors", "lite-web"],
+)
+def test_launch_matches_supervisor_plan(tmp_path, monkeypatch, fake_prefix, args):
+    args = {k: v.format(tmp=tmp_path) for k, v in args.items()}
+    launched, _ = launch_processes(monkeypatch, args)
+    options = {
+        "record": args.get("record", "false"),
+        "web": args.get("web", "auto"),
+        "tim240_driver": "auto",
+        "recorder": "auto",
+    }
+    plan = build_plan(
+        load_graph(GRAPH), args["profile"], args.get("role", "all"), options, args["data_root"]
+    )
+    assert sorted(launched) == sorted(plan.names())
+    for p in plan.processes:
+        got = launched[p.name]
+        assert normalize(got["cmd"]) == normalize(p.command), p.name
+        assert got["respawn"] == p.respawn.enabled
+        assert got["respawn_delay"] == p.respawn.delay
+        for k, v in p.env.items():
+            assert got["env"][k] == v
+        assert got["cwd"] == p.cwd
+        if p.scheduling.get("cpus"):
+            assert got["cmd"][: len(p.prefix)] == p.prefix  # the scheduling prefix comes first
+
+
+def test_launch_includes_sick_scan_xd_with_prefix(tmp_path, monkeypatch, fake_prefix):
+    """tim240_driver:=sick_scan_xd includes its TiM240 launch file with hostname/port."""
+    share = fake_prefix / "share/sick_scan_xd/launch"
+    share.mkdir(parents=True)
+    (fake_prefix / "share/ament_index/resource_index/packages/sick_scan_xd").write_text("")
+    (share / "sick_tim_240.launch").write_text("<launch/>\n")
+    _, actions = launch_processes(
+        monkeypatch,
+        {"profile": "pi", "tim240_driver": "sick_scan_xd", "data_root": str(tmp_path / "d")},
+    )
+    groups = [a for a in actions if isinstance(a, GroupAction)]
+    assert len(groups) == 1
+    subs = groups[0].get_sub_entities()
+    (set_prefix,) = [a for a in subs if isinstance(a, SetLaunchConfiguration)]
+    (include,) = [a for a in subs if isinstance(a, IncludeLaunchDescription)]
+    assert "bringup.sched_exec" in "".join(s.perform(None) for s in set_prefix.value)
+    context = LaunchContext()
+    src = include.launch_description_source
+    src.get_launch_description(context)  # performs the path substitution (parses the XML)
+    assert src.location.endswith("share/sick_scan_xd/launch/sick_tim_240.launch")
+    got = dict(include.launch_arguments)
+    assert got == {"hostname": "192.168.0.1", "port": "2111"}
+
+
+def test_bad_graph_fails_before_anything_starts(tmp_path, monkeypatch, fake_prefix):
+    shutil.copytree(GRAPH.parent, tmp_path / "cfg")
+    bad = tmp_path / "cfg" / "graph.yaml"
+    bad.write_text(GRAPH.read_text().replace("\n    roles: [sensors]", "\n    roles: [sensor]", 1))
+    with pytest.raises(Exception, match="unknown role 'sensor'"):
+        launch_processes(monkeypatch, {"graph": str(bad), "profile": "sim"})
+
+
+def _children(pid: int) -> dict[int, str]:
+    """Direct children of pid: {pid: cmdline}."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                out[int(d.name)] = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+@pytest.mark.integration
+def test_real_ros2_launch_starts_the_sim_graph(procs, tmp_path, wait):
+    """`ros2 launch bringup all.launch.py profile:=sim` on the real nodes, then Ctrl-C."""
+    import signal
+    import socket
+
+    ros2 = shutil.which("ros2")
+    if ros2 is None or Resolver().package_prefix("pbt_driver") is None:
+        pytest.skip("needs the ros2 CLI (ros2launch) and pbt_driver installed")
+    cfg = tmp_path / "cfg"
+    shutil.copytree(GRAPH.parent, cfg)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = yaml.safe_load((cfg / "graph.yaml").read_text())
+    data["variables"]["web_port"] = port
+    (cfg / "graph.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    launch_proc = procs.start(
+        "ros2_launch",
+        [
+            ros2,
+            "launch",
+            "bringup",
+            "all.launch.py",
+            "profile:=sim",
+            f"graph:={cfg / 'graph.yaml'}",
+            f"data_root:={tmp_path / 'data'}",
+        ],
+    )
+    want = {
+        "pbt_sim": "lib/pbt_driver/pbt_sim --link",
+        "pbt_driver": "lib/pbt_driver/pbt_driver --ros-args",
+        "foxglove_gateway": "lib/foxglove_gateway/foxglove_gateway --ros-args",
+    }
+
+    def started():
+        kids = _children(launch_proc.pid)
+        found = {n: p for p, cmd in kids.items() for n, mark in want.items() if mark in cmd}
+        return found if set(found) == set(want) else None
+
+    found = wait(started, 60, what="ros2 launch starting pbt_sim, pbt_driver, foxglove_gateway")
+    # The launch prefix applied the graph's scheduling (sim profile: driver on CPU 1).
+    if os.cpu_count() and os.cpu_count() >= 2:
+        wait(lambda: os.sched_getaffinity(found["pbt_driver"]) == {1}, 10, what="affinity")
+    with socket.socket() as s:
+        wait(lambda: s.connect_ex(("127.0.0.1", port)) == 0, 60, what="gateway port")
+    assert "sensorhub: web on ws://localhost" in launch_proc.output()
+    os.kill(launch_proc.pid, signal.SIGINT)
+    assert launch_proc.popen.wait(15) == 0
+    wait(lambda: all(not Path(f"/proc/{p}").exists() for p in found.values()), 10)

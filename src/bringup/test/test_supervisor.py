@@ -1,0 +1,278 @@
+"""`sensorhub up` with the real nodes (pbt_sim, pbt_driver, foxglove_gateway) over real DDS.
+
+Each test copies the installed graph to a temp dir (own data root, a free web port) so it never
+touches ./data or a developer's running graph; conftest gives the run its own ROS_DOMAIN_ID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bringup.plan import Resolver
+from sensorhub_common.scheduling import parse_cpu_list
+
+pytestmark = pytest.mark.integration
+
+CONFIG = Path(Resolver().share("bringup") or "", "config")
+SENSORHUB = shutil.which("sensorhub")
+NEEDED = ("pbt_driver", "foxglove_gateway")
+missing = [p for p in NEEDED if Resolver().package_prefix(p) is None]
+if missing or SENSORHUB is None:
+    pytest.skip(
+        f"needs {', '.join(missing) or 'sensorhub on PATH'} installed (make build)",
+        allow_module_level=True,
+    )
+
+STARTUP = 40.0  # generous: a loaded 2-core machine starts three rclpy processes slowly
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def graph_copy(tmp_path: Path, mutate=None) -> Path:
+    d = tmp_path / "cfg"
+    shutil.copytree(CONFIG, d)
+    data = yaml.safe_load((d / "graph.yaml").read_text())
+    data["variables"]["web_port"] = free_port()
+    if mutate:
+        mutate(data)
+    (d / "graph.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return d / "graph.yaml"
+
+
+def node_entry(data, name):
+    return next(n for n in data["nodes"] if n["name"] == name)
+
+
+def up(procs, tmp_path, graph, *extra, name="sensorhub", data=None):
+    data = data or tmp_path / "data"
+    argv = [SENSORHUB, "up", "--graph", graph, "--profile", "sim", "--data-root", data]
+    return procs.start(name, [*argv, "--no-color", *extra]), Path(data)
+
+
+def state(data: Path) -> dict:
+    try:
+        return json.loads((data / "run" / "supervisor.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def pids(data: Path) -> dict[str, int | None]:
+    return {n["name"]: n["pid"] for n in state(data).get("nodes", [])}
+
+
+def all_running(data: Path, names):
+    st = state(data)
+    nodes = {n["name"]: n for n in st.get("nodes", [])}
+    ok = set(nodes) == set(names) and all(nodes[n]["state"] == "running" for n in names)
+    return nodes if ok else None
+
+
+def proc_nice(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])
+
+
+def gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _probe(want: int, timeout: float) -> int:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from sensorhub_common import qos
+    from sensorhub_msgs.msg import PbtSamples
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, signal_handler_options=rclpy.SignalHandlerOptions.NO)
+    node = rclpy.create_node(f"probe_{os.getpid()}_{time.monotonic_ns()}", context=ctx)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(node)
+    seen = []
+    node.create_subscription(
+        PbtSamples, "/pbt/samples", lambda _m: seen.append(1), qos.viewer(qos.SCAN)
+    )
+    end = time.monotonic() + timeout
+    try:
+        while len(seen) < want and time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.05)
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+    return len(seen)
+
+
+def pbt_samples_arrive(want: int = 5, timeout: float = 30.0) -> int:
+    """Count /pbt/samples as a newly started viewer sees them (a fresh DDS participant).
+
+    A fresh participant per check, and a new one after 10 s of silence: on this shared test
+    machine a matched Fast DDS reader occasionally gets nothing from a writer (seen outside
+    the supervisor too), which is DDS's business, not what this test is about.
+    """
+    end = time.monotonic() + timeout
+    got = 0
+    while got < want and time.monotonic() < end:
+        got = _probe(want, min(10.0, max(0.5, end - time.monotonic())))
+    return got
+
+
+def test_sim_graph_scheduling_restart_status_and_stop(procs, tmp_path, wait):
+    sup, data = up(procs, tmp_path, graph_copy(tmp_path))
+    names = ["pbt_sim", "pbt_driver", "foxglove_gateway"]
+    nodes = wait(lambda: all_running(data, names), STARTUP, what="all nodes running")
+    assert pbt_samples_arrive(5, STARTUP) >= 5, "/pbt/samples not flowing"
+
+    # Applied scheduling, read from /proc (not from our own bookkeeping).
+    online = frozenset(range(os.cpu_count() or 1))
+    for name, n in nodes.items():
+        pid = n["pid"]
+        want = n["requested"]
+        cpus = parse_cpu_list(str(want["cpus"]))
+        expect_cpus = cpus if cpus <= online else frozenset(os.sched_getaffinity(0))
+        wait(
+            lambda pid=pid, e=expect_cpus: frozenset(os.sched_getaffinity(pid)) == e,
+            10,
+            what=f"{name} affinity {sorted(expect_cpus)}",
+        )
+        nice = want.get("nice", 0)
+        if os.geteuid() != 0:
+            nice = max(nice, os.getpriority(os.PRIO_PROCESS, 0))
+        assert proc_nice(pid) == nice, name
+    assert frozenset(os.sched_getaffinity(nodes["pbt_driver"]["pid"])) == {1}
+    assert proc_nice(nodes["foxglove_gateway"]["pid"]) == 5
+
+    # kill -9 any node: it comes back, the others keep their PIDs, PBT data resumes.
+    for victim in names:
+        before = pids(data)
+        os.kill(before[victim], signal.SIGKILL)
+        after = wait(
+            lambda b=before, v=victim: (
+                (p := pids(data))[v] not in (None, b[v]) and all_running(data, names) and p
+            ),
+            15,
+            what=f"{victim} restarted",
+        )
+        assert {k: v for k, v in after.items() if k != victim} == {
+            k: v for k, v in before.items() if k != victim
+        }
+        assert pbt_samples_arrive(10, 30) >= 10, f"PBT not resuming after {victim}"
+    st = state(data)
+    assert {n["name"]: n["restarts"] for n in st["nodes"]} == dict.fromkeys(names, 1)
+    assert f"ws://localhost:{graph_port(tmp_path)}" in sup.output()
+
+    # status (the wheels path's ros2 topic hz + diagnostics viewer); a fresh DDS participant
+    # each time, retried like the probe above
+    for _ in range(3):
+        out = subprocess.run(
+            [SENSORHUB, "status", "--once", "--window", "4", "--data-root", data],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        rows = {ln.split()[0]: ln.split() for ln in out.stdout.splitlines() if ln.strip()}
+        rate = float(rows.get("/pbt/samples", ["", "", "0"])[2])
+        if out.returncode == 0 and rate > 5.0 and rows["pbt_driver"][6] != "-":
+            break
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert rows["pbt_driver"][1] == "running" and rows["pbt_driver"][3] == "1", out.stdout
+    assert rows["pbt_driver"][6] in ("OK", "WARN", "ERROR"), out.stdout  # diagnostics seen
+    assert rate > 5.0, out.stdout  # ~20 Hz batches
+
+    # Ctrl-C: ordered stop, every process gone within 10 s, exit code 0
+    children = [p for p in pids(data).values() if p]
+    t0 = time.monotonic()
+    os.kill(sup.pid, signal.SIGINT)
+    assert sup.popen.wait(10) == 0
+    wait(lambda: all(gone(p) for p in children), max(0.5, 10 - (time.monotonic() - t0)))
+    out = sup.output()
+    order = [out.index(f"stopping {n} (SIGINT)") for n in reversed(names)]
+    assert order == sorted(order)  # reverse start order
+    assert state(data)["status"] == "stopped"
+    for n in names:
+        assert (data / "logs" / f"{n}.log").stat().st_size > 0
+
+
+def graph_port(tmp_path: Path) -> int:
+    return yaml.safe_load((tmp_path / "cfg" / "graph.yaml").read_text())["variables"]["web_port"]
+
+
+def test_crash_at_start_backs_off_then_gives_up(procs, tmp_path, wait):
+    def bad(data):
+        drv = node_entry(data, "pbt_driver")
+        drv["parameters"]["batch_size"] = 0  # below its minimum: the node exits with code 2
+        drv["respawn"] = {"delay": 0.2, "max_restarts": 2, "window": 120}
+
+    sup, data = up(procs, tmp_path, graph_copy(tmp_path, bad), "--role", "sensors")
+    wait(
+        lambda: "GAVE UP on pbt_driver" in sup.output(),
+        STARTUP + 20,
+        what="the supervisor giving up on pbt_driver",
+    )
+    out = sup.output()
+    assert out.count("pbt_driver ended (exit code 2 (invalid parameters/configuration))") == 2
+    assert "restarting in 0.2 s" in out and "restarting in 0.4 s" in out  # backoff grows
+    assert "batch_size" in out.split("GAVE UP on pbt_driver", 1)[1]  # the node's own reason
+    nodes = wait(
+        lambda: (
+            (n := {n["name"]: n for n in state(data)["nodes"]})["pbt_driver"]["state"] == "gave_up"
+            and n
+        ),
+        5,
+        what="state file saying gave_up",
+    )
+    assert nodes["pbt_driver"]["restarts"] == 2
+    assert nodes["pbt_sim"]["state"] == "running"  # the rest keeps running
+    os.kill(sup.pid, signal.SIGINT)
+    assert sup.popen.wait(15) == 3  # exit code says a node was given up
+
+
+def test_roles_start_disjoint_sets_and_one_supervisor_per_data_root(procs, tmp_path, wait):
+    graph = graph_copy(tmp_path)
+    up(procs, tmp_path, graph, "--role", "sensors", name="sensors")
+    _, d2 = up(procs, tmp_path, graph, "--role", "web", name="web", data=tmp_path / "web")
+    d1 = tmp_path / "data"
+    s = wait(lambda: all_running(d1, ["pbt_sim", "pbt_driver"]), STARTUP, what="sensors role")
+    w = wait(lambda: all_running(d2, ["foxglove_gateway"]), STARTUP, what="web role")
+    assert not set(s) & set(w)
+    assert not {n["pid"] for n in s.values()} & {n["pid"] for n in w.values()}
+    again = subprocess.run(
+        [SENSORHUB, "up", "--graph", graph, "--role", "web", "--data-root", d2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert again.returncode == 2
+    assert "another supervisor" in again.stdout + again.stderr
+    assert pids(d2) == {n: v["pid"] for n, v in w.items()}  # untouched
+
+
+def test_bad_graph_is_reported_before_anything_starts(tmp_path):
+    graph = graph_copy(tmp_path, lambda d: node_entry(d, "pbt_driver").update(cpu="3"))
+    r = subprocess.run(
+        [SENSORHUB, "up", "--graph", graph, "--data-root", tmp_path / "data"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert f"{graph}: node 'pbt_driver': key 'cpu': unknown key" in r.stderr
+    assert not (tmp_path / "data" / "run" / "supervisor.json").exists()
