@@ -27,12 +27,14 @@ def spin_node(make_node: Callable[[], object], args=None, freeze_gc: bool = True
     node = None
     code = EXIT_OK
     try:
+        # The executor exists before the node: a SIGTERM during a slow start-up then ends in a
+        # clean shutdown instead of an RCLError from an executor built on a dead context.
+        executor = SingleThreadedExecutor()
         node = make_node()
         if freeze_gc:
             # Start-up garbage moves to the permanent generation: later collections stay short.
             gc.collect()
             gc.freeze()
-        executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
@@ -41,8 +43,10 @@ def spin_node(make_node: Callable[[], object], args=None, freeze_gc: bool = True
         print(f"[FATAL] invalid parameter: {e}", file=sys.stderr, flush=True)
         code = EXIT_CONFIG
     except Exception:
-        traceback.print_exc()
-        code = EXIT_CRASH
+        if rclpy.ok():
+            traceback.print_exc()
+            code = EXIT_CRASH
+        # else: asked to stop (SIGINT/SIGTERM) while starting up; not a crash
     finally:
         # A second Ctrl-C (terminal signals reach ros2 launch and its nodes) must not interrupt
         # destroy_node half-way; the first one already asked us to stop.

@@ -1,0 +1,415 @@
+#!/usr/bin/env python3
+"""Benchmark of foxglove_gateway: gateway CPU and per-client delivery with 1, 10, 20, 50 clients.
+
+Graph: the real sim graph (pbt_sim on a pty -> pbt_driver in namespace pbt: /pbt/samples 20 Hz,
+/pbt/events, /diagnostics) when pbt_driver is installed, plus a synthetic TiM240-like load
+(/tim240/scan_filtered LaserScan 241 points 15 Hz, /tim240/zones 15 Hz, zone markers 1 Hz)
+because tim240_bridge is not in the graph yet (--no-scan-load to leave it out).
+
+Clients: the independent JS client (src/foxglove_gateway/test/js, count mode), N WebSocket
+connections in one node process, each subscribed to every topic. Delivery: for each client, the
+share of the header stamps a reliable reference subscriber saw during the measured window that
+the client also received. Gateway CPU: user+system time of the gateway process over the window,
+in % of one core.
+
+DDS transport: UDPv4 only by default. On the shared 2-core dev machine a plain rclpy subscriber
+(no gateway involved) was seen to stop receiving the whole graph after ~20 s with Fast DDS shared
+memory while other test suites ran; over UDPv4 the runs are stable. ``--shm`` measures with the
+default transports.
+
+Writes DIR/gateway.json (and DIR/gateway.png when matplotlib is available).
+Goals (issue 5): 50 clients each get 100% of events and >= 99% of sample batches; gateway <= 25%
+of one core at 20 clients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+JS_DIR = ROOT / "src" / "foxglove_gateway" / "test" / "js"
+REFERENCE_TOPICS = ("/pbt/samples", "/pbt/events", "/tim240/scan_filtered")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _exe(pkg: str, name: str) -> Path | None:
+    from sensorhub_common.paths import executable
+
+    try:
+        return executable(pkg, name)
+    except (FileNotFoundError, LookupError, KeyError):
+        return None
+    except Exception:
+        return None
+
+
+class Procs:
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, name: str, argv) -> subprocess.Popen:
+        log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 - owned by the child
+        p = subprocess.Popen(
+            [str(a) for a in argv],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        self.procs.append(p)
+        return p
+
+    def stop_all(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(p.pid, signal.SIGINT)
+        deadline = time.monotonic() + 10
+        for p in self.procs:
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(p.pid, signal.SIGKILL)
+
+
+class Reference:
+    """Reliable rclpy subscriber: the stamps every client should have received."""
+
+    def __init__(self):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        from sensorhub_common import qos
+
+        self.rclpy = rclpy
+        self.ctx = rclpy.Context()
+        rclpy.init(context=self.ctx, signal_handler_options=rclpy.SignalHandlerOptions.NO)
+        self.node = rclpy.create_node("bench_gateway_reference", context=self.ctx)
+        self.seen: dict[str, list[tuple[float, str]]] = {t: [] for t in REFERENCE_TOPICS}
+        self._qos = qos
+        self._subs = []
+        self.exec = SingleThreadedExecutor(context=self.ctx)
+        self.exec.add_node(self.node)
+        self._stop = False
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def subscribe(self) -> None:
+        from sensor_msgs.msg import LaserScan
+
+        from sensorhub_msgs.msg import PbtEvent, PbtSamples
+
+        q = self._qos
+        specs = {
+            "/pbt/samples": (PbtSamples, q.recorder(q.pbt_samples(0.05))),
+            "/pbt/events": (PbtEvent, q.recorder(q.PBT_EVENTS)),
+            "/tim240/scan_filtered": (LaserScan, q.viewer(q.SCAN)),
+        }
+        for topic, (cls, prof) in specs.items():
+            self._subs.append(
+                self.node.create_subscription(cls, topic, lambda m, t=topic: self._on(t, m), prof)
+            )
+
+    def _on(self, topic: str, msg) -> None:
+        s = msg.header.stamp
+        self.seen[topic].append((time.monotonic(), f"{s.sec}.{s.nanosec:09d}"))
+
+    def _spin(self):
+        while not self._stop and self.ctx.ok():
+            self.exec.spin_once(timeout_sec=0.05)
+
+    def window(self, topic: str, t0: float, t1: float) -> set[str]:
+        return {st for t, st in list(self.seen[topic]) if t0 <= t <= t1}
+
+    def close(self):
+        self._stop = True
+        self._thread.join(3)
+        self.exec.shutdown()
+        self.node.destroy_node()
+        self.rclpy.try_shutdown(context=self.ctx)
+
+
+SCAN_LOAD = r"""
+import math, time, rclpy
+from sensor_msgs.msg import LaserScan
+from visualization_msgs.msg import Marker, MarkerArray
+from sensorhub_msgs.msg import ZoneStatus
+from sensorhub_common import qos
+rclpy.init()
+n = rclpy.create_node("bench_scan_load")
+ps = n.create_publisher(LaserScan, "/tim240/scan_filtered", qos.SCAN)
+pz = n.create_publisher(ZoneStatus, "/tim240/zones", qos.DIAGNOSTICS)
+pm = n.create_publisher(MarkerArray, "/tim240/zone_markers", qos.DIAGNOSTICS)
+scan = LaserScan(angle_min=-2.0944, angle_max=2.0944, angle_increment=math.radians(1),
+                 range_min=0.05, range_max=25.0, scan_time=1/15)
+scan.header.frame_id = "laser"
+zones = ZoneStatus(names=["near", "far"], occupied=[False, False],
+                   nearest_range=[math.inf, math.inf], point_count=[0, 0])
+markers = MarkerArray(markers=[Marker(ns="zones", id=i, type=Marker.LINE_STRIP) for i in range(2)])
+k = 0
+t_next = time.monotonic()
+while rclpy.ok():
+    now = n.get_clock().now().to_msg()
+    scan.header.stamp = now
+    scan.ranges = [2.0 + 0.5 * math.sin(0.05 * i + 0.1 * k) for i in range(241)]
+    scan.intensities = [100.0] * 241
+    zones.header.stamp = now
+    ps.publish(scan); pz.publish(zones)
+    if k % 15 == 0:
+        pm.publish(markers)
+    k += 1
+    t_next += 1 / 15
+    time.sleep(max(0.0, t_next - time.monotonic()))
+"""
+
+
+def _ensure_js() -> None:
+    if not shutil.which("node") or not shutil.which("npm"):
+        sys.exit("bench/gateway.py: node/npm not installed (needed for the JS clients)")
+    if not (JS_DIR / "node_modules" / "@foxglove" / "ws-protocol").is_dir():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True)
+
+
+def _wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"gateway not listening on {port}")
+
+
+def _cpu_seconds(pid: int) -> float:
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
+def run_level(
+    n: int, port: int, gw_pid: int, ref: Reference, tmp: Path, warmup: float, window: float
+) -> dict:
+    import psutil
+
+    out_path = tmp / f"clients_{n}.jsonl"
+    with open(out_path, "wb") as fh:
+        client = subprocess.Popen(
+            [
+                "node",
+                JS_DIR / "client.js",
+                "--url",
+                f"ws://127.0.0.1:{port}",
+                "--mode",
+                "count",
+                "--clients",
+                str(n),
+            ],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    time.sleep(warmup + n * 0.02)
+    cpu0, js0, t0 = _cpu_seconds(gw_pid), _cpu_seconds(client.pid), time.monotonic()
+    rss = []
+    while time.monotonic() - t0 < window:
+        time.sleep(min(1.0, window - (time.monotonic() - t0)))
+        rss.append(psutil.Process(gw_pid).memory_info().rss)
+    cpu1, js1, t1 = _cpu_seconds(gw_pid), _cpu_seconds(client.pid), time.monotonic()
+    time.sleep(2.0)  # messages of the window still in flight
+    client.send_signal(signal.SIGTERM)
+    client.wait(20)
+    counts = []
+    opened = 0
+    for line in out_path.read_text().splitlines():
+        if line.startswith("{"):
+            ev = json.loads(line)
+            if ev["event"] == "counts":
+                counts.append(ev["topics"])
+            elif ev["event"] == "serverInfo":
+                opened += 1
+    per_topic = {}
+    for topic in REFERENCE_TOPICS:
+        want = ref.window(topic, t0, t1)
+        if not want:
+            continue
+        ratios = [
+            100.0 * len(want & set(c.get(topic, {}).get("stamps", []))) / len(want) for c in counts
+        ]
+        per_topic[topic] = {
+            "reference_messages": len(want),
+            "rate_hz": round(len(want) / (t1 - t0), 2),
+            "min_pct": round(min(ratios), 3) if ratios else 0.0,
+            "median_pct": round(statistics.median(ratios), 3) if ratios else 0.0,
+            "clients_at_100pct": sum(r >= 100.0 for r in ratios),
+        }
+    return {
+        "clients": n,
+        "clients_connected": opened,
+        "window_s": round(t1 - t0, 2),
+        "gateway_cpu_pct_of_one_core": round(100.0 * (cpu1 - cpu0) / (t1 - t0), 1),
+        "js_clients_cpu_pct": round(100.0 * (js1 - js0) / (t1 - t0), 1),
+        "gateway_rss_mb": round(max(rss) / 1e6, 1) if rss else None,
+        "delivery": per_topic,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    ap.add_argument("--quick", action="store_true", help="short windows (smoke run)")
+    ap.add_argument("--clients", default="1,10,20,50")
+    ap.add_argument("--no-scan-load", action="store_true")
+    ap.add_argument(
+        "--shm",
+        action="store_true",
+        help="keep Fast DDS shared memory (default here: UDPv4 only, see the module docstring)",
+    )
+    args = ap.parse_args()
+    if not args.shm:
+        os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "UDPv4")
+    args.out.mkdir(parents=True, exist_ok=True)
+    levels = [int(x) for x in args.clients.split(",")]
+    window, warmup = (6.0, 3.0) if args.quick else (30.0, 5.0)
+
+    # 101: the highest domain whose ports stay below Linux's ephemeral range, and one the test
+    # suites (random 1..100) and `make run` (0) never use, so a concurrent run cannot cross.
+    os.environ["ROS_DOMAIN_ID"] = os.environ.get("SENSORHUB_BENCH_DOMAIN", "101")
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    tmp = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
+    os.environ.setdefault("ROS_LOG_DIR", str(tmp / "roslog"))
+    _ensure_js()
+
+    gw_exe = _exe("foxglove_gateway", "foxglove_gateway")
+    if gw_exe is None:
+        sys.exit("bench/gateway.py: foxglove_gateway is not built (tools/build.sh)")
+    procs = Procs(tmp)
+    result: dict = {
+        "benchmark": "foxglove_gateway",
+        "host_cpus": os.cpu_count(),
+        "quick": args.quick,
+        "dds_transport": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "default (SHM + UDPv4)"),
+        "goals": {"events_pct": 100.0, "samples_pct": 99.0, "cpu_pct_at_20_clients": 25.0},
+    }
+    ref = Reference()
+    try:
+        sim, drv = _exe("pbt_driver", "pbt_sim"), _exe("pbt_driver", "pbt_driver")
+        if sim and drv:
+            link = tmp / "pbt0"
+            procs.start("pbt_sim", [sim, "--link", link])
+            for _ in range(100):
+                if link.exists():
+                    break
+                time.sleep(0.05)
+            from ament_index_python.packages import get_package_share_directory
+
+            cfg = Path(get_package_share_directory("pbt_driver"), "config", "pbt_driver.yaml")
+            procs.start(
+                "pbt_driver",
+                [
+                    drv,
+                    "--ros-args",
+                    "-r",
+                    "__ns:=/pbt",
+                    "--params-file",
+                    cfg,
+                    "-p",
+                    f"port:={link}",
+                ],
+            )
+            result["graph"] = "sim graph: pbt_sim -> pbt_driver (/pbt/samples, /pbt/events)"
+        else:
+            result["graph"] = "pbt_driver not installed: no PBT load (figures not representative)"
+        if not args.no_scan_load:
+            procs.start("scan_load", [sys.executable, "-c", SCAN_LOAD])
+            result["graph"] += " + synthetic TiM240 load (scan 15 Hz, zones 15 Hz, markers 1 Hz)"
+        port = _free_port()
+        pf = tmp / "gateway.yaml"
+        pf.write_text(
+            "/**:\n  ros__parameters:\n    address: 127.0.0.1\n"
+            f"    port: {port}\n    max_clients: {max(levels) + 5}\n"
+        )
+        gw = procs.start("gateway", [gw_exe, "--ros-args", "--params-file", pf])
+        _wait_port(port)
+        ref.subscribe()
+        time.sleep(3.0)  # discovery: the gateway follows every topic
+        result["levels"] = []
+        for n in levels:
+            r = run_level(n, port, gw.pid, ref, tmp, warmup, window)
+            print(json.dumps(r), flush=True)
+            result["levels"].append(r)
+    finally:
+        procs.stop_all()
+        ref.close()
+
+    by_n = {r["clients"]: r for r in result["levels"]}
+    top = by_n.get(50)
+    verdict = {}
+    if top:
+        d = top["delivery"]
+        if "/pbt/events" in d:
+            verdict["events_100pct_at_50"] = d["/pbt/events"]["min_pct"] >= 100.0
+        if "/pbt/samples" in d:
+            verdict["samples_99pct_at_50"] = d["/pbt/samples"]["min_pct"] >= 99.0
+    if 20 in by_n:
+        verdict["cpu_le_25pct_at_20"] = by_n[20]["gateway_cpu_pct_of_one_core"] <= 25.0
+    result["verdict"] = verdict
+    out = args.out / "gateway.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    _plot(result, args.out / "gateway.png")
+    if os.environ.get("BENCH_KEEP_TMP"):
+        print(f"logs kept in {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def _plot(result: dict, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    levels = result["levels"]
+    xs = [r["clients"] for r in levels]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    ax[0].plot(xs, [r["gateway_cpu_pct_of_one_core"] for r in levels], "o-")
+    ax[0].axhline(25, ls="--", c="grey")
+    ax[0].set(xlabel="clients", ylabel="gateway CPU [% of one core]", title="CPU")
+    for topic in REFERENCE_TOPICS:
+        ys = [r["delivery"].get(topic, {}).get("min_pct") for r in levels]
+        if any(y is not None for y in ys):
+            ax[1].plot(xs, ys, "o-", label=topic)
+    ax[1].set(xlabel="clients", ylabel="worst client delivery [%]", title="delivery")
+    ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

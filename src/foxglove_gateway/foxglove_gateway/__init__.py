@@ -1,0 +1,1 @@
+"""Foxglove WebSocket gateway and MCAP recorder for sensorhub (no ROS distribution needed)."""

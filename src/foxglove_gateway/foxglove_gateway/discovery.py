@@ -1,0 +1,183 @@
+"""Shared rclpy plumbing of the gateway and the recorder: topic discovery, QoS matching, types.
+
+Both follow the graph: every ``discovery_period`` they list topics that have publishers, pass them
+through a :class:`~foxglove_gateway.topics.TopicFilter`, subscribe raw (CDR bytes) with a QoS
+matched to the publishers, and drop topics whose publishers are gone.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from sensorhub_common import qos
+
+
+def import_message(type_name: str):
+    """'pkg/msg/Type' -> the generated Python class (raises ImportError/AttributeError)."""
+    pkg, kind, name = type_name.split("/")
+    if kind != "msg":
+        raise ImportError(f"{type_name} is not a message type")
+    return getattr(importlib.import_module(f"{pkg}.msg"), name)
+
+
+def matched_qos(infos, depth: int) -> tuple[QoSProfile, str]:
+    """Reliable (and transient local) when every publisher offers it, so nothing is missed and
+    late joining works; best effort when any publisher is best effort (reliable would not match).
+
+    Returns the profile and a short key to notice when the publishers' offer changes.
+    """
+    reliable = bool(infos) and all(
+        i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos
+    )
+    latched = bool(infos) and all(
+        i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos
+    )
+    base = QoSProfile(
+        depth=depth,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
+    )
+    profile = qos.recorder(base)
+    profile.depth = depth
+    if not reliable:
+        profile = qos.viewer(profile)
+    key = ("reliable" if reliable else "best_effort") + ("+transient_local" if latched else "")
+    return profile, key
+
+
+def offered_qos_dicts(infos) -> list[dict]:
+    """The publishers' QoS in rosbag2 v9 metadata form (for ros2 bag play to re-offer)."""
+    out = []
+    for i in infos:
+        q = i.qos_profile
+
+        def t(d):
+            ns = d.nanoseconds
+            if ns >= 2**63 - 1 or ns < 0:
+                return {"sec": 2147483647, "nsec": 4294967295}
+            return {"sec": ns // 1_000_000_000, "nsec": ns % 1_000_000_000}
+
+        out.append(
+            {
+                "history": q.history.name.lower(),
+                "depth": int(q.depth),
+                "reliability": q.reliability.name.lower(),
+                "durability": q.durability.name.lower(),
+                "deadline": t(q.deadline),
+                "lifespan": t(q.lifespan),
+                "liveliness": q.liveliness.name.lower(),
+                "liveliness_lease_duration": t(q.liveliness_lease_duration),
+                "avoid_ros_namespace_conventions": False,
+            }
+        )
+    return out
+
+
+@dataclass
+class Tracked:
+    """One followed topic; ``data`` is the user's per-topic state (channel, bag topic id...)."""
+
+    name: str
+    type: str
+    qos_key: str
+    sub: object = None
+    data: dict = field(default_factory=dict)
+
+
+class TopicFollower:
+    """Keeps one raw subscription per wanted topic in step with the graph.
+
+    ``on_new(name, type, infos) -> dict | None`` prepares per-topic state (None = skip the topic),
+    ``on_message(tracked, data, info)`` gets the CDR bytes, ``on_gone(tracked)`` cleans up.
+    """
+
+    def __init__(
+        self,
+        node,
+        wanted: Callable[[str], bool],
+        depth: int,
+        on_new,
+        on_message,
+        on_gone,
+    ):
+        self.node = node
+        self.wanted = wanted
+        self.depth = depth
+        self.on_new = on_new
+        self.on_message = on_message
+        self.on_gone = on_gone
+        self.topics: dict[str, Tracked] = {}
+        self.skipped: dict[str, str] = {}  # topic -> reason (logged once)
+
+    def refresh(self) -> None:
+        node = self.node
+        present = {}
+        for name, types in node.get_topic_names_and_types():
+            if not self.wanted(name):
+                continue
+            infos = node.get_publishers_info_by_topic(name)
+            if not infos:
+                continue
+            present[name] = (types, infos)
+        for name in list(self.topics):
+            tr = self.topics[name]
+            if name not in present or tr.type not in present[name][0]:
+                self._remove(name)
+        for name, (types, infos) in present.items():
+            if len(types) != 1:
+                self._skip(name, f"several types on one topic: {', '.join(types)}")
+                continue
+            type_name = types[0]
+            profile, key = matched_qos(infos, self.depth)
+            tr = self.topics.get(name)
+            if tr is not None and tr.qos_key == key:
+                continue
+            if tr is None:
+                try:
+                    msg_class = import_message(type_name)
+                    data = self.on_new(name, type_name, infos)
+                except Exception as e:
+                    self._skip(name, f"{type(e).__name__}: {e}")
+                    continue
+                if data is None:
+                    continue
+                tr = Tracked(name, type_name, key, data=data)
+                tr.data["msg_class"] = msg_class
+                self.topics[name] = tr
+                self.skipped.pop(name, None)
+                node.get_logger().info(f"following {name} [{type_name}] ({key})")
+            else:
+                node.destroy_subscription(tr.sub)
+                tr.qos_key = key
+                node.get_logger().info(f"publishers of {name} changed: resubscribing ({key})")
+            tr.sub = node.create_subscription(
+                tr.data["msg_class"],
+                name,
+                lambda data, info, tr=tr: self.on_message(tr, data, info),
+                profile,
+                raw=True,
+            )
+
+    def _skip(self, name: str, reason: str) -> None:
+        if self.skipped.get(name) != reason:
+            self.skipped[name] = reason
+            self.node.get_logger().warning(f"not following {name}: {reason}")
+
+    def _remove(self, name: str) -> None:
+        tr = self.topics.pop(name)
+        if tr.sub is not None:
+            self.node.destroy_subscription(tr.sub)
+        self.node.get_logger().info(f"{name} has no publishers any more: dropped")
+        self.on_gone(tr)
+
+    def remove_all(self) -> None:
+        for name in list(self.topics):
+            self._remove(name)
+
+    def remove_unwanted(self) -> None:
+        for name in list(self.topics):
+            if not self.wanted(name):
+                self._remove(name)

@@ -1,0 +1,338 @@
+"""foxglove_gateway: the graph's topics to Foxglove/Lichtblick over WebSocket, read-only, bounded.
+
+CDR bytes from raw subscriptions go untouched into foxglove-sdk channels (ros2msg schemas built
+from the installed .msg files); the SDK server listens on loopback behind the
+:class:`~foxglove_gateway.wsfront.ClientLimitFront`, which owns the public port (client limit,
+TLS, per-client figures). Per-topic rate caps decimate before the SDK, for every web client.
+"""
+
+from __future__ import annotations
+
+import ssl
+import sys
+import threading
+import time
+
+import foxglove
+from foxglove.websocket import Capability
+from rclpy.node import Node
+
+from foxglove_gateway.discovery import TopicFollower
+from foxglove_gateway.schema import SchemaCache
+from foxglove_gateway.topics import (
+    RateLimiter,
+    TopicFilter,
+    check_patterns,
+    check_rate_rules,
+    max_rate_for,
+    parse_rate_rules,
+)
+from foxglove_gateway.wsfront import ClientLimitFront
+from sensorhub_common.diagnostics import OK, WARN, Updater
+from sensorhub_common.params import Param, ParameterError, ParamSet
+from sensorhub_common.runner import spin_node
+
+
+def _tls_check(values: dict) -> str | None:
+    if bool(values["tls_cert"]) != bool(values["tls_key"]):
+        return "tls_cert and tls_key must be given together (both empty = plain ws://)"
+    return None
+
+
+SPECS = [
+    Param("address", "0.0.0.0", "Address the public WebSocket port binds to", read_only=True),
+    Param(
+        "port",
+        8765,
+        "Public WebSocket port (Foxglove default 8765; 0 = any)",
+        0,
+        65535,
+        read_only=True,
+    ),
+    Param(
+        "topics_allow",
+        [".*"],
+        "Regexes (full match): topics to forward",
+        check=check_patterns,
+        item_type=str,
+    ),
+    Param(
+        "topics_deny",
+        [""],
+        "Regexes (full match): topics never forwarded, wins over allow",
+        check=check_patterns,
+        item_type=str,
+    ),
+    Param(
+        "max_rates",
+        [""],
+        "Per-topic rate caps 'TOPIC_REGEX=HZ' (first match; 0 = none)",
+        check=check_rate_rules,
+        item_type=str,
+    ),
+    Param("max_clients", 10, "Concurrent WebSocket clients; the next one is refused", 1, 1000),
+    Param(
+        "client_backlog",
+        1024,
+        "Messages queued per client before its oldest are dropped",
+        16,
+        1_000_000,
+        read_only=True,
+    ),
+    Param("tls_cert", "", "PEM certificate file: serve wss:// (with tls_key)", read_only=True),
+    Param("tls_key", "", "PEM private key file (PKCS#8) for tls_cert", read_only=True),
+    Param(
+        "allow_client_publish",
+        False,
+        "Let clients publish to ROS topics (off: read-only)",
+        read_only=True,
+    ),
+    Param(
+        "client_publish_allow",
+        [".*"],
+        "Regexes: topics clients may publish to, if allowed",
+        check=check_patterns,
+        item_type=str,
+        read_only=True,
+    ),
+    Param("discovery_period", 1.0, "Seconds between topic discovery passes", 0.1, 60.0),
+    Param(
+        "subscription_depth", 100, "Queue depth of each ROS subscription", 1, 10000, read_only=True
+    ),
+    Param("server_name", "sensorhub", "Server name shown by Foxglove", read_only=True),
+]
+
+
+def _clean(patterns: list[str]) -> list[str]:
+    return [p for p in patterns if p]  # YAML/CLI cannot give an empty string array: [""] = none
+
+
+class _PublishListener:
+    """SDK callbacks for opt-in client publishing.
+
+    Only installed when publishing is allowed: SDK callbacks run on the SDK's threads and take
+    the GIL, so the read-only gateway keeps that path out entirely (subscriptions are counted by
+    the front instead).
+    """
+
+    def __init__(self, node: GatewayNode):
+        self.node = node
+
+    def on_client_advertise(self, client, channel) -> None:
+        self.node.client_advertise(client, channel)
+
+    def on_client_unadvertise(self, client, client_channel_id) -> None:
+        self.node.client_unadvertise(client, client_channel_id)
+
+    def on_message_data(self, client, client_channel_id, data) -> None:
+        self.node.client_message(client, client_channel_id, data)
+
+
+class GatewayNode(Node):
+    def __init__(self):
+        super().__init__("foxglove_gateway")
+        self.params = ParamSet(self, SPECS, cross_check=_tls_check, on_change=self._on_change)
+        p = self.params.snapshot()
+        self.schemas = SchemaCache()
+        self._offered: dict[int, int] = {}  # SDK channel id -> messages logged
+        self._client_pubs: dict[tuple[int, int], object] = {}
+        self._pub_lock = threading.Lock()
+        self._publish_filter = TopicFilter(p["client_publish_allow"])
+        self._apply_filters(p)
+
+        caps = [Capability.ClientPublish] if p["allow_client_publish"] else []
+        self.ctx = foxglove.Context()
+        self.server = foxglove.start_server(
+            name=p["server_name"],
+            host="127.0.0.1",
+            port=0,
+            capabilities=caps,
+            supported_encodings=["cdr"] if p["allow_client_publish"] else None,
+            server_listener=_PublishListener(self) if p["allow_client_publish"] else None,
+            context=self.ctx,
+            message_backlog_size=p["client_backlog"],
+        )
+        ssl_ctx = None
+        if p["tls_cert"]:
+            ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            try:
+                ssl_ctx.load_cert_chain(p["tls_cert"], p["tls_key"])
+            except (OSError, ssl.SSLError) as e:
+                self.server.stop()
+                raise ParameterError(f"tls_cert/tls_key: cannot load: {e}") from None
+        self.front = ClientLimitFront(
+            p["address"],
+            p["port"],
+            self.server.port,
+            p["max_clients"],
+            ssl_context=ssl_ctx,
+            offered_of=lambda ch: self._offered.get(ch, 0),
+            log=lambda s: self.get_logger().info(s),
+            name="sensorhub foxglove_gateway",
+        )
+        try:
+            port = self.front.start()
+        except OSError as e:
+            self.server.stop()
+            raise ParameterError(
+                f"port: cannot listen on {p['address']}:{p['port']}: {e}"
+            ) from None
+        scheme = "wss" if ssl_ctx else "ws"
+        self.get_logger().info(
+            f"Foxglove WebSocket on {scheme}://{p['address']}:{port} (max {p['max_clients']} "
+            f"clients, {'client publish ALLOWED' if caps else 'read-only'})"
+        )
+        self.follower = TopicFollower(
+            self,
+            self._wanted,
+            p["subscription_depth"],
+            self._on_new,
+            self._on_message,
+            self._on_gone,
+        )
+        self.updater = Updater(self)
+        self.updater.add("clients", self._diag_clients)
+        self.updater.add("topics", self._diag_topics)
+        self._timer = self.create_timer(p["discovery_period"], self.follower.refresh)
+        self.follower.refresh()
+
+    # -- parameters
+
+    def _apply_filters(self, p: dict) -> None:
+        self._filter = TopicFilter(_clean(p["topics_allow"]), _clean(p["topics_deny"]))
+        self._rules = parse_rate_rules(_clean(p["max_rates"]))
+
+    def _wanted(self, topic: str) -> bool:
+        return self._filter(topic)
+
+    def _on_change(self, changed: dict) -> None:
+        p = self.params.snapshot()
+        self._apply_filters(p)
+        for tr in self.follower.topics.values():
+            tr.data["limiter"] = self._limiter(tr.name)
+        self.follower.remove_unwanted()
+        if "max_clients" in changed:
+            self.front.max_clients = p["max_clients"]
+        if "discovery_period" in changed:
+            self.destroy_timer(self._timer)
+            self._timer = self.create_timer(p["discovery_period"], self.follower.refresh)
+
+    def _limiter(self, topic: str) -> RateLimiter | None:
+        hz = max_rate_for(self._rules, topic)
+        return RateLimiter(hz) if hz > 0 else None
+
+    # -- topics
+
+    def _on_new(self, name: str, type_name: str, _infos) -> dict:
+        schema = self.schemas.get(type_name)
+        channel = foxglove.Channel(
+            name,
+            message_encoding="cdr",
+            schema=foxglove.Schema(name=type_name, encoding="ros2msg", data=schema.encode()),
+            context=self.ctx,
+        )
+        self._offered[channel.id()] = 0
+        return {
+            "channel": channel,
+            "limiter": self._limiter(name),
+            "received": 0,
+            "forwarded": 0,
+            "decimated": 0,
+        }
+
+    def _on_message(self, tr, data: bytes, _info) -> None:
+        d = tr.data
+        d["received"] += 1
+        limiter = d["limiter"]
+        if limiter is not None and not limiter.allow(time.monotonic()):
+            d["decimated"] += 1
+            return
+        ch = d["channel"]
+        ch.log(data, log_time=time.time_ns())
+        d["forwarded"] += 1
+        cid = ch.id()
+        self._offered[cid] = self._offered.get(cid, 0) + 1
+
+    def _on_gone(self, tr) -> None:
+        ch = tr.data.get("channel")
+        if ch is not None:
+            self._offered.pop(ch.id(), None)
+            ch.close()
+
+    # -- client publish (opt-in)
+
+    def client_advertise(self, client, channel) -> None:
+        if not self.params["allow_client_publish"]:
+            return  # the capability is not advertised; the SDK refuses before we get here
+        topic, type_name = channel.topic, channel.schema_name
+        if channel.encoding != "cdr" or not self._publish_filter(topic):
+            self.get_logger().warning(f"client {client.id}: publish on {topic} refused")
+            return
+        from foxglove_gateway.discovery import import_message
+
+        try:
+            msg_class = import_message(type_name)
+        except Exception as e:
+            self.get_logger().warning(f"client {client.id}: cannot publish {type_name}: {e}")
+            return
+        pub = self.create_publisher(msg_class, topic, 10)
+        with self._pub_lock:
+            self._client_pubs[(client.id, channel.id)] = pub
+        self.get_logger().info(f"client {client.id} publishes on {topic} [{type_name}]")
+
+    def client_unadvertise(self, client, client_channel_id) -> None:
+        with self._pub_lock:
+            pub = self._client_pubs.pop((client.id, client_channel_id), None)
+        if pub is not None:
+            self.destroy_publisher(pub)
+
+    def client_message(self, client, client_channel_id, data) -> None:
+        with self._pub_lock:
+            pub = self._client_pubs.get((client.id, client_channel_id))
+        if pub is not None:
+            pub.publish(bytes(data))
+
+    # -- diagnostics
+
+    def _diag_clients(self, stat) -> None:
+        snap = self.front.snapshot()
+        level = WARN if snap.active >= snap.max_clients else OK
+        stat.summary(level, f"{snap.active}/{snap.max_clients} clients")
+        stat.add("clients", snap.active)
+        stat.add("max clients", snap.max_clients)
+        stat.add("accepted total", snap.accepted_total)
+        stat.add("refused total", snap.refused_total)
+        stat.add("subscriptions", sum(c["subscriptions"] for c in snap.clients))
+        for c in snap.clients:
+            stat.add(
+                f"client {c['id']} ({c['peer']})",
+                f"{c['subscriptions']} subs, delivered {c['delivered']}/{c['offered']} "
+                f"({c['delivered_pct']:.1f}%), {c['bytes']} B, {c['pending_bytes']} B pending"
+                + (f", {c['resubscribed']} resubscribed" if c["resubscribed"] else ""),
+            )
+
+    def _diag_topics(self, stat) -> None:
+        topics = self.follower.topics
+        stat.summary(OK, f"{len(topics)} topics forwarded")
+        for name, tr in sorted(topics.items()):
+            d = tr.data
+            cap = d["limiter"].max_hz if d["limiter"] is not None else 0
+            stat.add(
+                name,
+                f"received {d['received']}, forwarded {d['forwarded']}, decimated "
+                f"{d['decimated']}" + (f" (cap {cap:g} Hz)" if cap else ""),
+            )
+        for name, reason in sorted(self.follower.skipped.items()):
+            stat.add(f"{name} (skipped)", reason)
+
+    def on_shutdown(self) -> None:
+        self.front.stop()
+        self.server.stop()
+
+
+def main(args=None) -> None:
+    sys.exit(spin_node(GatewayNode, args=args))
+
+
+if __name__ == "__main__":
+    main()

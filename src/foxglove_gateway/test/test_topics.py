@@ -1,0 +1,88 @@
+"""Topic allow/deny matching, rate rules and the rate limiter (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from foxglove_gateway.topics import (
+    RateLimiter,
+    TopicFilter,
+    check_patterns,
+    check_rate_rules,
+    max_rate_for,
+    parse_rate_rules,
+)
+
+
+def test_filter_full_match_and_deny_wins():
+    f = TopicFilter(["/pbt/.*", "/diagnostics"], ["/pbt/debug.*"])
+    assert f("/pbt/samples")
+    assert f("/diagnostics")
+    assert not f("/diagnostics_agg")  # full match, not prefix
+    assert not f("/pbt/debug_raw")
+    assert not f("/scan")
+
+
+def test_empty_strings_mean_none():
+    assert not TopicFilter([""])("/x")
+    assert TopicFilter([".*"], [""])("/x")
+    assert parse_rate_rules([""]) == []
+
+
+def test_bad_patterns_are_reported():
+    assert check_patterns(["/ok", "(unclosed"]) is not None
+    assert check_patterns([".*", ""]) is None
+    assert "TOPIC_REGEX=HZ" in check_rate_rules(["/pbt/samples"])
+    assert "not a number" in check_rate_rules(["/a=fast"])
+    assert ">= 0" in check_rate_rules(["/a=-1"])
+    assert check_rate_rules(["/a=5", "/b.*=0.5"]) is None
+
+
+def test_rate_rules_first_match_wins():
+    rules = parse_rate_rules(["/pbt/samples=10", "/pbt/.*=2", "/scan=0"])
+    assert max_rate_for(rules, "/pbt/samples") == 10
+    assert max_rate_for(rules, "/pbt/events") == 2
+    assert max_rate_for(rules, "/scan") == 0
+    assert max_rate_for(rules, "/other") == 0
+
+
+def _run(cap: float, in_hz: float, seconds: float, jitter: float = 0.0) -> list[float]:
+    import random
+
+    rnd = random.Random(1)
+    lim = RateLimiter(cap)
+    passed = []
+    n = int(in_hz * seconds)
+    for i in range(n):
+        t = i / in_hz + (rnd.uniform(-jitter, jitter) if jitter else 0.0)
+        if lim.allow(t):
+            passed.append(t)
+    return passed
+
+
+@pytest.mark.parametrize("cap", [1.0, 5.0, 7.0, 10.0])
+def test_limiter_average_is_at_most_the_cap(cap):
+    out = _run(cap, 20.0, 60.0)
+    assert len(out) <= cap * 60.0 + 1.5
+    assert len(out) >= 0.95 * cap * 60.0  # and it does not under-deliver without jitter
+
+
+def test_limiter_never_bursts_in_any_window():
+    out = _run(5.0, 100.0, 20.0, jitter=0.004)
+    for i, t in enumerate(out):
+        window = [x for x in out[i:] if x < t + 1.0]
+        assert len(window) <= 5 + 1.5
+
+
+def test_limiter_keeps_the_average_under_jitter():
+    out = _run(10.0, 20.0, 60.0, jitter=0.01)
+    assert 0.95 * 600 <= len(out) <= 600 + 1.5
+
+
+def test_limiter_above_input_rate_passes_everything():
+    assert len(_run(50.0, 20.0, 10.0)) == 200
+
+
+def test_limiter_rejects_bad_rate():
+    with pytest.raises(ValueError):
+        RateLimiter(0)

@@ -1,0 +1,1 @@
+"""PBT acquisition, detection and pulse output; see README.md."""

@@ -1,0 +1,259 @@
+"""The reader thread: port -> decoder -> clock -> detector -> batches and events. No ROS.
+
+The node passes callbacks (publish a batch, confirm a peak, publish an event); this module knows
+nothing about messages, so the bench and tests can drive it without DDS. Everything here runs on
+one thread that blocks in poll(); the only cross-thread traffic is reading counters and swapping
+in new detector parameters (an atomic reference assignment).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from pbt_driver.detector import Detector, DetectorParams, Event
+from pbt_driver.frames import make_decoder
+from pbt_driver.timing import SampleClock
+from pbt_driver.transport import Backoff, PortDownError, SerialTransport
+
+RESETTLE_S = 0.002  # a suspected timing gap waits this long for the rest of a burst
+
+
+@dataclass
+class AcqConfig:
+    port: str = "/dev/ttyUSB0"
+    baud: int = 115200
+    frame_format: str = "ascii"
+    ascii_layout: str = "value"
+    ascii_seq_modulus: int = 0
+    max_line: int = 64
+    sample_rate: float = 800.0
+    batch_size: int = 40
+    timing_gap_tolerance: float = 0.02
+    reopen_backoff_min: float = 0.2
+    reopen_backoff_max: float = 5.0
+
+
+class Batcher:
+    """Preallocated value/envelope buffers; emits full batches and the partial one before a gap."""
+
+    def __init__(self, size: int, emit: Callable):
+        self.size = size
+        self.values = np.zeros(size, dtype=np.float32)
+        self.env = np.zeros(size, dtype=np.float32)
+        self.n = 0
+        self.first = 0
+        self.lost_before = 0
+        self._emit = emit
+
+    def gap(self, lost: int) -> None:
+        self.flush()
+        self.lost_before += lost
+
+    def add(self, first_index: int, values, env, baseline: float) -> None:
+        i = 0
+        total = len(values)
+        while i < total:
+            if self.n == 0:
+                self.first = first_index + i
+            k = min(self.size - self.n, total - i)
+            if k == 1:  # the common case at one sample per read: no temporary array
+                self.values[self.n] = values[i]
+                self.env[self.n] = env[i]
+            else:
+                self.values[self.n : self.n + k] = values[i : i + k]
+                self.env[self.n : self.n + k] = env[i : i + k]
+            self.n += k
+            i += k
+            if self.n == self.size:
+                self.flush(baseline)
+        self._baseline = baseline
+
+    def flush(self, baseline: float | None = None) -> None:
+        if self.n == 0:
+            return
+        b = baseline if baseline is not None else getattr(self, "_baseline", 0.0)
+        self._emit(self.first, self.values[: self.n], self.env[: self.n], b, self.lost_before)
+        self.lost_before = 0
+        self.n = 0
+
+
+class Reader:
+    """Owns the port and the processing chain; run() is the thread body."""
+
+    def __init__(
+        self,
+        cfg: AcqConfig,
+        det_params: DetectorParams,
+        on_batch: Callable,
+        on_confirm: Callable[[Event], None],
+        on_event: Callable[[Event], None],
+        on_port: Callable[[bool, str], None] = lambda up, msg: None,
+        on_start: Callable[[], None] = lambda: None,
+        tick: Callable[[int], None] = lambda n: None,
+    ):
+        self.cfg = cfg
+        self.transport = SerialTransport(cfg.port, cfg.baud)
+        self.decoder = make_decoder(cfg.frame_format, cfg.ascii_layout, cfg.max_line)
+        self.clock = SampleClock(
+            cfg.sample_rate,
+            self.decoder.key_kind,
+            self.decoder.seq_modulus if cfg.frame_format == "binary" else cfg.ascii_seq_modulus,
+            cfg.timing_gap_tolerance,
+        )
+        self.detector = Detector(det_params, cfg.sample_rate)
+        self._pending_params: DetectorParams | None = None
+        self.batcher = Batcher(cfg.batch_size, on_batch)
+        self._on_confirm, self._on_event = on_confirm, on_event
+        self._on_port, self._on_start, self._tick = on_port, on_start, tick
+        self.backoff = Backoff(cfg.reopen_backoff_min, cfg.reopen_backoff_max)
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self.run, name="pbt-reader", daemon=True)
+        self.port_up = False
+        self.port_message = "not opened yet"
+        self.opens = 0
+        self.disconnects = 0
+        self.samples = 0
+        self.last_data = 0.0
+        self.icount: dict | None = None
+        self._icount0: dict | None = None
+        self.overruns = 0
+        self.error: str = ""
+
+    # -- control (any thread) -------------------------------------------------------------
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout)
+        self.transport.close()
+
+    def set_detector_params(self, p: DetectorParams) -> None:
+        p.check()
+        self._pending_params = p
+
+    # -- thread body -----------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            self._on_start()
+            self._loop()
+        except Exception as e:  # must never die silently: diagnostics show it
+            import traceback
+
+            traceback.print_exc()
+            self.error = f"reader thread crashed: {type(e).__name__}: {e}"
+            self.port_up = False
+            self.port_message = self.error
+            self._on_port(False, self.error)
+
+    def _loop(self) -> None:
+        tr = self.transport
+        period = self.cfg.batch_size / self.cfg.sample_rate
+        while not self.stop_event.is_set():
+            now = time.monotonic()
+            if not tr.is_open:
+                if now < self.backoff.next_try:
+                    self.stop_event.wait(min(0.1, self.backoff.next_try - now))
+                    continue
+                try:
+                    tr.open(flush=self.clock.kind == "line")
+                except PortDownError as e:
+                    d = self.backoff.failed(now)
+                    self._port(False, f"port down, retrying in {d:.1f} s: {e.strerror}")
+                    continue
+                self.backoff.reset()
+                self.opens += 1
+                self.decoder.reset()
+                self.clock.reconnected()
+                self._icount0 = tr.icount()
+                self._port(True, f"open {tr.port} ({tr.device}); low latency: {tr.low_latency}")
+            try:
+                self._pump(tr, period)
+            except PortDownError as e:
+                tr.close()
+                self.disconnects += 1
+                self.backoff.failed()
+                self.batcher.flush(self.detector.baseline)
+                self._port(False, f"port down, retrying: {e.strerror}")
+
+    def _pump(self, tr: SerialTransport, period: float) -> None:
+        """The hot loop while the port is open (locals bound once: ~800 turns a second)."""
+        wait, read, process, mv, size = tr.wait, tr.read, self.process, tr.mv, len(tr.buf)
+        mono, stop = time.monotonic, self.stop_event
+        next_icount = 0.0
+        while not stop.is_set():
+            if not wait(period):
+                if self.batcher.n and mono() - self.last_data > period:
+                    self.batcher.flush(self.detector.baseline)
+                continue
+            n = read(0)
+            t_read = mono()
+            # A read that did not fill the buffer took everything there was: "drained".
+            process(mv[:n], t_read, n < size, tr)
+            if t_read >= next_icount:
+                next_icount = t_read + 1.0
+                self._poll_icount()
+
+    def _port(self, up: bool, msg: str) -> None:
+        changed = up != self.port_up or msg != self.port_message
+        self.port_up, self.port_message = up, msg
+        if changed:
+            try:
+                self._on_port(up, msg)
+            except Exception:  # logging must not kill the reader
+                pass
+
+    def _poll_icount(self) -> None:
+        ic = self.transport.icount()
+        self.icount = ic
+        if ic and self._icount0:
+            self.overruns = (ic["overrun"] - self._icount0["overrun"]) + (
+                ic["buf_overrun"] - self._icount0["buf_overrun"]
+            )
+
+    def process(self, data, t_read: float, drained: bool = True, tr=None) -> None:
+        """Decode and index one read; tr (the transport) lets a suspected gap wait for more."""
+        dec = self.decoder.feed(data)
+        values, keys = dec.values, dec.keys
+        if tr is not None and values and self.clock.kind == "line":
+            # A burst may be in flight: give it RESETTLE_S before calling a silence a gap.
+            tries = 0
+            while self.clock.deficit(len(values), t_read) > self.clock.tol and tries < 5:
+                tries += 1
+                if not tr.wait(RESETTLE_S):
+                    break
+                n = tr.read(0)
+                t_read = time.monotonic()
+                more = self.decoder.feed(tr.mv[:n])
+                values = values + more.values
+                keys = keys + more.keys if keys is not None else None
+        if not values:
+            return
+        self.last_data = t_read
+        self.samples += len(values)
+        self._tick(len(values))
+        p = self._pending_params
+        if p is not None:
+            self._pending_params = None
+            self.detector.set_params(p)
+        det = self.detector
+        for seg in self.clock.assign(values, keys, t_read, drained):
+            if seg.lost_before:
+                self.batcher.gap(seg.lost_before)
+                for kind, ev in det.gap(seg.lost_before):
+                    self._dispatch(kind, ev)
+            env, notes = det.process(seg.values, seg.first_index)
+            for kind, ev in notes:
+                self._dispatch(kind, ev)
+            self.batcher.add(seg.first_index, seg.values, env, det.baseline)
+
+    def _dispatch(self, kind: str, ev: Event) -> None:
+        if kind == "confirm":
+            self._on_confirm(ev)
+        else:
+            self._on_event(ev)

@@ -1,0 +1,315 @@
+"""Sample frame decoders (ascii lines and the binary frame), no ROS: bytes in, samples out.
+
+Decoders never raise on bad input: a serial line is noisy by nature, so every bad byte is
+*counted* (discarded bytes, malformed frames) and the stream goes on. :func:`parse_ascii_line`
+and :func:`parse_binary_frame` raise :class:`MalformedFrameError` for one frame, so the reason
+is testable.
+
+Binary frame (little endian, 10 bytes; see README "Binary frame format")::
+
+    A5 5A | seq u16 | value f32 | crc16 u16      crc = CRC-16/CCITT-FALSE over seq+value
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SYNC = b"\xa5\x5a"
+FRAME_LEN = 10
+SEQ_MODULUS = 1 << 16
+ASCII_LAYOUTS = ("value", "seq,value", "time_us,value")
+_FRAME = struct.Struct("<2sHfH")
+
+
+class FrameError(ValueError):
+    """Base of the decoder's typed errors."""
+
+
+class MalformedFrameError(FrameError):
+    """One frame/line could not be decoded; ``reason`` is a short counter key."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+class ConfigError(FrameError):
+    """Unknown format or layout."""
+
+
+def _crc_table() -> np.ndarray:
+    t = np.zeros(256, dtype=np.uint16)
+    for i in range(256):
+        c = i << 8
+        for _ in range(8):
+            c = ((c << 1) ^ 0x1021) if c & 0x8000 else (c << 1)
+        t[i] = c & 0xFFFF
+    return t
+
+
+CRC_TABLE = _crc_table()
+_CRC_LIST = [int(x) for x in CRC_TABLE]
+
+
+def crc16(data: bytes, crc: int = 0xFFFF) -> int:
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection/xorout): '123456789'->29B1."""
+    for b in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC_LIST[((crc >> 8) ^ b) & 0xFF]
+    return crc
+
+
+def crc16_rows(rows: np.ndarray) -> np.ndarray:
+    """CRC of every row of an (n, k) uint8 array at once: one table lookup per column."""
+    crc = np.full(rows.shape[0], 0xFFFF, dtype=np.uint16)
+    for j in range(rows.shape[1]):
+        idx = ((crc >> 8) ^ rows[:, j]) & 0xFF
+        crc = ((crc << 8) & 0xFFFF) ^ CRC_TABLE[idx]
+    return crc
+
+
+def encode_binary(seq: int, value: float) -> bytes:
+    """One binary frame (used by the simulator and by firmware tests)."""
+    body = struct.pack("<Hf", seq & 0xFFFF, value)
+    return SYNC + body + struct.pack("<H", crc16(body))
+
+
+def encode_binary_block(seqs: np.ndarray, values: np.ndarray) -> bytes:
+    """Many frames at once (the simulator at tens of kHz)."""
+    n = len(values)
+    a = np.empty((n, FRAME_LEN), dtype=np.uint8)
+    a[:, 0], a[:, 1] = 0xA5, 0x5A
+    a[:, 2:4] = (np.asarray(seqs) & 0xFFFF).astype("<u2").view(np.uint8).reshape(n, 2)
+    a[:, 4:8] = np.asarray(values, dtype="<f4").view(np.uint8).reshape(n, 4)
+    crc = crc16_rows(a[:, 2:8])
+    a[:, 8] = crc & 0xFF
+    a[:, 9] = crc >> 8
+    return a.tobytes()
+
+
+def parse_binary_frame(frame: bytes) -> tuple[int, float]:
+    """Decode exactly one 10-byte frame or raise MalformedFrameError."""
+    if len(frame) != FRAME_LEN:
+        raise MalformedFrameError("length", f"{len(frame)} bytes")
+    sync, seq, value, crc = _FRAME.unpack(frame)
+    if sync != SYNC:
+        raise MalformedFrameError("sync")
+    if crc16(frame[2:8]) != crc:
+        raise MalformedFrameError("crc")
+    if not math.isfinite(value):
+        raise MalformedFrameError("non_finite", repr(value))
+    return seq, value
+
+
+def parse_ascii_line(line: bytes, layout: str = "value") -> tuple[int | None, float]:
+    """'v', 'seq,v' or 'us v' (comma or blanks) -> (key or None, value); or MalformedFrameError."""
+    cols = line.replace(b",", b" ").split()
+    want = 1 if layout == "value" else 2
+    if len(cols) != want:
+        raise MalformedFrameError("columns", f"{len(cols)} columns, layout {layout!r}")
+    try:
+        value = float(cols[-1])
+    except ValueError:
+        raise MalformedFrameError("non_numeric", repr(cols[-1][:16])) from None
+    if not math.isfinite(value):
+        raise MalformedFrameError("non_finite", repr(value))
+    if want == 1:
+        return None, value
+    try:
+        key = int(cols[0])
+    except ValueError:
+        raise MalformedFrameError("non_numeric", repr(cols[0][:16])) from None
+    if key < 0:
+        raise MalformedFrameError("negative_key", str(key))
+    return key, value
+
+
+@dataclass
+class Decoded:
+    """Samples of one feed(): values, and keys (seq, line number or time in us) when known."""
+
+    values: list[float] = field(default_factory=list)
+    keys: list[int] | None = None
+
+
+@dataclass
+class DecoderStats:
+    bytes_in: int = 0
+    discarded_bytes: int = 0  # bytes that were not part of a good frame (garbage, bad frames)
+    discarded_at_open: int = 0  # partial frame/line at (re)open: expected, not a fault
+    frames: int = 0
+    malformed: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def malformed_total(self) -> int:
+        return sum(self.malformed.values())
+
+    def bad(self, reason: str) -> None:
+        self.malformed[reason] = self.malformed.get(reason, 0) + 1
+
+
+class AsciiDecoder:
+    """One sample per line. With layout 'value' the key is a line counter, so a malformed line
+    becomes a one-sample gap (the sensor sends one line per sample) instead of vanishing."""
+
+    key_kind = "line"
+
+    def __init__(self, layout: str = "value", max_line: int = 64):
+        if layout not in ASCII_LAYOUTS:
+            raise ConfigError(f"unknown ascii layout {layout!r}; one of {ASCII_LAYOUTS}")
+        self.layout = layout
+        self.max_line = int(max_line)
+        self.key_kind = {"value": "line", "seq,value": "seq", "time_us,value": "time_us"}[layout]
+        self.stats = DecoderStats()
+        self._pending = b""
+        self._overlong = False  # inside a line already longer than max_line
+        self._line_no = 0
+        self._first = True  # the first (partial) line after open/resync is not a sample slot
+
+    def reset(self) -> None:
+        """Forget a partial line (port reopened)."""
+        if self._pending:
+            self.stats.discarded_at_open += len(self._pending)
+        self._pending = b""
+        self._overlong = False
+        self._first = True
+
+    def feed(self, data) -> Decoded:
+        st = self.stats
+        st.bytes_in += len(data)
+        buf = self._pending + data if self._pending else bytes(data)
+        lines = buf.split(b"\n")
+        tail = lines.pop()
+        out = Decoded(keys=[])
+        values, keys = out.values, out.keys
+        layout, max_line = self.layout, self.max_line
+        line_kind = self.key_kind == "line"
+        for raw in lines:
+            if self._first:
+                # Opened mid-line: the fragment is not a whole sample; not a loss either.
+                self._first = False
+                self._overlong = False
+                st.discarded_at_open += len(raw) + 1
+                continue
+            self._line_no += 1
+            if self._overlong or len(raw) > max_line:
+                self._overlong = False
+                st.discarded_bytes += len(raw) + 1
+                st.bad("overlong")
+                continue
+            line = raw.strip()
+            if not line:
+                self._line_no -= 1  # blank line (e.g. CRLF doubled): not a sample slot
+                st.discarded_bytes += len(raw) + 1
+                continue
+            try:
+                key, value = parse_ascii_line(line, layout)
+            except MalformedFrameError as e:
+                st.discarded_bytes += len(raw) + 1
+                st.bad(e.reason)
+                continue
+            st.frames += 1
+            values.append(value)
+            keys.append(self._line_no if line_kind else key)
+        if len(tail) > max_line:
+            st.discarded_bytes += len(tail)
+            self._overlong = True
+            tail = b""
+        self._pending = tail
+        return out
+
+
+class BinaryDecoder:
+    """Fixed 10-byte frames; aligned runs are checked with numpy, resync by searching the sync."""
+
+    key_kind = "seq"
+    seq_modulus = SEQ_MODULUS
+
+    def __init__(self):
+        self.stats = DecoderStats()
+        self._pending = b""
+        self._resyncing = False  # a bad CRC was counted; more until the next good frame are not
+        self._synced = False  # no good frame yet since (re)open: discards are alignment
+
+    def reset(self) -> None:
+        if self._pending:
+            self.stats.discarded_at_open += len(self._pending)
+        self._pending = b""
+        self._resyncing = False
+        self._synced = False
+
+    def _discard(self, n: int) -> None:
+        if self._synced:
+            self.stats.discarded_bytes += n
+        else:
+            self.stats.discarded_at_open += n
+
+    def feed(self, data) -> Decoded:
+        st = self.stats
+        st.bytes_in += len(data)
+        buf = self._pending + bytes(data)
+        a = np.frombuffer(buf, dtype=np.uint8)
+        n = len(buf)
+        pos = 0
+        vals: list[np.ndarray] = []
+        seqs: list[np.ndarray] = []
+        while n - pos >= FRAME_LEN:
+            if buf[pos] != 0xA5 or buf[pos + 1] != 0x5A:
+                nxt = buf.find(SYNC, pos + 1)
+                if nxt < 0:
+                    keep = n - 1 if buf[n - 1] == 0xA5 else n
+                    self._discard(keep - pos)
+                    pos = keep
+                    break
+                self._discard(nxt - pos)
+                pos = nxt
+                continue
+            m = (n - pos) // FRAME_LEN
+            block = a[pos : pos + m * FRAME_LEN].reshape(m, FRAME_LEN)
+            sync_ok = (block[:, 0] == 0xA5) & (block[:, 1] == 0x5A)
+            k = m if sync_ok.all() else int(np.argmin(sync_ok))
+            block = block[:k]
+            crc = block[:, 8].astype(np.uint16) | (block[:, 9].astype(np.uint16) << 8)
+            crc_ok = crc16_rows(block[:, 2:8]) == crc
+            j = k if crc_ok.all() else int(np.argmin(crc_ok))
+            if j:
+                good = block[:j]
+                v = np.ascontiguousarray(good[:, 4:8]).view("<f4").reshape(-1)
+                s = np.ascontiguousarray(good[:, 2:4]).view("<u2").reshape(-1)
+                fin = np.isfinite(v)
+                if not fin.all():
+                    bad = int((~fin).sum())
+                    st.malformed["non_finite"] = st.malformed.get("non_finite", 0) + bad
+                    st.discarded_bytes += bad * FRAME_LEN
+                    v, s = v[fin], s[fin]
+                vals.append(v)
+                seqs.append(s)
+                st.frames += len(v)
+                pos += j * FRAME_LEN
+                self._resyncing = False
+                self._synced = True
+            if j < k:
+                # Sync present but CRC wrong: count it once per resync, drop one byte and search
+                # again (the corrupted frame's own bytes may hold a sync pattern).
+                if not self._resyncing and self._synced:
+                    st.bad("crc")
+                    self._resyncing = True
+                self._discard(1)
+                pos += 1
+        self._pending = buf[pos:]
+        if not vals:
+            return Decoded(keys=[])
+        v = np.concatenate(vals) if len(vals) > 1 else vals[0]
+        s = np.concatenate(seqs) if len(seqs) > 1 else seqs[0]
+        return Decoded(values=v.astype(np.float64).tolist(), keys=s.tolist())
+
+
+def make_decoder(frame_format: str, ascii_layout: str = "value", max_line: int = 64):
+    if frame_format == "ascii":
+        return AsciiDecoder(ascii_layout, max_line)
+    if frame_format == "binary":
+        return BinaryDecoder()
+    raise ConfigError(f"unknown frame format {frame_format!r}; 'ascii' or 'binary'")

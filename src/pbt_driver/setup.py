@@ -1,0 +1,30 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = "pbt_driver"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml", "README.md"]),
+        ("share/" + package_name + "/config", glob("config/*.yaml")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="sensorhub developers",
+    maintainer_email="dev@sensorhub.example.org",
+    description="800 Hz PBT acquisition, event detection and pulse output; pty and pigpiod sims",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "pbt_driver = pbt_driver.node:main",
+            "pbt_sim = pbt_driver.sim:main",
+            "pigpiod_sim = pbt_driver.pigpiod_sim:main",
+        ],
+    },
+)
