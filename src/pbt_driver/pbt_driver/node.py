@@ -190,7 +190,8 @@ class PbtDriverNode(Node):
             self.sched.record(scheduling.lock_memory(), "process", self.get_logger())
         self.get_logger().info(
             f"reading {v['port']} ({v['frame_format']}, {self.rate:g} Hz), pulse backend "
-            f"{v['pulse_backend']}; publishing {self.get_namespace().rstrip('/')}/samples, /events"
+            f"{v['pulse_backend']}; publishing {self.pub_samples.topic_name}, "
+            f"{self.pub_events.topic_name}"
         )
 
     # -- reader-thread callbacks ------------------------------------------------------------
