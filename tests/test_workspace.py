@@ -106,3 +106,14 @@ def test_fix_wheel_cmake_is_idempotent(tmp_path):
     second = subprocess.run(tool, capture_output=True, text=True, check=True)
     assert "rewrote 0 CMake export" in second.stdout
     assert f.read_text() == text
+
+
+def test_env_script_runs_a_command_from_any_caller():
+    """./env.sh CMD works when exec'd directly (not only from bash), with the workspace set up."""
+    env_sh = WS / "env.sh"
+    if not env_sh.exists():
+        pytest.skip("env.sh is written by make build")
+    code = "import os, rclpy, sensorhub_msgs.msg; print(os.environ['AMENT_PREFIX_PATH'])"
+    r = subprocess.run([str(env_sh), "python", "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert str(WS / "install" / "sensorhub_msgs") in r.stdout
