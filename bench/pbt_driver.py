@@ -216,7 +216,40 @@ def run_800(tmp: Path, seconds: float, confirm: int) -> dict:
         "pulse_delay_floor_ms": confirm * 1.25,
         "confirm_samples": confirm,
         "pulses_sent": len(delays),
+        "_raw_ms": {"detection_latency": delays_ms(lat), "pulse_delay": delays_ms(delays)},
     }
+
+
+def delays_ms(delays) -> list:
+    return [x * 1e3 for x in delays]
+
+
+def plot(raw: dict, floor_ms: float, path: Path) -> None:
+    """Histograms of detection latency and peak-to-pulse delay (skipped without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plot")
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    panels = [
+        ("detection_latency", "closing sample written -> PbtEvent received [ms]", 2.0, "goal p99"),
+        ("pulse_delay", "peak sample -> pulse command [ms]", floor_ms, "confirmation floor"),
+    ]
+    for ax, (key, title, line, label) in zip(axes, panels, strict=True):
+        data = raw[key]
+        ax.hist(data, bins=40, color="#4477aa")
+        ax.axvline(line, color="#cc3311", linestyle="--", label=f"{label} {line:g} ms")
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel("events")
+        ax.legend(fontsize=8)
+    fig.suptitle("pbt_driver at 800 Hz (bench/pbt_driver.py)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f"wrote {path}")
 
 
 def run_rate(tmp: Path, rate: int, seconds: float) -> dict:
@@ -279,6 +312,7 @@ def main() -> int:
         "dds_transport": "shm+udp (LOCALHOST)" if a.shm else "udp loopback only (LOCALHOST)",
     }
     res["at_800hz"] = run_800(tmp, 10.0 if a.quick else 40.0, a.confirm_samples)
+    raw = res["at_800hz"].pop("_raw_ms")
     print(json.dumps(res["at_800hz"], indent=1), flush=True)
     rates = [2000, 20000] if a.quick else [2000, 5000, 10000, 20000, 40000]
     res["rates"] = []
@@ -296,6 +330,7 @@ def main() -> int:
     res["quick"] = a.quick
     (out / "pbt_driver.json").write_text(json.dumps(res, indent=2) + "\n")
     print(f"wrote {out / 'pbt_driver.json'}")
+    plot(raw, res["at_800hz"]["pulse_delay_floor_ms"], out / "pbt_driver.png")
     return 0
 
 
