@@ -32,7 +32,6 @@ class Collector:
 
     def __init__(self, node, window: float = 5.0):
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
 
         from sensorhub_common import qos
 
@@ -44,7 +43,7 @@ class Collector:
         self.types: dict[str, str] = {}
         self.first_seen: dict[str, float] = {}
         self.skipped: dict[str, str] = {}
-        self._qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+        self._qos = qos.viewer(qos.DIAGNOSTICS)  # rate sampling: best effort, depth 10
         self._subs = {}
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, qos.DIAGNOSTICS)
         self.discover()
