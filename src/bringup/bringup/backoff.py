@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from sensorhub_common.backoff import ExponentialBackoff
+
 
 @dataclass(frozen=True)
 class RestartPolicy:
@@ -36,7 +38,8 @@ class Backoff:
 
     def __init__(self, policy: RestartPolicy):
         self.policy = policy
-        self._next = policy.delay
+        hi = max(policy.max_delay, policy.delay)  # a first delay above the cap is the cap
+        self._delays = ExponentialBackoff(policy.delay, hi, policy.factor)
         self._crashes: deque[float] = deque()
         self.restarts = 0
 
@@ -45,17 +48,15 @@ class Backoff:
         if not p.enabled:
             return None
         if ran_for >= p.stable_after:
-            self._next = p.delay
+            self._delays.reset()
             self._crashes.clear()
         self._crashes.append(now)
         while self._crashes and now - self._crashes[0] > p.window:
             self._crashes.popleft()
         if len(self._crashes) > p.max_restarts:
             return None
-        delay = self._next
-        self._next = min(p.max_delay, max(self._next, 0.001) * p.factor)
         self.restarts += 1
-        return delay
+        return self._delays.failed(now)
 
     @property
     def crashes_in_window(self) -> int:

@@ -18,7 +18,8 @@ import numpy as np
 from pbt_driver.detector import Detector, DetectorParams, Event
 from pbt_driver.frames import make_decoder
 from pbt_driver.timing import SampleClock
-from pbt_driver.transport import Backoff, PortDownError, SerialTransport
+from pbt_driver.transport import PortDownError, SerialTransport
+from sensorhub_common.backoff import ExponentialBackoff
 
 RESETTLE_S = 0.002  # a suspected timing gap waits this long for the rest of a burst
 
@@ -110,7 +111,7 @@ class Reader:
         self.batcher = Batcher(cfg.batch_size, on_batch)
         self._on_confirm, self._on_event = on_confirm, on_event
         self._on_port, self._on_start, self._tick = on_port, on_start, tick
-        self.backoff = Backoff(cfg.reopen_backoff_min, cfg.reopen_backoff_max)
+        self.backoff = ExponentialBackoff(cfg.reopen_backoff_min, cfg.reopen_backoff_max)
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self.run, name="pbt-reader", daemon=True)
         self.port_up = False

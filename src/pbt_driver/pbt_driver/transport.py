@@ -13,7 +13,6 @@ import fcntl
 import os
 import select
 import struct
-import time
 
 import serial
 
@@ -177,23 +176,3 @@ class SerialTransport:
         except OSError:
             return None
         return dict(zip(_ICOUNT_FIELDS, _ICOUNT.unpack(raw), strict=False))
-
-
-class Backoff:
-    """Exponential reopen delay: min, 2*min, ... max; reset() after a good open."""
-
-    def __init__(self, lo: float = 0.2, hi: float = 5.0):
-        self.lo, self.hi = lo, hi
-        self.delay = lo
-        self.next_try = 0.0
-
-    def failed(self, now: float | None = None) -> float:
-        now = time.monotonic() if now is None else now
-        d = self.delay
-        self.next_try = now + d
-        self.delay = min(self.hi, self.delay * 2)
-        return d
-
-    def reset(self) -> None:
-        self.delay = self.lo
-        self.next_try = 0.0
