@@ -13,10 +13,11 @@ GRAPH_TOPICS = {
     "/pbt/samples",
     "/pbt/events",
     "/diagnostics",
+    "/diagnostics_agg",
     "/scan",
     "/tim240/scan_filtered",
     "/tim240/zones",
-    "/tim240/zone_markers",
+    "/tim240/markers",
     "/sec110/files",
 }
 
@@ -53,3 +54,11 @@ def test_panels_use_graph_topics(layout):
         "/pbt/samples.values[:]",
         "/pbt/samples.envelope[:]",
     }
+
+
+def test_every_panel_shows_its_title(layout):
+    """Foxglove reads foxglovePanelTitle and Lichtblick lichtblickPanelTitle; both get the title."""
+    for panel_id, cfg in layout["configById"].items():
+        title = cfg.get("foxglovePanelTitle")
+        assert title, f"{panel_id} has no foxglovePanelTitle"
+        assert cfg.get("lichtblickPanelTitle") == title, panel_id
