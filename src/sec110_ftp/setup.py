@@ -1,0 +1,30 @@
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = "sec110_ftp"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml", "README.md"]),
+        ("share/" + package_name + "/config", glob("config/*.yaml")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="sensorhub developers",
+    maintainer_email="dev@sensorhub.example.org",
+    description="FTP landing zone for the SEC110 on pyftpdlib; announces complete files",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "sec110_ftp = sec110_ftp.node:main",
+            "sec110_sim = sec110_ftp.sim:main",
+            "sec110_ftp_passwd = sec110_ftp.credentials:main",
+        ],
+    },
+)
