@@ -1,0 +1,152 @@
+"""tim240_bridge test helpers: the real SICK captures, the emulator and the node as processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+
+def data_dir() -> Path:
+    env = os.environ.get("SENSORHUB_SHARED_DATA")
+    if env:
+        return Path(env) / "tim"
+    return Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "tim"
+
+
+CAPTURES = {
+    "20210125-tim781s-scandata.pcapng.json": 140,
+    "20210113_tim871s_elephant.pcapng.json": 150,
+    "20210302_lms111.pcapng.json": 175,
+    "tim781s_pcap_json_converter_test.pcapng": 16,
+}
+
+
+def capture(name: str) -> Path:
+    p = data_dir() / name
+    if not p.exists():
+        pytest.skip(f"SICK capture {name} not found in {data_dir()} (set SENSORHUB_SHARED_DATA)")
+    return p
+
+
+def pytest_generate_tests(metafunc):
+    if "capture_name" in metafunc.fixturenames:
+        metafunc.parametrize("capture_name", sorted(CAPTURES))
+
+
+@pytest.fixture
+def capture_path():
+    """capture_path(name) -> Path of a SICK capture, or skip with the reason."""
+    return capture
+
+
+@pytest.fixture
+def capture_counts():
+    return dict(CAPTURES)
+
+
+def exe(name: str) -> str:
+    from sensorhub_common.paths import executable
+
+    return str(executable("tim240_bridge", name))
+
+
+def read_jsonl(path) -> list[dict]:
+    p = Path(path)
+    if not p.exists():
+        return []
+    return [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
+
+
+class Collector:
+    """Scans, filtered scans, zones and the node's diagnostics, as a recorder sees them."""
+
+    def __init__(self, node):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sensor_msgs.msg import LaserScan
+        from visualization_msgs.msg import MarkerArray
+
+        from sensorhub_common import qos
+        from sensorhub_msgs.msg import ZoneStatus
+
+        self.lock = threading.Lock()
+        self.scans: list = []
+        self.filtered: list = []
+        self.zones: list = []
+        self.markers: list = []
+        self.diag: list = []  # (receive time, {task: (level, message, values)})
+        self.subs = [
+            node.create_subscription(LaserScan, "scan", self._add(self.scans), qos.SCAN),
+            node.create_subscription(LaserScan, "tim240/scan_filtered", self._add(self.filtered),
+                                     qos.SCAN),
+            node.create_subscription(ZoneStatus, "tim240/zones", self._add(self.zones), 50),
+            node.create_subscription(MarkerArray, "tim240/markers", self._add(self.markers), 50),
+            node.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 50),
+        ]  # fmt: skip
+
+    def _add(self, dest):
+        def cb(m):
+            with self.lock:
+                dest.append((time.time(), m))
+                del dest[:-400]
+
+        return cb
+
+    def _diag(self, m):
+        d = {}
+        for s in m.status:
+            if not s.name.startswith("tim240_bridge: "):
+                continue
+            d[s.name.split(": ", 1)[1]] = (s.level[0], s.message,
+                                           {kv.key: kv.value for kv in s.values})  # fmt: skip
+        if d:
+            with self.lock:
+                self.diag.append((time.time(), d))
+
+    def n(self, what: str = "scans", after: float = 0.0) -> int:
+        with self.lock:
+            return sum(1 for t, _ in getattr(self, what) if t >= after)
+
+    def last(self, what: str = "scans"):
+        with self.lock:
+            lst = getattr(self, what)
+            return lst[-1][1] if lst else None
+
+    def latest(self, task: str, after: float = 0.0):
+        with self.lock:
+            for t, d in reversed(self.diag):
+                if t >= after and task in d:
+                    return d[task]
+        return None
+
+
+@pytest.fixture
+def tim(procs, tmp_path, wait):
+    class H:
+        tmp = tmp_path
+        Collector = Collector
+        read_jsonl = staticmethod(read_jsonl)
+
+        @staticmethod
+        def sim(*args, name="sim"):
+            pf = tmp_path / f"{name}.port"
+            p = procs.start(name, [exe("tim240_sim"), "--port", "0", "--port-file", pf, *args])
+            wait(pf.exists, 30, what="tim240_sim port file")
+            return p, int(pf.read_text())
+
+        @staticmethod
+        def bridge(name="bridge", **params):
+            argv = [exe("tim240_bridge"), "--ros-args"]
+            for k, v in params.items():
+                if isinstance(v, bool):
+                    v = str(v).lower()
+                elif isinstance(v, list):
+                    v = "[" + ",".join(f'"{x}"' for x in v) + "]"
+                argv += ["-p", f"{k}:={v}"]
+            return procs.start(name, argv)
+
+    return H

@@ -1,0 +1,468 @@
+"""tim240_sim: a TiM240 on TCP speaking SOPAS CoLa-A and CoLa-B, for the graph and the tests.
+
+Answers the start-up dialogue with typed answers, honours ``EIHstCola`` (the dialect survives
+reconnects, as on the device), refuses unknown commands with ``sFA``, and streams LMDscandata at
+15 Hz only after ``sEN LMDscandata 1``. Scans are synthesized (a room, an object moving through
+the default zones, noise, missing echoes) or replayed from real captures with fresh counters and
+device time. Fault knobs drop, stall, corrupt, truncate and pollute the stream; with
+``--fault-log`` every injected fault is one JSON line, so tests can count exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import selectors
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tim240_bridge import cola
+from tim240_bridge import scandata as sd
+
+FIRMWARE = "V1.10"
+LOCATION = "not defined"
+SERIAL = 23160042
+
+
+class Scene:
+    """Sensor at the origin looking along +x; rectangular room; one round object moving on
+    x = object_x between y = -object_span and +object_span."""
+
+    def __init__(self, args, rng: np.random.Generator):
+        self.a = args
+        self.rng = rng
+
+    def object_y(self, t: float) -> float:
+        a = self.a
+        if a.no_object:
+            return math.nan
+        if a.object_speed <= 0:
+            return a.object_y
+        span = a.object_span
+        period = 4 * span / a.object_speed
+        ph = (t % period) / period
+        return -span + 4 * span * ph if ph < 0.5 else 3 * span - 4 * span * ph
+
+    def ranges(self, t: float, angles_deg: np.ndarray) -> np.ndarray:
+        a = self.a
+        th = np.radians(angles_deg)
+        c, s = np.cos(th), np.sin(th)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tx = np.where(c > 1e-12, a.room_front / c, np.where(c < -1e-12, -a.room_back / c,
+                          np.inf))  # fmt: skip
+            ty = np.where(s > 1e-12, a.room_half_width / s,
+                          np.where(s < -1e-12, -a.room_half_width / s, np.inf))  # fmt: skip
+        d = np.minimum(tx, ty)
+        oy = self.object_y(t)
+        if math.isfinite(oy):
+            cx, cy, r = a.object_x, oy, a.object_radius
+            b = c * cx + s * cy
+            disc = b * b - (cx * cx + cy * cy - r * r)
+            with np.errstate(invalid="ignore"):
+                hit = b - np.sqrt(disc)
+            ok = (disc >= 0) & (hit > 0)
+            d = np.where(ok, np.minimum(d, hit), d)
+        if a.noise > 0:
+            d = d + self.rng.normal(0.0, a.noise, d.shape)
+        mm = np.clip(np.round(d * 1000.0), 0, 65535)
+        mm[d > 10.0 * 1.2] = 0  # beyond reach: no echo
+        if a.invalid_rate > 0:
+            mm[self.rng.random(mm.shape) < a.invalid_rate] = 0
+        return mm.astype(np.uint16)
+
+
+class Device:
+    """State that survives connections: dialect, scan configuration, counters, clock."""
+
+    def __init__(self, args):
+        self.args = args
+        self.dialect = cola.BINARY if args.protocol == "binary" else cola.ASCII
+        self.rng = np.random.default_rng(args.seed)
+        self.prng = random.Random(args.seed)
+        self.scene = Scene(args, self.rng)
+        self.res = 10000  # 1/10000 deg
+        self.start, self.stop = -1200000, 1200000
+        self.out_start, self.out_stop = self.start, self.stop
+        self.cfg = [1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1]  # LMDscandatacfg
+        self.telegram = 0
+        self.scan_no = 0
+        self.t0 = time.monotonic()
+        self.us0 = self.prng.randrange(1 << 32)
+        self.lock = threading.Lock()
+        self.replay: list[sd.Scan] = []
+        if args.replay:
+            from tim240_bridge.captures import scandata_payloads
+
+            self.replay = [sd.decode(cola.BINARY, p) for p in scandata_payloads(args.replay)]
+            if not self.replay:
+                raise SystemExit(f"tim240_sim: no LMDscandata in {args.replay}")
+        self.replay_i = 0
+
+    def device_us(self, mono: float) -> int:
+        dt = (mono - self.t0) * (1.0 + self.args.clock_drift_ppm * 1e-6)
+        return (self.us0 + int(dt * 1e6)) & 0xFFFFFFFF
+
+    def next_scan(self, now: float) -> sd.Scan:
+        with self.lock:
+            self.telegram = (self.telegram + 1) & 0xFFFF
+            self.scan_no = (self.scan_no + 1) & 0xFFFF
+        tx = self.device_us(now)
+        period = 1.0 / self.args.rate
+        start_us = (tx - int(period * 0.5e6)) & 0xFFFFFFFF
+        if self.replay:
+            s = self.replay[self.replay_i % len(self.replay)]
+            self.replay_i += 1
+            out = sd.Scan(**{**s.__dict__})
+        else:
+            n = (self.out_stop - self.out_start) // self.res + 1
+            ang = (self.out_start + self.res * np.arange(n)) * 1e-4
+            mm = self.scene.ranges(now - self.t0, ang)
+            chans = [sd.Channel("DIST1", 1.0, 0.0, self.out_start, self.res, mm, 16)]
+            ch8 = []
+            if self.cfg[2]:
+                with np.errstate(divide="ignore"):
+                    rssi = np.where(mm > 0, 60000.0 / np.maximum(mm / 1000.0, 0.3) ** 2, 0)
+                if self.cfg[3]:
+                    chans.append(
+                        sd.Channel(
+                            "RSSI1",
+                            1.0,
+                            0.0,
+                            self.out_start,
+                            self.res,
+                            np.clip(rssi, 0, 65535).astype(np.uint16),
+                            16,
+                        )
+                    )
+                else:
+                    ch8.append(
+                        sd.Channel(
+                            "RSSI1",
+                            1.0,
+                            0.0,
+                            self.out_start,
+                            self.res,
+                            np.clip(rssi / 256, 0, 255).astype(np.uint8),
+                            8,
+                        )
+                    )
+            tm = None
+            if self.cfg[10]:
+                lt = time.gmtime()
+                tm = (lt.tm_year, lt.tm_mon, lt.tm_mday, lt.tm_hour, lt.tm_min, lt.tm_sec,
+                      int((time.time() % 1) * 1e6))  # fmt: skip
+            out = sd.Scan(
+                serial=self.args.serial,
+                scan_frequency=round(self.args.rate * 100),
+                measurement_frequency=round(self.args.rate * 360 / 100),
+                channels16=chans, channels8=ch8, time=tm, trailer=sd.trailer_bytes(tm),
+            )  # fmt: skip
+        out.telegram_counter, out.scan_counter = self.telegram, self.scan_no
+        out.time_since_power_up_us, out.time_of_transmission_us = start_us, tx
+        return out
+
+
+class Faults:
+    """Periodic fault schedule of one connection (after --faults-after once streaming)."""
+
+    KINDS = ("drop", "stall", "corrupt", "truncate", "garbage")
+
+    def __init__(self, args, start: float):
+        self.a = args
+        self.next = {}
+        for k in self.KINDS:
+            every = getattr(args, f"{k}_every")
+            if every and every > 0:
+                self.next[k] = start + args.faults_after + every
+        self.stall_until = 0.0
+
+    def due(self, kind: str, now: float) -> bool:
+        t = self.next.get(kind)
+        if t is None or now < t:
+            return False
+        self.next[kind] = now + getattr(self.a, f"{kind}_every")
+        return True
+
+
+class Connection:
+    def __init__(self, dev: Device, sock: socket.socket, peer, stop: threading.Event, log):
+        self.dev, self.sock, self.peer, self.stop, self.log = dev, sock, peer, stop, log
+        self.a = dev.args
+        self.framer = cola.Framer()
+        self.access = 0
+        self.streaming = False
+        self.faults: Faults | None = None
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def reply(self, ctype, name, kinds=(), values=()):
+        self.send(cola.command(self.dev.dialect, ctype, name, kinds, values))
+
+    def handle(self, f: cola.Frame) -> None:
+        dev = self.dev
+        d = dev.dialect
+        try:
+            ctype, name, rest = cola.split_command(f.dialect, f.payload)
+        except cola.FieldError:
+            self.send(cola.sfa(d, 12))
+            return
+        key = (ctype, name)
+        spec = cola.DIALOGUE.get(key)
+        if spec is None:
+            code = {"sRN": 3, "sWN": 3, "sMN": 2, "sEN": 15}.get(ctype, 12)
+            self.send(cola.sfa(d, code))
+            self.log("unknown", command=f"{ctype} {name}")
+            return
+        req_kinds, rep_kinds = spec
+        try:
+            vals = cola.decode_fields(f.dialect, req_kinds, rest)
+        except cola.FieldError:
+            self.send(cola.sfa(d, 5))
+            return
+        rtype = cola.REPLY_TYPE[ctype]
+        if ctype == "sWN" and name != "EIHstCola" and self.access < 3:
+            self.send(cola.sfa(d, 10))
+            return
+        if name == "SCdevicestate":
+            self.reply(rtype, name, rep_kinds, (1,))
+        elif name == "SetAccessMode":
+            level, pw = vals
+            ok = level == 3 and pw == self.a.password
+            self.access = level if ok else 0
+            self.reply(rtype, name, rep_kinds, (int(ok),))
+        elif name == "EIHstCola":
+            if self.access < 3:
+                self.send(cola.sfa(d, 10))
+                return
+            self.reply(rtype, name)  # answered in the old dialect, then switched
+            dev.dialect = cola.BINARY if vals[0] else cola.ASCII
+            self.log("dialect", dialect=cola.DIALECT_NAMES[dev.dialect])
+        elif name == "FirmwareVersion":
+            self.reply(rtype, name, rep_kinds, (FIRMWARE,))
+        elif name == "ODoprh":
+            self.reply(rtype, name, rep_kinds, (1234,))
+        elif name == "ODpwrc":
+            self.reply(rtype, name, rep_kinds, (56,))
+        elif name == "LocationName":
+            self.reply(rtype, name, rep_kinds, (LOCATION,))
+        elif key == ("sRN", "LMPoutputRange"):
+            self.reply(rtype, name, rep_kinds, (1, dev.res, dev.out_start, dev.out_stop))
+        elif key == ("sWN", "LMPoutputRange"):
+            _, res, lo, hi = vals
+            if res != dev.res or not dev.start <= lo < hi <= dev.stop:
+                self.send(cola.sfa(d, 5))
+                return
+            dev.out_start = dev.start + (lo - dev.start + res - 1) // res * res
+            dev.out_stop = dev.start + (hi - dev.start) // res * res
+            self.reply(rtype, name)
+        elif key == ("sWN", "LMDscandatacfg"):
+            dev.cfg = list(vals)
+            self.reply(rtype, name)
+        elif key == ("sRN", "LMDscandatacfg"):
+            self.reply(rtype, name, rep_kinds, dev.cfg)
+        elif name == "Run":
+            self.access = 0
+            self.reply(rtype, name, rep_kinds, (1,))
+        elif name == "LMDscandata":
+            self.streaming = bool(vals[0])
+            self.reply(rtype, name, rep_kinds, (vals[0],))
+            if self.streaming and self.faults is None:
+                self.faults = Faults(self.a, time.monotonic())
+
+    def send_scan(self, now: float) -> bool:
+        """One scan, faults applied; False when the connection is to be dropped."""
+        dev, fl = self.dev, self.faults
+        if fl is not None and now < fl.stall_until:
+            return True
+        if fl is not None and fl.due("stall", now):
+            fl.stall_until = now + self.a.stall_duration
+            self.log("stall", duration=self.a.stall_duration)
+            return True
+        if fl is not None and fl.due("drop", now):
+            self.log("drop")
+            return False
+        s = dev.next_scan(now)
+        data = cola.frame(dev.dialect, sd.encode(dev.dialect, s))
+        if fl is not None and fl.due("garbage", now):
+            g = bytes(self.dev.prng.choice(_GARBAGE) for _ in range(self.a.garbage_bytes))
+            self.send(g)
+            self.log("garbage", bytes=len(g))
+        if fl is not None and fl.due("corrupt", now):
+            b = bytearray(data)
+            if dev.dialect == cola.BINARY:
+                b[-1] ^= 0x5A
+            else:
+                b[len(b) // 2] = 0x01
+            data = bytes(b)
+            self.log("corrupt", bytes=len(data))
+        elif fl is not None and fl.due("truncate", now):
+            data = data[: len(data) // 2]
+            self.log("truncate", bytes=len(data))
+        self.send(data)
+        return True
+
+    def run(self) -> None:
+        sel = selectors.DefaultSelector()
+        self.sock.setblocking(False)
+        sel.register(self.sock, selectors.EVENT_READ)
+        period = 1.0 / self.a.rate
+        due = time.monotonic() + period
+        try:
+            while not self.stop.is_set():
+                now = time.monotonic()
+                timeout = max(0.0, min(due - now, 0.2)) if self.streaming else 0.2
+                for _ in sel.select(timeout):
+                    try:
+                        data = self.sock.recv(65536)
+                    except BlockingIOError:
+                        continue
+                    if not data:
+                        return
+                    self.sock.setblocking(True)
+                    for f in self.framer.feed(data):
+                        self.handle(f)
+                    self.sock.setblocking(False)
+                now = time.monotonic()
+                if self.streaming and now >= due:
+                    self.sock.setblocking(True)
+                    ok = self.send_scan(now)
+                    self.sock.setblocking(False)
+                    if not ok:
+                        return
+                    due += period
+                    if due < now - period:  # fell behind (loaded box): no burst
+                        due = now + period
+                elif not self.streaming:
+                    due = now + period
+        except OSError:
+            pass
+        finally:
+            sel.close()
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+
+
+_GARBAGE = bytes(b for b in range(256) if b != 0x02)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tim240_sim", description=__doc__.split("\n\n")[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=2111, help="0 = pick a free port")
+    p.add_argument("--port-file", type=Path, help="write the bound port here")
+    p.add_argument(
+        "--protocol",
+        "--dialect",
+        dest="protocol",
+        choices=("ascii", "binary"),
+        default="ascii",
+        help="initial dialect (TiM240 factory setting: ascii)",
+    )
+    p.add_argument("--replay", type=Path, help="*.pcapng.json or .pcapng capture to replay")
+    p.add_argument("--rate", type=float, default=15.0, help="scans per second")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--serial", type=int, default=SERIAL)
+    p.add_argument(
+        "--password",
+        type=lambda s: int(s, 16),
+        default=0xF4724744,
+        help="client password hash (hex)",
+    )
+    p.add_argument("--clock-drift-ppm", type=float, default=30.0)
+    scene = p.add_argument_group("synthesized scene (metres)")
+    scene.add_argument("--room-front", type=float, default=4.0)
+    scene.add_argument("--room-back", type=float, default=2.0)
+    scene.add_argument("--room-half-width", type=float, default=2.5)
+    scene.add_argument("--object-x", type=float, default=1.5)
+    scene.add_argument("--object-y", type=float, default=0.0, help="with --object-speed 0")
+    scene.add_argument("--object-span", type=float, default=2.0)
+    scene.add_argument("--object-speed", type=float, default=0.8, help="m/s")
+    scene.add_argument("--object-radius", type=float, default=0.2)
+    scene.add_argument("--no-object", action="store_true")
+    scene.add_argument("--noise", type=float, default=0.01, help="range noise sigma")
+    scene.add_argument("--invalid-rate", type=float, default=0.01, help="share of no-echo")
+    f = p.add_argument_group("faults (periods in seconds; 0 = off)")
+    f.add_argument("--faults-after", type=float, default=2.0,
+                   help="seconds of clean streaming first")  # fmt: skip
+    f.add_argument("--drop-every", type=float, default=0.0, help="close the connection")
+    f.add_argument("--stall-every", type=float, default=0.0, help="stop sending scans")
+    f.add_argument("--stall-duration", type=float, default=3.0)
+    f.add_argument("--corrupt-every", type=float, default=0.0, help="bad checksum")
+    f.add_argument("--truncate-every", type=float, default=0.0, help="send half a frame")
+    f.add_argument("--garbage-every", type=float, default=0.0, help="random bytes")
+    f.add_argument("--garbage-bytes", type=int, default=37)
+    f.add_argument("--fault-log", type=Path, help="JSON line per injected fault")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        if stop.is_set() and signum == signal.SIGINT:
+            return  # a repeated Ctrl-C: already stopping
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    dev = Device(args)
+    log_lock = threading.Lock()
+
+    def log(kind, **kw):
+        if args.fault_log is None:
+            return
+        with log_lock, open(args.fault_log, "a") as fh:
+            fh.write(json.dumps({"fault": kind, "t": time.time(), **kw}) + "\n")
+
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        srv.bind((args.host, args.port))
+    except OSError as e:
+        print(f"tim240_sim: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
+        return 1
+    srv.listen(4)
+    srv.settimeout(0.2)
+    port = srv.getsockname()[1]
+    if args.port_file:
+        tmp = args.port_file.with_suffix(".tmp")
+        tmp.write_text(str(port))
+        tmp.replace(args.port_file)
+    src = f"replaying {args.replay}" if args.replay else "synthesized scene"
+    print(f"tim240_sim: listening on {args.host}:{port} "
+          f"({cola.DIALECT_NAMES[dev.dialect]}, {src})", flush=True)  # fmt: skip
+    threads = []
+    while not stop.is_set():
+        try:
+            sock, peer = srv.accept()
+        except TimeoutError:
+            continue
+        except OSError:
+            break
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        print(f"tim240_sim: client {peer[0]}:{peer[1]}", flush=True)
+        conn = Connection(dev, sock, peer, stop, log)
+        t = threading.Thread(target=conn.run, daemon=True)
+        t.start()
+        threads = [x for x in threads if x.is_alive()] + [t]
+    srv.close()
+    for t in threads:
+        t.join(2.0)
+    print("tim240_sim: stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
