@@ -20,6 +20,14 @@ default transports.
 Writes DIR/gateway.json (and DIR/gateway.png when matplotlib is available).
 Goals (issue 5): 50 clients each get 100% of events and >= 99% of sample batches; gateway <= 25%
 of one core at 20 clients.
+
+Recorder restart cost (issue 12, ``--no-recorder`` to skip): mcap_recorder records a 50 Hz
+sequence and 5 Hz transient-local events; it is killed with SIGKILL several times and started
+again after the supervisor's default respawn delay (0.5 s). From the bag (repaired and resumed
+by the restarted recorder, read with the ``mcap`` package): the publish-time span lost before
+each kill (goal <= the 1 s flush interval), the time from the kill to the first message recorded
+again (goal: recording again within 1 s of the crash, respawn delay included), and events
+recorded twice (goal 0).
 """
 
 from __future__ import annotations
@@ -184,6 +192,138 @@ while rclpy.ok():
 """
 
 
+SEQ_LOAD = r"""
+import time, rclpy
+from sensorhub_msgs.msg import PbtEvent, PbtSamples
+from sensorhub_common import qos
+rclpy.init()
+n = rclpy.create_node("bench_recorder_load")
+ps = n.create_publisher(PbtSamples, "/bench/seq", qos.pbt_samples(0.02))
+pe = n.create_publisher(PbtEvent, "/bench/events", qos.PBT_EVENTS)
+i = 0
+t_next = time.monotonic()
+while rclpy.ok():
+    now = time.time_ns()
+    m = PbtSamples(first_index=i)
+    m.header.stamp.sec, m.header.stamp.nanosec = divmod(now, 1_000_000_000)
+    ps.publish(m)
+    if i % 10 == 0:
+        e = PbtEvent(peak_index=i)
+        e.header.stamp = m.header.stamp
+        pe.publish(e)
+    i += 1
+    t_next += 0.02
+    time.sleep(max(0.0, t_next - time.monotonic()))
+"""
+
+
+def run_recorder_restarts(procs: Procs, tmp: Path, kills: int, respawn_delay: float) -> dict:
+    """SIGKILL the recorder ``kills`` times; what the bag lost and when recording resumed."""
+    exe = _exe("foxglove_gateway", "mcap_recorder")
+    if exe is None:
+        return {"error": "mcap_recorder not built"}
+    root = tmp / "rec_data"
+    pf = tmp / "recorder.yaml"
+    pf.write_text(
+        "/**:\n  ros__parameters:\n"
+        f"    data_root: {root}\n    topics_allow: ['/bench/.*']\n    chunk_interval: 1.0\n"
+    )
+    load = procs.start("recorder_load", [sys.executable, "-c", SEQ_LOAD])
+    argv = [exe, "--ros-args", "--params-file", pf]
+    rec = procs.start("recorder_0", argv)
+    kill_times, spawn_times = [], []
+    time.sleep(6.0)
+    for k in range(kills):
+        rec.send_signal(signal.SIGKILL)
+        kill_times.append(time.time_ns())
+        rec.wait(10)
+        time.sleep(respawn_delay)
+        spawn_times.append(time.time_ns())
+        rec = procs.start(f"recorder_{k + 1}", argv)
+        time.sleep(6.0)
+    rec.send_signal(signal.SIGINT)
+    rec.wait(30)
+    load.send_signal(signal.SIGINT)
+    load.wait(10)
+
+    from mcap.reader import make_reader
+    from rclpy.serialization import deserialize_message
+
+    from sensorhub_msgs.msg import PbtEvent, PbtSamples
+
+    (bag,) = list((root / "bags").iterdir())
+    seq: dict[int, int] = {}  # first_index -> header stamp [ns]
+    events: list[int] = []
+    unfinished = 0
+    files = sorted(bag.glob("*.mcap"))
+    for f in files:
+        with open(f, "rb") as fh:
+            r = make_reader(fh)
+            if r.get_summary() is None:
+                unfinished += 1
+            for _, ch, msg in r.iter_messages():
+                if ch.topic == "/bench/seq":
+                    m = deserialize_message(msg.data, PbtSamples)
+                    seq[m.first_index] = m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
+                elif ch.topic == "/bench/events":
+                    events.append(deserialize_message(msg.data, PbtEvent).peak_index)
+    stamps = sorted(seq.values())
+    per_kill = []
+    for k, (t_kill, t_spawn) in enumerate(zip(kill_times, spawn_times, strict=True)):
+        following = _log_time(tmp / f"recorder_{k + 1}.log", "following /bench/seq")
+        before = [t for t in stamps if t < t_kill]
+        after = [t for t in stamps if t >= t_kill]
+        lost_before = (t_kill - before[-1]) / 1e9 if before else None
+        first_after = (after[0] - t_kill) / 1e9 if after else None
+        per_kill.append(
+            {
+                "lost_before_kill_s": round(lost_before, 3) if lost_before is not None else None,
+                "recording_again_after_kill_s": round(first_after, 3)
+                if first_after is not None
+                else None,
+                "recording_again_after_spawn_s": round((after[0] - t_spawn) / 1e9, 3)
+                if after
+                else None,
+                "subscribed_after_spawn_s": round((following - t_spawn) / 1e9, 3)
+                if following
+                else None,
+            }
+        )
+    lb = [k["lost_before_kill_s"] for k in per_kill if k["lost_before_kill_s"] is not None]
+    ra = [
+        k["recording_again_after_kill_s"]
+        for k in per_kill
+        if k["recording_again_after_kill_s"] is not None
+    ]
+    return {
+        "kills": kills,
+        "respawn_delay_s": respawn_delay,
+        "chunk_interval_s": 1.0,
+        "bag_dirs": len(list((root / "bags").iterdir())),
+        "files": len(files),
+        "files_without_footer": unfinished,
+        "sequence_recorded": len(seq),
+        "events_recorded": len(events),
+        "events_recorded_twice": len(events) - len(set(events)),
+        "max_lost_before_kill_s": max(lb) if lb else None,
+        "max_recording_again_after_kill_s": max(ra) if ra else None,
+        "median_recording_again_after_kill_s": statistics.median(ra) if ra else None,
+        "per_kill": per_kill,
+        "goals": {"lost_before_kill_s": 1.0, "recording_again_after_kill_s": 1.0},
+    }
+
+
+def _log_time(path: Path, text: str) -> int | None:
+    """Epoch ns of the first ROS log line containing ``text`` ("[INFO] [<epoch s>] ...")."""
+    try:
+        for line in path.read_text(errors="replace").splitlines():
+            if text in line and line.startswith("["):
+                return int(float(line.split("[")[2].split("]")[0]) * 1e9)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _ensure_js() -> None:
     if not shutil.which("node") or not shutil.which("npm"):
         sys.exit("bench/gateway.py: node/npm not installed (needed for the JS clients)")
@@ -280,8 +420,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--quick", action="store_true", help="short windows (smoke run)")
-    ap.add_argument("--clients", default="1,10,20,50")
+    ap.add_argument("--clients", default="1,10,20,50", help="levels; 'none': recorder only")
     ap.add_argument("--no-scan-load", action="store_true")
+    ap.add_argument("--no-recorder", action="store_true", help="skip the recorder restarts")
+    ap.add_argument("--kills", type=int, default=5, help="recorder kills (default 5)")
+    ap.add_argument(
+        "--respawn-delay", type=float, default=0.5, help="s before the restart (supervisor)"
+    )
     ap.add_argument(
         "--shm",
         action="store_true",
@@ -291,7 +436,7 @@ def main() -> int:
     if not args.shm:
         os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "UDPv4")
     args.out.mkdir(parents=True, exist_ok=True)
-    levels = [int(x) for x in args.clients.split(",")]
+    levels = [int(x) for x in args.clients.split(",") if x.strip() not in ("", "none")]
     window, warmup = (6.0, 3.0) if args.quick else (30.0, 5.0)
 
     # 101: the highest domain whose ports stay below Linux's ephemeral range, and one the test
@@ -349,7 +494,7 @@ def main() -> int:
         pf = tmp / "gateway.yaml"
         pf.write_text(
             "/**:\n  ros__parameters:\n    address: 127.0.0.1\n"
-            f"    port: {port}\n    max_clients: {max(levels) + 5}\n"
+            f"    port: {port}\n    max_clients: {max(levels, default=0) + 5}\n"
         )
         gw = procs.start("gateway", [gw_exe, "--ros-args", "--params-file", pf])
         _wait_port(port)
@@ -360,6 +505,11 @@ def main() -> int:
             r = run_level(n, port, gw.pid, ref, tmp, warmup, window)
             print(json.dumps(r), flush=True)
             result["levels"].append(r)
+        if not args.no_recorder:
+            kills = min(args.kills, 2) if args.quick else args.kills
+            rr = run_recorder_restarts(procs, tmp, kills, args.respawn_delay)
+            print(json.dumps(rr), flush=True)
+            result["recorder_restarts"] = rr
     finally:
         procs.stop_all()
         ref.close()
@@ -375,6 +525,13 @@ def main() -> int:
             verdict["samples_99pct_at_50"] = d["/pbt/samples"]["min_pct"] >= 99.0
     if 20 in by_n:
         verdict["cpu_le_25pct_at_20"] = by_n[20]["gateway_cpu_pct_of_one_core"] <= 25.0
+    rr = result.get("recorder_restarts") or {}
+    if rr.get("max_lost_before_kill_s") is not None:
+        verdict["recorder_lost_le_1s_before_kill"] = rr["max_lost_before_kill_s"] <= 1.0
+    if rr.get("max_recording_again_after_kill_s") is not None:
+        verdict["recorder_again_within_1s"] = rr["max_recording_again_after_kill_s"] <= 1.0
+    if "events_recorded_twice" in rr:
+        verdict["recorder_no_duplicate_events"] = rr["events_recorded_twice"] == 0
     result["verdict"] = verdict
     out = args.out / "gateway.json"
     out.write_text(json.dumps(result, indent=2) + "\n")

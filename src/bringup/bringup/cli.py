@@ -42,7 +42,7 @@ def _graph_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--role", default="all", choices=ROLE_CHOICES)
     p.add_argument("--web", default="auto", help="auto | foxglove_bridge | gateway | none")
-    p.add_argument("--tim240-driver", default="auto", help="auto | sick_scan_xd | native | sim")
+    p.add_argument("--tim240-driver", default="auto", help="auto | sick_scan_xd | native | none")
     p.add_argument("--record", action="store_true", help="record to <data_root>/bags")
     p.add_argument("--recorder", default="auto", help="auto | rosbag2 | mcap_recorder")
     p.add_argument("--data-root", help="default $SENSORHUB_DATA_ROOT or ./data")
@@ -82,7 +82,21 @@ def main(argv=None) -> int:
     _graph_args(pl)
     ck = sub.add_parser("check", help="validate the graph file (and the plan for the options)")
     _graph_args(ck)
+    bag = sub.add_parser("bag", help="recorded bags")
+    bag_sub = bag.add_subparsers(dest="bag_cmd", required=True)
+    rep = bag_sub.add_parser(
+        "repair", help="make a killed recorder's bag readable (valid MCAP + metadata.yaml)"
+    )
+    rep.add_argument("paths", nargs="+", metavar="PATH", help="bag directory, .mcap, or bags/")
     a = ap.parse_args(argv)
+
+    if a.cmd == "bag":
+        try:
+            from foxglove_gateway.bag import repair_command
+        except ImportError as e:
+            print(f"sensorhub: foxglove_gateway is not installed: {e}", file=sys.stderr)
+            return 2
+        return repair_command(a.paths)
 
     if a.cmd == "status":
         from bringup.status import run_status

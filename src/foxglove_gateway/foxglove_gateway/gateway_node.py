@@ -72,6 +72,28 @@ SPECS = [
     ),
     Param("max_clients", 10, "Concurrent WebSocket clients; the next one is refused", 1, 1000),
     Param(
+        "max_message_kib",
+        1024,
+        "Largest client->server WebSocket message [KiB]; bigger: close 1009",
+        1,
+        65536,
+    ),
+    Param("ping_interval", 5.0, "Ping a client quiet this long [s] (0 = never)", 0.0, 3600.0),
+    Param(
+        "ping_timeout",
+        10.0,
+        "Close a client silent this long after the ping interval [s]",
+        0.1,
+        3600.0,
+    ),
+    Param(
+        "max_handshakes",
+        16,
+        "Connections allowed in the HTTP upgrade at once; more get 503",
+        1,
+        1000,
+    ),
+    Param(
         "client_backlog",
         1024,
         "Messages queued per client before its oldest are dropped",
@@ -169,6 +191,10 @@ class GatewayNode(Node):
             offered_of=lambda ch: self._offered.get(ch, 0),
             log=lambda s: self.get_logger().info(s),
             name="sensorhub foxglove_gateway",
+            max_message_bytes=p["max_message_kib"] * 1024,
+            ping_interval=p["ping_interval"],
+            ping_timeout=p["ping_timeout"],
+            max_handshakes=p["max_handshakes"],
         )
         try:
             port = self.front.start()
@@ -211,8 +237,12 @@ class GatewayNode(Node):
         for tr in self.follower.topics.values():
             tr.data["limiter"] = self._limiter(tr.name)
         self.follower.remove_unwanted()
-        if "max_clients" in changed:
-            self.front.max_clients = p["max_clients"]
+        # the front reads these per connection (asyncio thread; plain attribute stores)
+        self.front.max_clients = p["max_clients"]
+        self.front.max_message_bytes = p["max_message_kib"] * 1024
+        self.front.ping_interval = p["ping_interval"]
+        self.front.ping_timeout = p["ping_timeout"]
+        self.front.max_handshakes = p["max_handshakes"]
         if "discovery_period" in changed:
             self.destroy_timer(self._timer)
             self._timer = self.create_timer(p["discovery_period"], self.follower.refresh)
@@ -302,13 +332,23 @@ class GatewayNode(Node):
         stat.add("max clients", snap.max_clients)
         stat.add("accepted total", snap.accepted_total)
         stat.add("refused total", snap.refused_total)
+        stat.add("closed too big (1009)", snap.too_big_total)
+        stat.add("closed no pong", snap.ping_timeout_total)
+        stat.add("in handshake", snap.handshaking)
+        stat.add("refused in handshake (503)", snap.handshake_refused_total)
+        stat.add("refused subprotocol (400)", snap.bad_subprotocol_total)
         stat.add("subscriptions", sum(c["subscriptions"] for c in snap.clients))
         for c in snap.clients:
             stat.add(
                 f"client {c['id']} ({c['peer']})",
                 f"{c['subscriptions']} subs, delivered {c['delivered']}/{c['offered']} "
                 f"({c['delivered_pct']:.1f}%), {c['bytes']} B, {c['pending_bytes']} B pending"
-                + (f", {c['resubscribed']} resubscribed" if c["resubscribed"] else ""),
+                + (f", {c['resubscribed']} resubscribed" if c["resubscribed"] else "")
+                + (
+                    f", {c['unknown_subscribes']} unknown channel subscribes"
+                    if c["unknown_subscribes"]
+                    else ""
+                ),
             )
 
     def _diag_topics(self, stat) -> None:

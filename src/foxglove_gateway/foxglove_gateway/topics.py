@@ -2,6 +2,14 @@
 
 Patterns are Python regular expressions matched against the whole topic name (as
 foxglove_bridge's ``topic_whitelist``): ``/pbt/.*`` matches ``/pbt/samples``, ``/pbt`` does not.
+
+Python's ``re`` backtracks, and a pattern such as ``(.*.*)*x`` takes exponential time (the node
+would spin in it and answer nothing). Patterns are therefore checked when set
+(:func:`pattern_risk`: no quantifier or alternation inside a repeated group, no backreferences,
+at most ``MAX_OPEN_QUANTIFIERS`` open-ended quantifiers, so a match is at most cubic in the
+topic length), topic names longer than ``MAX_TOPIC_LEN`` never match, and
+:class:`TopicFilter` decides each topic once and caches the answer, so repeated discovery passes
+and the message path never run a regex.
 """
 
 from __future__ import annotations
@@ -11,17 +19,89 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+try:  # Python >= 3.11
+    import re._constants as _sre_c
+    import re._parser as _sre_p
+except ImportError:  # pragma: no cover - Python 3.10
+    import sre_constants as _sre_c
+    import sre_parse as _sre_p
+
+MAX_PATTERN_LEN = 256
+MAX_OPEN_QUANTIFIERS = 3
+MAX_TOPIC_LEN = 256  # ROS topic names are far shorter; longer ones are never matched
+_BIG_REPEAT = 16  # {m,n} with n above this counts as open-ended
+_REPEATS = {_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT}
+if hasattr(_sre_c, "POSSESSIVE_REPEAT"):
+    _REPEATS.add(_sre_c.POSSESSIVE_REPEAT)
+
+
+def pattern_risk(pattern: str) -> str | None:
+    """Why ``pattern`` could make the backtracking matcher slow, or None when it is safe."""
+    if len(pattern) > MAX_PATTERN_LEN:
+        return f"longer than {MAX_PATTERN_LEN} characters"
+    try:
+        tree = _sre_p.parse(pattern)
+    except re.error as e:
+        return str(e)
+    open_ended = 0
+
+    def walk(items, in_repeat: bool) -> str | None:
+        nonlocal open_ended
+        for op, av in items:
+            if op in _REPEATS:
+                _lo, hi, body = av
+                repeats = hi > 1
+                if repeats and in_repeat:
+                    return "nested quantifier (a repeated group containing a quantifier)"
+                if hi > _BIG_REPEAT:
+                    open_ended += 1
+                err = walk(body, in_repeat or repeats)
+            elif op is _sre_c.SUBPATTERN:
+                err = walk(av[-1], in_repeat)
+            elif op is _sre_c.BRANCH:
+                if in_repeat:
+                    return "alternation inside a repeated group"
+                err = next((e for alt in av[1] if (e := walk(alt, in_repeat))), None)
+            elif op in (_sre_c.ASSERT, _sre_c.ASSERT_NOT):
+                err = walk(av[1], in_repeat)
+            elif op in (_sre_c.GROUPREF, _sre_c.GROUPREF_EXISTS):
+                return "backreference"
+            elif getattr(_sre_c, "ATOMIC_GROUP", None) is not None and op is _sre_c.ATOMIC_GROUP:
+                err = walk(av, in_repeat)
+            else:
+                err = None
+            if err:
+                return err
+        return None
+
+    err = walk(tree, False)
+    if err:
+        return err
+    if open_ended > MAX_OPEN_QUANTIFIERS:
+        return f"more than {MAX_OPEN_QUANTIFIERS} open-ended quantifiers (*, +, {{m,}})"
+    return None
+
 
 def compile_patterns(patterns: Iterable[str], what: str = "pattern") -> list[re.Pattern]:
-    """Empty strings are skipped: a ROS parameter file cannot hold an empty string array."""
+    """Empty strings are skipped: a ROS parameter file cannot hold an empty string array.
+
+    Raises ValueError for a bad pattern and for one the backtracking matcher could hang on.
+    """
     out = []
     for p in patterns:
         if not p:
             continue
         try:
-            out.append(re.compile(p))
+            compiled = re.compile(p)
         except re.error as e:
             raise ValueError(f"bad {what} {p!r}: {e}") from None
+        risk = pattern_risk(p)
+        if risk:
+            raise ValueError(
+                f"{what} {p!r} refused: {risk}; it could take exponential time to match "
+                "(write e.g. '/pbt/.*' or '/(pbt|tim240)/.*')"
+            )
+        out.append(compiled)
     return out
 
 
@@ -35,16 +115,34 @@ def check_patterns(patterns: Sequence[str]) -> str | None:
 
 
 class TopicFilter:
-    """A topic passes when it fully matches an allow pattern and no deny pattern."""
+    """A topic passes when it fully matches an allow pattern and no deny pattern.
+
+    Each topic is matched once; the decision is cached (a new filter is built when the
+    parameters change), so discovery passes cost a dict lookup per topic.
+    """
+
+    MAX_CACHE = 4096
 
     def __init__(self, allow: Sequence[str] = (".*",), deny: Sequence[str] = ()):
         self._allow = compile_patterns(allow, "allow pattern")
         self._deny = compile_patterns(deny, "deny pattern")
+        self._cache: dict[str, bool] = {}
+        self.matches_run = 0  # regex evaluations (topics decided), for tests and figures
 
     def __call__(self, topic: str) -> bool:
-        return any(p.fullmatch(topic) for p in self._allow) and not any(
-            p.fullmatch(topic) for p in self._deny
+        hit = self._cache.get(topic)
+        if hit is not None:
+            return hit
+        self.matches_run += 1
+        ok = (
+            len(topic) <= MAX_TOPIC_LEN
+            and any(p.fullmatch(topic) for p in self._allow)
+            and not any(p.fullmatch(topic) for p in self._deny)
         )
+        if len(self._cache) >= self.MAX_CACHE:
+            self._cache.clear()
+        self._cache[topic] = ok
+        return ok
 
 
 @dataclass(frozen=True)
@@ -81,7 +179,10 @@ def check_rate_rules(items: Sequence[str]) -> str | None:
 
 
 def max_rate_for(rules: Sequence[RateRule], topic: str) -> float:
-    """The cap of the first matching rule, 0.0 (unlimited) when none matches."""
+    """The cap of the first matching rule, 0.0 (unlimited) when none matches (called once per
+    followed topic, not per message)."""
+    if len(topic) > MAX_TOPIC_LEN:
+        return 0.0
     for r in rules:
         if r.pattern.fullmatch(topic):
             return r.max_hz

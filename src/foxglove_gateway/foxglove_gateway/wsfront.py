@@ -33,7 +33,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-SUBPROTOCOLS = ("foxglove.sdk.v1", "foxglove.websocket.v1")
+# What the SDK server speaks (foxglove-sdk 0.30 has no foxglove.websocket.v1): a client that
+# offers neither gets an HTTP 400 naming it, instead of the SDK's bare 400.
+SUBPROTOCOLS = ("foxglove.sdk.v1",)
+CLOSE_GOING_AWAY = 1001
+CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN_LATER = 1013
 HIGH_WATER = 64 * 1024
 # Socket buffers between the SDK and a client are kept small, so a slow client's data waits in
@@ -117,11 +121,11 @@ def refusal(headers: dict[str, str], reason: str) -> bytes:
     )
 
 
-def http_response(code: int, text: str, body: str) -> bytes:
+def http_response(code: int, text: str, body: str, extra: str = "") -> bytes:
     data = body.encode()
     return (
         f"HTTP/1.1 {code} {text}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+        f"Content-Length: {len(data)}\r\nConnection: close\r\n{extra}\r\n"
     ).encode() + data
 
 
@@ -133,6 +137,10 @@ class FrameScanner:
     of binary frames, and nothing else (payloads are skipped, not copied). With
     ``skip_http_head`` the bytes up to the first blank line (the server's 101 response) are
     passed over first.
+
+    With ``max_message`` a frame, or a fragmented message, longer than that stops the scanner
+    as soon as its header is read (``oversize`` is set, ``broken`` too): the caller closes the
+    connection before a byte of such a payload has to be held.
     """
 
     def __init__(
@@ -140,8 +148,12 @@ class FrameScanner:
         on_frame: Callable[[int, bool, bytes], None],
         binary_prefix: int = 0,
         skip_http_head: bool = False,
+        max_message: int = 0,
     ):
         self._on_frame = on_frame
+        self.max_message = max_message  # 0 = unlimited; else frame/message size limit
+        self._message_len = 0  # payload bytes of the (possibly fragmented) message so far
+        self.oversize = 0  # the size that broke max_message (the scanner stops there)
         self._binary_prefix = binary_prefix
         self._in_head = skip_http_head
         self._buf = bytearray()
@@ -203,6 +215,12 @@ class FrameScanner:
                     return
                 length = struct.unpack_from(">Q", buf, 2)[0]
                 hlen = 10
+            total = length if opcode else self._message_len + length
+            if self.max_message and opcode < 0x8 and total > self.max_message:
+                self.oversize = total
+                self.broken = True
+                buf.clear()
+                return
             mask = b""
             if masked:
                 if len(buf) < hlen + 4:
@@ -222,6 +240,8 @@ class FrameScanner:
             prefix = bytes(buf[hlen : hlen + want])
             if mask and prefix:
                 prefix = bytes(b ^ mask[i % 4] for i, b in enumerate(prefix))
+            if opcode < 0x8:  # control frames may sit between the fragments of a message
+                self._message_len = 0 if fin else total
             try:
                 self._on_frame(opcode, fin, prefix)
             except Exception:  # figures are best effort; forwarding never depends on them
@@ -256,6 +276,8 @@ class ClientStats:
     bytes_down: int = 0
     pending_bytes: int = 0  # in the front's write buffer towards this client
     resubscribed: int = 0  # subscribes repeated after the SDK's "Unknown channel ID"
+    unknown_subscribes: int = 0  # subscribes to channels never (or long ago) advertised
+    last_rx: float = 0.0  # monotonic time of the last bytes from the client
 
     def delivered(self) -> int:
         return self.delivered_closed + sum(self.delivered_by_sub.values())
@@ -275,21 +297,36 @@ class _ClientTracker:
     foxglove-sdk 0.30 can send a new channel's advertisement before the server can resolve the
     channel, so a client that subscribes at once (Foxglove does) sometimes gets "Unknown channel
     ID" and never any data on that topic. The tracker then sends the same subscribe again on the
-    client's behalf (masked, between client frames), at most ``MAX_RESUBSCRIBE`` times.
+    client's behalf (masked, between client frames), at most ``MAX_RESUBSCRIBE`` times, and only
+    for a channel advertised less than ``RECENT_ADVERTISE_S`` ago: a subscription to a channel
+    that was never advertised (or long ago) is a client error, answered once by the SDK.
     """
 
     MAX_RESUBSCRIBE = 5
     RESUBSCRIBE_DELAY_S = 0.05
+    RECENT_ADVERTISE_S = 2.0
 
-    def __init__(self, stats: ClientStats, offered_of: Callable[[int], int]):
+    def __init__(
+        self,
+        stats: ClientStats,
+        offered_of: Callable[[int], int],
+        max_message: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.stats = stats
         self._offered_of = offered_of
-        self.up = FrameScanner(self._client_frame)
+        self._clock = clock
+        self.up = FrameScanner(self._client_frame, max_message=max_message)
         self.down = FrameScanner(self._server_frame, binary_prefix=5, skip_http_head=True)
         self.up_writer: asyncio.StreamWriter | None = None
         self.up_at_boundary = True  # no partial client frame held back
         self.pending_inject: list[bytes] = []
+        self.down_writer: asyncio.StreamWriter | None = None
+        self.down_inject: list[bytes] = []  # server-side frames (ping, close) for the client
+        self.closing = False  # a close frame is queued: forward nothing after it
+        self.close_sent = asyncio.Event()  # binds to the running loop on first use
         self._retries: dict[int, int] = {}
+        self.advertised_at: dict[int, float] = {}  # channel id -> when the client saw it
 
     def _client_frame(self, opcode: int, fin: bool, prefix: bytes) -> None:
         if opcode != 0x1 or not fin:
@@ -320,6 +357,16 @@ class _ClientTracker:
             sid = int.from_bytes(prefix[1:5], "little")
             if sid in s.delivered_by_sub:
                 s.delivered_by_sub[sid] += 1
+        elif opcode == 0x1 and fin and b'"advertise"' in prefix[:64]:
+            msg = json.loads(prefix)
+            if msg.get("op") == "advertise":
+                now = self._clock()
+                for ch in msg.get("channels", []):
+                    self.advertised_at[int(ch["id"])] = now
+        elif opcode == 0x1 and fin and b'"unadvertise"' in prefix[:64]:
+            msg = json.loads(prefix)
+            for cid in msg.get("channelIds", []):
+                self.advertised_at.pop(int(cid), None)
         elif opcode == 0x1 and fin and b"Unknown channel ID" in prefix:
             msg = json.loads(prefix)
             if msg.get("op") != "status":
@@ -329,6 +376,10 @@ class _ClientTracker:
                 self._resubscribe(int(text.rsplit(" ", 1)[1]))
 
     def _resubscribe(self, channel_id: int) -> None:
+        seen = self.advertised_at.get(channel_id)
+        if seen is None or self._clock() - seen > self.RECENT_ADVERTISE_S:
+            self.stats.unknown_subscribes += 1  # the client's own mistake: no retry
+            return
         for sid, ch in list(self.stats.subscriptions.items()):
             if ch != channel_id or self._retries.get(sid, 0) >= self.MAX_RESUBSCRIBE:
                 continue
@@ -350,6 +401,21 @@ class _ClientTracker:
         else:
             self.pending_inject.append(frame)
 
+    def send_down(self, frame: bytes, close: bool = False) -> None:
+        """A frame of the front's own for the client (ping, close): written between server
+        frames, at once when no server frame is half forwarded, else at the next boundary."""
+        if self.closing:
+            return
+        self.closing = close
+        w = self.down_writer
+        at_boundary = not self.down._in_head and self.down.boundary == self.down.fed
+        if w is not None and at_boundary and not self.down_inject:
+            w.write(frame)
+            if close:
+                self.close_sent.set()
+        else:
+            self.down_inject.append(frame)
+
 
 @dataclass
 class FrontSnapshot:
@@ -358,6 +424,11 @@ class FrontSnapshot:
     accepted_total: int
     refused_total: int
     clients: list[dict]
+    too_big_total: int = 0
+    ping_timeout_total: int = 0
+    handshake_refused_total: int = 0
+    bad_subprotocol_total: int = 0
+    handshaking: int = 0
 
 
 # ---------------------------------------------------------------- the front server
@@ -376,6 +447,11 @@ class ClientLimitFront:
         offered_of: Callable[[int], int] | None = None,
         log: Callable[[str], None] = print,
         name: str = "foxglove_gateway",
+        max_message_bytes: int = 1024 * 1024,
+        ping_interval: float = 5.0,
+        ping_timeout: float = 10.0,
+        max_handshakes: int = 16,
+        handshake_timeout: float = 10.0,
     ):
         self.host = host
         self.port = port
@@ -393,6 +469,16 @@ class ClientLimitFront:
         self._server: asyncio.base_events.Server | None = None
         self._thread: threading.Thread | None = None
         self._tasks: set[asyncio.Task] = set()
+        self.max_message_bytes = int(max_message_bytes)  # client -> server, 0 = unlimited
+        self.ping_interval = float(ping_interval)  # 0 = no pings, no timeout
+        self.ping_timeout = float(ping_timeout)
+        self.max_handshakes = int(max_handshakes)
+        self.handshake_timeout = float(handshake_timeout)
+        self._handshaking = 0
+        self.too_big_total = 0  # clients closed with 1009
+        self.ping_timeout_total = 0  # clients closed for not answering pings
+        self.handshake_refused_total = 0  # connections beyond max_handshakes
+        self.bad_subprotocol_total = 0  # upgrades without foxglove.sdk.v1
 
     # -- lifecycle (called from the node's thread)
 
@@ -479,10 +565,20 @@ class ClientLimitFront:
                     "bytes": c.bytes_down,
                     "pending_bytes": c.pending_bytes,
                     "resubscribed": c.resubscribed,
+                    "unknown_subscribes": c.unknown_subscribes,
                 }
             )
         return FrontSnapshot(
-            len(clients), self.max_clients, self.accepted_total, self.refused_total, clients
+            len(clients),
+            self.max_clients,
+            self.accepted_total,
+            self.refused_total,
+            clients,
+            self.too_big_total,
+            self.ping_timeout_total,
+            self.handshake_refused_total,
+            self.bad_subprotocol_total,
+            self._handshaking,
         )
 
     # -- connection handling (loop thread)
@@ -506,13 +602,31 @@ class ClientLimitFront:
                 self._tasks.discard(task)
 
     async def _serve(self, reader, writer, peer: str) -> None:
+        # Connections still in the HTTP request are capped: idle sockets cannot pile up.
+        if self._handshaking >= self.max_handshakes:
+            self.handshake_refused_total += 1
+            writer.write(
+                http_response(
+                    503,
+                    "Service Unavailable",
+                    f"{self.name}: too many connections still in the WebSocket handshake "
+                    f"({self.max_handshakes}); try again later\n",
+                )
+            )
+            await writer.drain()
+            return
+        self._handshaking += 1
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10.0)
+            head = await asyncio.wait_for(
+                reader.readuntil(b"\r\n\r\n"), timeout=self.handshake_timeout
+            )
             _method, _target, headers = parse_request_head(head)
         except (asyncio.TimeoutError, asyncio.LimitOverrunError, ValueError):
             writer.write(http_response(400, "Bad Request", "bad or slow HTTP request\n"))
             await writer.drain()
             return
+        finally:
+            self._handshaking -= 1
         if not is_websocket_upgrade(headers):
             writer.write(
                 http_response(
@@ -520,6 +634,21 @@ class ClientLimitFront:
                     "Upgrade Required",
                     f"{self.name}: this is a Foxglove WebSocket server. Open Foxglove or "
                     "Lichtblick and connect to ws://<this host>:<port> (Foxglove WebSocket).\n",
+                )
+            )
+            await writer.drain()
+            return
+        if choose_subprotocol(headers) is None:
+            self.bad_subprotocol_total += 1
+            offered = headers.get("sec-websocket-protocol", "").strip() or "none"
+            writer.write(
+                http_response(
+                    400,
+                    "Bad Request",
+                    f"{self.name}: unsupported WebSocket subprotocol (offered: {offered}). "
+                    f"This server speaks {', '.join(SUBPROTOCOLS)} only (foxglove-sdk); "
+                    "use a current Foxglove or Lichtblick.\n",
+                    extra=f"Sec-WebSocket-Protocol: {SUBPROTOCOLS[0]}\r\n",
                 )
             )
             await writer.drain()
@@ -540,6 +669,7 @@ class ClientLimitFront:
         cid = self._next_id
         self._next_id += 1
         stats = ClientStats(cid, peer, time.monotonic())
+        stats.last_rx = stats.connected_at
         self._clients[cid] = stats
         self.accepted_total += 1
         try:
@@ -562,7 +692,7 @@ class ClientLimitFront:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, DOWNSTREAM_SNDBUF)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         writer.transport.set_write_buffer_limits(high=HIGH_WATER)
-        tracker = _ClientTracker(stats, self.offered_of)
+        tracker = _ClientTracker(stats, self.offered_of, max_message=self.max_message_bytes)
         self.log(f"client {cid} connected from {peer} ({len(self._clients)}/{self.max_clients})")
         try:
             up_w.write(head)  # the request head as received; frames follow it
@@ -577,14 +707,25 @@ class ClientLimitFront:
         stats = tracker.stats
 
         tracker.up_writer = up_w
-        held = bytearray()  # bytes of a client frame not yet complete
+        tracker.down_writer = writer
+        held = bytearray()  # bytes of a client frame not yet complete (<= max_message_bytes)
         sent = 0
 
         async def client_to_server():
             # Forwarded frame by frame, so the tracker can slip a frame in between.
             nonlocal sent
             while data := await reader.read(65536):
+                stats.last_rx = time.monotonic()
                 tracker.up.feed(data)
+                if tracker.up.oversize:
+                    self.too_big_total += 1
+                    reason = (
+                        f"message too big: {tracker.up.oversize} bytes "
+                        f"(limit {self.max_message_bytes})"
+                    )
+                    self.log(f"client {stats.id} ({stats.peer}): {reason}; closing (1009)")
+                    tracker.send_down(_close_frame(CLOSE_TOO_BIG, reason), close=True)
+                    return
                 held.extend(data)
                 cut = tracker.up.boundary - sent
                 if cut > 0:
@@ -599,19 +740,83 @@ class ClientLimitFront:
                 await up_w.drain()
 
         async def server_to_client():
-            while data := await up_r.read(65536):
+            while not tracker.close_sent.is_set() and (data := await up_r.read(65536)):
+                start = tracker.down.fed
                 tracker.down.feed(data)
                 stats.bytes_down += len(data)
-                writer.write(data)
+                cut = tracker.down.boundary - start
+                if tracker.down_inject and 0 <= cut <= len(data):
+                    # our own frames go in where a server frame ends
+                    writer.write(data[:cut])
+                    for frame in tracker.down_inject:
+                        writer.write(frame)
+                    tracker.down_inject.clear()
+                    if tracker.closing:
+                        tracker.close_sent.set()
+                        await writer.drain()
+                        return
+                    writer.write(data[cut:])
+                else:  # (when closing: the rest of the server frame the close waits for)
+                    writer.write(data)
                 stats.pending_bytes = writer.transport.get_write_buffer_size()
                 # Back-pressure: stop reading upstream while this client is behind.
                 await writer.drain()
                 stats.pending_bytes = writer.transport.get_write_buffer_size()
 
+        async def keepalive():
+            """Ping a quiet client; close one that sent nothing for interval + timeout (a
+            silent or stalled client must not hold a slot forever)."""
+            interval, timeout = self.ping_interval, self.ping_timeout
+            step = min(interval, timeout) / 4
+            pinged = False
+            while True:
+                await asyncio.sleep(step)
+                idle = time.monotonic() - stats.last_rx
+                if idle < interval:
+                    pinged = False
+                    continue
+                if idle >= interval + timeout:
+                    self.ping_timeout_total += 1
+                    reason = f"no pong within {timeout:g} s"
+                    self.log(f"client {stats.id} ({stats.peer}): {reason}; closing")
+                    tracker.send_down(_close_frame(CLOSE_GOING_AWAY, reason), close=True)
+                    return
+                if not pinged:
+                    tracker.send_down(encode_frame(0x9, b"sensorhub"))
+                    pinged = True
+
         tasks = [asyncio.create_task(client_to_server()), asyncio.create_task(server_to_client())]
+        if self.ping_interval > 0:
+            tasks.append(asyncio.create_task(keepalive()))
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if tracker.closing:
+                # the close frame waits for the end of the server frame in flight; a client
+                # that does not read at all is cut off
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(tracker.close_sent.wait(), 2.0)
+                if tracker.close_sent.is_set():
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(writer.drain(), 2.0)
+                    for t in tasks:
+                        t.cancel()
+                    # Read and drop what the client still sends, briefly: closing with unread
+                    # data would reset the connection and could discard our close frame.
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(_discard(reader), 2.0)
+                    writer.close()
+                else:
+                    writer.transport.abort()
         finally:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _discard(reader: asyncio.StreamReader) -> None:
+    while await reader.read(65536):
+        pass
+
+
+def _close_frame(code: int, reason: str) -> bytes:
+    return encode_frame(0x8, struct.pack(">H", code) + reason.encode()[:120])

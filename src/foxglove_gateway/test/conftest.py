@@ -183,3 +183,21 @@ def tools():
         msg_plain=msg_plain,
         js_plain=js_plain,
     )
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """An 8 MiB tmpfs of our own (root in CI); skipped where mounting is not permitted."""
+    d = tmp_path / "disk"
+    d.mkdir()
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(d)],
+        capture_output=True,
+        text=True,
+    )
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root/CAP_SYS_ADMIN): {r.stderr.strip()}")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)

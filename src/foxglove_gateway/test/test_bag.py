@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from rclpy.serialization import serialize_message
+from rclpy.serialization import deserialize_message, serialize_message
 
 from foxglove_gateway.bag import BagWriter, SplitPolicy, salvage_messages
 from foxglove_gateway.schema import build_ros2msg
@@ -155,3 +155,143 @@ def test_a_killed_writer_loses_at_most_the_chunk_in_progress(tmp_path):
         f.write(b"\x05\xff\xff\x00")
     assert len(list(salvage_messages(torn))) == len(got)
     bag.close()
+
+
+def _kill(bag: BagWriter) -> None:
+    """What SIGKILL leaves: the file as written so far, no footer, no metadata update."""
+    bag._stream.abandon()
+    bag._writer = None
+    bag._stream = None
+    bag.closed = True
+
+
+def _events(n0: int, n: int) -> list[bytes]:
+    return [serialize_message(PbtEvent(peak_index=i)) for i in range(n0, n0 + n)]
+
+
+@pytest.mark.parametrize("cut", ["at a chunk end", "inside a chunk", "header only"])
+def test_repair_makes_a_torn_file_a_finished_indexed_mcap(tmp_path, cut):
+    from mcap.reader import make_reader
+    from rosbags.rosbag2 import Reader
+
+    from foxglove_gateway.bag import is_finished, repair_bag
+
+    clock = FakeClock()
+    bag = _bag(tmp_path, chunk_size=4096, chunk_interval_s=0.5, clock=clock)
+    n = 0 if cut == "header only" else 120
+    for i in range(n):
+        clock.t += 0.05
+        bag.write(0, _samples(i), 1_700_000_000_000_000_000 + i)
+        bag.tick()
+    path = bag.current_file
+    _kill(bag)
+    if cut == "inside a chunk":
+        with open(path, "r+b") as f:
+            f.truncate(path.stat().st_size - 100)
+    salvaged = len(list(salvage_messages(path)))
+    assert not is_finished(path)
+    with open(path, "rb") as f, pytest.raises(Exception):  # noqa: B017 - any reader error
+        make_reader(f).get_summary().statistics  # noqa: B018
+    reports = repair_bag(bag.directory)
+    if cut == "header only":
+        assert reports[0].action == "removed"
+        assert not bag.directory.exists()  # no empty bag left behind
+        return
+    assert reports[0].action == "repaired" and reports[0].messages == salvaged
+    assert salvaged >= 100
+    assert is_finished(path)
+    from mcap_ros2.decoder import DecoderFactory
+
+    with open(path, "rb") as f:
+        r = make_reader(f, decoder_factories=[DecoderFactory()])
+        summary = r.get_summary()
+        assert summary.statistics.message_count == salvaged
+        assert summary.chunk_indexes  # indexed
+        got = [m.first_index // 40 for _, _, _, m in r.iter_decoded_messages()]
+    assert got == list(range(salvaged))
+    with Reader(bag.directory) as rb:  # metadata.yaml from the repaired file
+        assert rb.message_count == salvaged
+        assert {c.topic: c.msgcount for c in rb.connections}["/pbt/samples"] == salvaged
+    assert not list(bag.directory.glob("*.repair"))
+
+
+def test_a_resumed_bag_holds_each_transient_local_message_once(tmp_path):
+    from rosbags.rosbag2 import Reader
+
+    from foxglove_gateway.bag import repair_bag, summarize
+
+    clock = FakeClock()
+    bag = _bag(tmp_path, chunk_size=1 << 20, chunk_interval_s=0.2, clock=clock)
+    first = _events(0, 10)
+    for i, data in enumerate(first):
+        clock.t += 0.1
+        assert bag.write(1, data, 1_000 + i, publish_time_ns=500 + i, dedupe=True)
+        bag.tick()
+    # the same message delivered twice in one run (resubscription) is written once
+    assert not bag.write(1, first[-1], 99_999, publish_time_ns=509, dedupe=True)
+    _kill(bag)
+
+    again = BagWriter(bag.directory, resume=True, clock=clock)
+    again.add_topic("/pbt/events", EVENTS, build_ros2msg(EVENTS), [])
+    # transient local after the restart: the publisher's last 5 again, then 3 new ones
+    for i in range(5, 10):
+        assert not again.write(0, first[i], 2_000 + i, publish_time_ns=500 + i, dedupe=True)
+    for i, data in enumerate(_events(10, 3)):
+        assert again.write(0, data, 3_000 + i, publish_time_ns=600 + i, dedupe=True)
+    assert again.deduplicated == 5
+    assert again.files[-1].path.endswith("_1.mcap")  # a new file in the same bag
+    prior = [f.path for f in again.files[:-1]]
+    repair_bag(bag.directory, skip={again.files[-1].path})
+    again.adopt([summarize(bag.directory / p) for p in prior])
+    again.close()
+    with Reader(bag.directory) as r:
+        assert r.message_count == 13
+        peaks = sorted(deserialize_message(raw, PbtEvent).peak_index for _, _, raw in r.messages())
+    assert peaks == list(range(13))
+
+
+def test_pausing_on_a_full_disk_leaves_finished_files_only(tmp_path):
+    from foxglove_gateway.bag import is_finished
+
+    bag = _bag(tmp_path, chunk_size=4096)
+    bag.write(0, _samples(0), 1)
+    bag.close_file()  # the reserve is reached: finish the file
+    assert not bag.is_open
+    assert not bag.write(0, _samples(1), 2)  # refused, counted by the node
+    bag.open_file()  # space is back
+    bag.close_file()  # nothing written: the empty file is removed again
+    bag.open_file()
+    bag.write(0, _samples(2), 3)
+    bag.close()
+    files = sorted(bag.directory.glob("*.mcap"))
+    assert [f.name for f in files] == ["rec_0.mcap", "rec_2.mcap"]
+    assert all(is_finished(f) for f in files)
+    assert [f.path for f in bag.files] == ["rec_0.mcap", "rec_2.mcap"]
+
+
+def test_enospc_mid_file_stops_it_and_repair_keeps_what_reached_the_disk(small_disk):
+    import os
+
+    from foxglove_gateway.bag import is_disk_full, is_finished, repair_bag
+
+    filler = small_disk / "filler"
+    with open(filler, "wb") as f:  # leave about 300 KiB
+        free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+        f.write(b"\0" * (free - 300 * 1024))
+    bag = BagWriter(small_disk / "rec", compression="none", chunk_size=32 * 1024)
+    bag.add_topic("/pbt/samples", SAMPLES, build_ros2msg(SAMPLES), QOS)
+    written = 0
+    with pytest.raises(OSError) as err:
+        for i in range(10_000):
+            m = PbtSamples(first_index=i, values=[float(i)] * 2000)
+            bag.write(0, serialize_message(m), 1_700_000_000_000_000_000 + i)
+            written += 1
+    assert is_disk_full(err.value)
+    bag.abandon_file()
+    assert bag.torn == ["rec_0.mcap"] and not bag.is_open
+    filler.unlink()  # space is back: repair what is on disk
+    (report,) = repair_bag(bag.directory)
+    assert report.action == "repaired" and 0 < report.messages <= written
+    assert is_finished(bag.directory / "rec_0.mcap")
+    (msgs,) = _read_all(bag.directory)
+    assert [m.first_index for _, m in msgs] == list(range(report.messages))

@@ -57,7 +57,7 @@ def test_panels_use_graph_topics(layout):
 
 
 def test_every_panel_shows_its_title(layout):
-    """Foxglove reads foxglovePanelTitle and Lichtblick lichtblickPanelTitle; both get the title."""
+    """Foxglove reads foxglovePanelTitle, Lichtblick lichtblickPanelTitle: both get the title."""
     for panel_id, cfg in layout["configById"].items():
         title = cfg.get("foxglovePanelTitle")
         assert title, f"{panel_id} has no foxglovePanelTitle"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -171,3 +173,191 @@ def test_split_files_have_no_gaps_or_duplicates(ros_node, recorder, tmp_path, wa
             if c.topic == "/t/seq"
         ]
         assert seq == list(range(n))
+
+
+def _salvaged(path: Path, topic: str) -> int:
+    from foxglove_gateway.bag import salvage_messages
+
+    return sum(ch.topic == topic for ch, _ in salvage_messages(path))
+
+
+def _check_bag_with_standard_readers(bag: Path) -> dict[str, list]:
+    """Every file finished and indexed (mcap), metadata.yaml counts exact (rosbags)."""
+    from mcap.reader import make_reader
+    from rclpy.serialization import deserialize_message
+    from rosbags.highlevel import AnyReader
+
+    from foxglove_gateway.bag import is_finished
+    from sensorhub_msgs.msg import PbtEvent, PbtSamples
+
+    files = _files(bag)
+    total = 0
+    for f in files:
+        assert is_finished(f), f"{f.name} has no footer"
+        with open(f, "rb") as fh:
+            r = make_reader(fh)
+            summary = r.get_summary()
+            assert summary.chunk_indexes and summary.statistics.message_count > 0, f.name
+            total += summary.statistics.message_count
+            assert sum(1 for _ in r.iter_messages()) == summary.statistics.message_count
+    meta = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert meta["relative_file_paths"] == [f.name for f in files]
+    assert meta["message_count"] == total
+    assert sum(f["message_count"] for f in meta["files"]) == total
+    by_topic: dict[str, list] = {}
+    cls = {"/t/events": PbtEvent, "/t/seq": PbtSamples}
+    with AnyReader([bag]) as r:
+        assert r.message_count == total
+        for c, _, raw in r.messages():
+            if c.topic in cls:
+                by_topic.setdefault(c.topic, []).append(deserialize_message(raw, cls[c.topic]))
+    for t in meta["topics_with_message_count"]:
+        name = t["topic_metadata"]["name"]
+        if name in by_topic:
+            assert t["message_count"] == len(by_topic[name]), name
+    return by_topic
+
+
+def test_killed_recorder_resumes_its_bag_repaired_and_without_duplicates(
+    ros_node, recorder, tmp_path, wait
+):
+    from sensorhub_msgs.msg import PbtEvent, PbtSamples
+
+    pub_e = ros_node.create_publisher(PbtEvent, "/t/events", qos.PBT_EVENTS)
+    pub_s = ros_node.create_publisher(PbtSamples, "/t/seq", qos.pbt_samples(0.05))
+    params = dict(chunk_interval=0.2, topics_allow=["/t/.*"])
+    rec = recorder("recorder", **params)
+    _following(rec, ["/t/events", "/t/seq"], wait)
+    for i in range(20):
+        pub_e.publish(PbtEvent(peak_index=i))
+        pub_s.publish(PbtSamples(first_index=i))
+    bag = _bag_dir(tmp_path / "data")
+    first = _files(bag)[0]
+    wait(lambda: _salvaged(first, "/t/events") == 20, 30, what="20 events on disk")
+    rec.popen.send_signal(signal.SIGKILL)
+    rec.popen.wait(10)
+
+    # the restarted recorder gets all 20 events again (transient local) and must skip them
+    rec2 = recorder("recorder2", **params)
+    _following(rec2, ["/t/events", "/t/seq"], wait)
+    assert f"continuing {bag}" in rec2.output()
+    for i in range(20, 30):
+        pub_e.publish(PbtEvent(peak_index=i))
+        pub_s.publish(PbtSamples(first_index=i))
+
+    def second_file_has_all():
+        files = _files(bag)
+        return len(files) >= 2 and _salvaged(files[-1], "/t/events") == 10
+
+    wait(second_file_has_all, 30, what="10 new events in the new file")
+    rec2.popen.send_signal(signal.SIGTERM)
+    assert rec2.popen.wait(15) == 0, rec2.output()[-3000:]
+    assert "20 duplicates skipped" in rec2.output()
+    assert [p.name for p in (tmp_path / "data" / "bags").iterdir()] == [bag.name]  # one bag
+
+    by_topic = _check_bag_with_standard_readers(bag)
+    assert sorted(m.peak_index for m in by_topic["/t/events"]) == list(range(30))
+    assert sorted(m.first_index for m in by_topic["/t/seq"]) == list(range(30))
+
+
+def test_bag_repair_command_makes_a_killed_bag_readable(ros_node, recorder, tmp_path, wait):
+    from sensorhub_common.paths import executable
+    from sensorhub_msgs.msg import PbtSamples
+
+    pub = ros_node.create_publisher(PbtSamples, "/t/seq", qos.pbt_samples(0.05))
+    rec = recorder(chunk_interval=0.2, topics_allow=["/t/.*"])
+    _following(rec, ["/t/seq"], wait)
+    for i in range(40):
+        pub.publish(PbtSamples(first_index=i))
+    bag = _bag_dir(tmp_path / "data")
+    (f,) = _files(bag)
+    wait(lambda: _salvaged(f, "/t/seq") == 40, 30, what="40 messages on disk")
+    rec.popen.send_signal(signal.SIGKILL)
+    rec.popen.wait(10)
+    meta = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert meta["message_count"] < 40 + 50  # written while recording (at most 5 s old)
+
+    r = subprocess.run(
+        [executable("bringup", "sensorhub"), "bag", "repair", str(bag)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "repaired" in r.stdout and "metadata.yaml rewritten" in r.stdout
+    by_topic = _check_bag_with_standard_readers(bag)
+    assert [m.first_index for m in by_topic["/t/seq"]] == list(range(40))
+    again = subprocess.run(
+        [executable("bringup", "sensorhub"), "bag", "repair", str(bag)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+def test_full_disk_pauses_cleanly_and_resumes(ros_node, recorder, small_disk, wait):
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    from sensorhub_msgs.msg import PbtSamples
+
+    diags = []
+    ros_node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, qos.DIAGNOSTICS)
+    filler = small_disk / "filler"
+    filler.write_bytes(os.urandom(2 * 1024 * 1024))
+    pub = ros_node.create_publisher(PbtSamples, "/t/seq", qos.pbt_samples(0.05))
+    rec = recorder(
+        data_root=str(small_disk),
+        topics_allow=["/t/.*"],
+        compression="none",
+        chunk_size_kib=64,
+        disk_reserve_mib=2,
+        disk_warn_mib=5,
+    )
+    _following(rec, ["/t/seq"], wait)
+    sent = 0
+
+    def status():
+        for arr in reversed(diags[-5:]):
+            for s in arr.status:
+                if s.name == "mcap_recorder: recording":
+                    return s
+        return None
+
+    def publish_until(level):
+        nonlocal sent
+        assert rec.alive(), rec.output()[-3000:]
+        m = PbtSamples(first_index=sent)
+        m.values = list(os.urandom(8 * 1024))  # 8 Ki float32 = 32 KiB, ~640 KB/s
+        pub.publish(m)
+        sent += 1
+        s = status()
+        return s is not None and s.level == level and s
+
+    wait(lambda: publish_until(DiagnosticStatus.WARN), 60, what="WARN: disk nearly full")
+    s = wait(lambda: publish_until(DiagnosticStatus.ERROR), 60, what="ERROR: not recording")
+    assert "NOT recording" in s.message and "resumes by itself" in s.message
+    assert rec.alive()
+    bag = _bag_dir(small_disk)
+    (first,) = _files(bag)
+    from foxglove_gateway.bag import is_finished
+
+    assert is_finished(first)  # finished cleanly before the disk was full
+
+    filler.unlink()  # space comes back (4 MiB free: above the reserve, below the warning)
+    wait(lambda: len(_files(bag)) == 2, 30, what="recording resumed in a new file")
+
+    def recording_again():
+        s = status()
+        return s is not None and s.level == DiagnosticStatus.WARN and "nearly full" in s.message
+
+    wait(recording_again, 30, what="WARN (recording) instead of ERROR")
+    for i in range(5):
+        pub.publish(PbtSamples(first_index=10_000 + i))
+    wait(lambda: _salvaged(_files(bag)[1], "/t/seq") >= 5, 30, what="recorded after resuming")
+    rec.popen.send_signal(signal.SIGTERM)
+    assert rec.popen.wait(15) == 0, rec.output()[-3000:]
+    by_topic = _check_bag_with_standard_readers(bag)  # no empty files, exact metadata
+    got = [m.first_index for m in by_topic["/t/seq"]]
+    assert got == sorted(got) and len(set(got)) == len(got)
+    assert list((small_disk / "bags").iterdir()) == [bag]

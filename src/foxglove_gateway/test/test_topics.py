@@ -86,3 +86,29 @@ def test_limiter_above_input_rate_passes_everything():
 def test_limiter_rejects_bad_rate():
     with pytest.raises(ValueError):
         RateLimiter(0)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["(.*.*.*.*)*x", "(/[a-z]+)*", "(ab|a)*x", "(a)\\1", ".*a.*b.*c.*d", "x" * 300],
+)
+def test_pathological_patterns_are_refused_with_the_reason(pattern):
+    err = check_patterns(["/ok/.*", pattern])
+    assert err is not None and repr(pattern)[:40] in err and "refused" in err
+    assert check_rate_rules([f"{pattern}=5"]) is not None  # rate patterns too
+
+
+@pytest.mark.parametrize(
+    "pattern", ["/pbt/.*", "/(pbt|tim240)/.*", ".*scan.*", "[a-z]{2,5}", "(?:/ns)?/x.*"]
+)
+def test_ordinary_patterns_pass(pattern):
+    assert check_patterns([pattern]) is None
+
+
+def test_filter_matches_each_topic_once():
+    f = TopicFilter(["/pbt/.*"], ["/pbt/debug.*"])
+    for _ in range(100):
+        assert f("/pbt/samples")
+        assert not f("/pbt/debug")
+    assert f.matches_run == 2
+    assert not f("/" + "a" * 300)  # over MAX_TOPIC_LEN: never matched

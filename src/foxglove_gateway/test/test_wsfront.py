@@ -12,6 +12,8 @@ import time
 import pytest
 
 from foxglove_gateway.wsfront import (
+    CLOSE_GOING_AWAY,
+    CLOSE_TOO_BIG,
     CLOSE_TRY_AGAIN_LATER,
     ClientLimitFront,
     FrameScanner,
@@ -91,6 +93,7 @@ class _FakeUpstream:
         self.port = self.sock.getsockname()[1]
         self.frames = frames
         self.received = []
+        self.bytes_after_head = 0
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self):
@@ -109,10 +112,11 @@ class _FakeUpstream:
                 return
             buf += chunk
         self.received.append(buf)
+        self.bytes_after_head += len(buf.split(b"\r\n\r\n", 1)[1])
         conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\n\r\n" + self.frames)
         try:
-            while conn.recv(4096):
-                pass
+            while chunk := conn.recv(65536):
+                self.bytes_after_head += len(chunk)
         except OSError:
             pass
 
@@ -132,10 +136,10 @@ def _recv_until(sock, n: int, timeout: float = 5.0) -> bytes:
 def front():
     made = []
 
-    def make(frames: bytes, max_clients: int, offered=None):
-        up = _FakeUpstream(frames)
+    def make(frames: bytes, max_clients: int, offered=None, upstream=_FakeUpstream, **kw):
+        up = upstream(frames)
         f = ClientLimitFront(
-            "127.0.0.1", 0, up.port, max_clients, offered_of=offered, log=lambda s: None
+            "127.0.0.1", 0, up.port, max_clients, offered_of=offered, log=lambda s: None, **kw
         )
         f.start()
         made.append((f, up))
@@ -199,13 +203,20 @@ def test_front_answers_plain_http_with_a_hint(front):
 
 
 class _RacyUpstream(_FakeUpstream):
-    """Answers the first subscribe with the SDK's "Unknown channel ID" status."""
+    """Advertises channel 42 when ``advertise``; answers the first subscribe with the SDK's
+    "Unknown channel ID" status."""
+
+    advertise = True
 
     def _serve(self, conn):
         buf = b""
         while b"\r\n\r\n" not in buf:
             buf += conn.recv(4096)
-        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+        adv = {"op": "advertise", "channels": [{"id": 42, "topic": "/t", "encoding": "cdr"}]}
+        conn.sendall(
+            b"HTTP/1.1 101 Switching Protocols\r\n\r\n"
+            + (encode_frame(0x1, json.dumps(adv).encode()) if self.advertise else b"")
+        )
         subs = []
         sc = FrameScanner(lambda o, f, p: subs.append(json.loads(p)) if o == 1 else None)
         sc.feed(buf.split(b"\r\n\r\n", 1)[1])
@@ -245,3 +256,154 @@ def test_front_repeats_a_subscribe_the_sdk_could_not_resolve(wait):
     finally:
         f.stop()
         up.sock.close()
+
+
+class _SilentRacyUpstream(_RacyUpstream):
+    advertise = False
+
+
+def test_front_does_not_repeat_a_subscribe_to_a_channel_never_advertised(front, wait):
+    f, up = front(b"", 2, upstream=_SilentRacyUpstream)
+    a = socket.create_connection(("127.0.0.1", f.port))
+    a.sendall(_upgrade())
+    sub = {"op": "subscribe", "subscriptions": [{"id": 3, "channelId": 42}]}
+    a.sendall(encode_frame(0x1, json.dumps(sub).encode(), mask=b"wxyz"))
+    wait(
+        lambda: [c["unknown_subscribes"] for c in f.snapshot().clients] == [1],
+        10,
+        what="the decision not to repeat",
+    )
+    assert f.snapshot().clients[0]["resubscribed"] == 0
+    a.close()
+    wait(lambda: up.received, 10, what="upstream connection ended")
+    assert up.received[0] == [sub]  # one subscribe, so the client got one error
+
+
+def _read_frames(sock, until_close: bool = True, timeout: float = 10.0) -> list:
+    """(opcode, payload) of server frames after the 101 head, until a close frame or EOF."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return []
+        data += chunk
+    got: list = []
+    sc = FrameScanner(lambda o, fin, p: got.append((o, p)), 200)
+    sc.feed(data.split(b"\r\n\r\n", 1)[1])
+    while not (until_close and any(o == 0x8 for o, _ in got)):
+        try:
+            chunk = sock.recv(65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        sc.feed(chunk)
+    return got
+
+
+def _close_code(frames) -> int | None:
+    for o, p in frames:
+        if o == 0x8:
+            return struct.unpack(">H", p[:2])[0]
+    return None
+
+
+@pytest.mark.parametrize("how", ["huge header", "too long", "fragments"])
+def test_front_closes_an_oversized_client_message_with_1009(front, wait, how):
+    f, up = front(b"", 2, max_message_bytes=64 * 1024)
+    s = socket.create_connection(("127.0.0.1", f.port))
+    s.sendall(_upgrade())
+    mask = b"abcd"
+    if how == "huge header":  # claims 2**62 bytes, then sends some
+        frame = bytes([0x82, 0x80 | 127]) + struct.pack(">Q", 2**62) + mask + b"x" * 100_000
+    elif how == "too long":
+        frame = encode_frame(0x2, b"y" * 70_000, mask=mask)
+    else:  # three 30 KiB fragments of one message
+        part = encode_frame(0x2, b"z" * 30_000, mask=mask)
+        frame = bytes([part[0] & 0x7F]) + part[1:]  # not FIN
+        cont = bytes([0x00]) + part[1:]  # continuation, not FIN
+        frame = frame + cont + cont
+    try:
+        s.sendall(frame)
+    except OSError:
+        pass  # the front may close before everything is sent
+    frames = _read_frames(s)
+    assert _close_code(frames) == CLOSE_TOO_BIG
+    reason = next(p for o, p in frames if o == 0x8)[2:]
+    assert b"message too big" in reason and b"65536" in reason
+    wait(lambda: f.snapshot().too_big_total == 1 and f.active == 0, 10, what="counted, freed")
+    if how != "fragments":
+        assert up.bytes_after_head == 0  # nothing of the frame reached the SDK server
+    s.close()
+
+
+def test_front_pings_and_drops_a_silent_client(front, wait):
+    f, _up = front(b"", 1, ping_interval=0.3, ping_timeout=0.6)
+    silent = socket.create_connection(("127.0.0.1", f.port))
+    silent.sendall(_upgrade())
+    frames = _read_frames(silent)
+    assert frames[0][0] == 0x9  # a ping first
+    assert _close_code(frames) == CLOSE_GOING_AWAY
+    assert b"no pong" in next(p for o, p in frames if o == 0x8)
+    wait(lambda: f.active == 0 and f.snapshot().ping_timeout_total == 1, 10, what="slot freed")
+
+    # a client that answers the pings stays
+    alive = socket.create_connection(("127.0.0.1", f.port))
+    alive.sendall(_upgrade())
+    pings = []
+
+    def on_frame(o, fin, p):
+        if o == 0x9:
+            pings.append(p)
+            alive.sendall(encode_frame(0xA, p, mask=b"pong"))
+
+    alive.settimeout(10.0)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += alive.recv(4096)
+    sc = FrameScanner(on_frame, 0)
+    sc.feed(head.split(b"\r\n\r\n", 1)[1])
+    while len(pings) < 6:  # 6 pings answered: well past interval + timeout
+        chunk = alive.recv(4096)
+        assert chunk, "the front closed a client that answers pings"
+        sc.feed(chunk)
+    assert f.active == 1 and f.snapshot().ping_timeout_total == 1
+    silent.close()
+    alive.close()
+
+
+def test_front_caps_connections_still_in_the_handshake(front, wait):
+    f, _up = front(b"", 5, max_handshakes=2, handshake_timeout=60.0)
+    idle = [socket.create_connection(("127.0.0.1", f.port)) for _ in range(2)]
+    wait(lambda: f.snapshot().handshaking == 2, 10, what="two idle handshakes")
+    third = socket.create_connection(("127.0.0.1", f.port))
+    reply = _recv_until(third, 100_000, timeout=5.0)
+    assert reply.startswith(b"HTTP/1.1 503")
+    assert b"handshake" in reply
+    assert f.snapshot().handshake_refused_total == 1
+    idle[0].close()
+    wait(lambda: f.snapshot().handshaking == 1, 10, what="one handshake slot freed")
+    ok = socket.create_connection(("127.0.0.1", f.port))
+    ok.sendall(_upgrade())
+    assert _recv_until(ok, 12).startswith(b"HTTP/1.1 101")
+    for s in (*idle, third, ok):
+        s.close()
+
+
+@pytest.mark.parametrize("proto", ["foxglove.websocket.v1", None])
+def test_front_names_the_supported_subprotocol(front, proto):
+    f, up = front(b"", 2)
+    s = socket.create_connection(("127.0.0.1", f.port))
+    req = _upgrade(proto=proto or "x")
+    if proto is None:
+        req = req.replace(b"Sec-WebSocket-Protocol: x\r\n", b"")
+    s.sendall(req)
+    reply = _recv_until(s, 100_000, timeout=5.0)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400")
+    assert b"foxglove.sdk.v1" in body
+    assert (proto or "none").encode() in body
+    assert f.snapshot().bad_subprotocol_total == 1
+    assert up.received == []  # never reached the SDK server
+    s.close()
