@@ -34,8 +34,8 @@ ARGUMENTS = {
     ),
     "tim240_driver": (
         "auto",
-        ["auto", "sick_scan_xd", "native", "sim"],
-        "TiM240 driver; auto = sick_scan_xd if installed",
+        ["auto", "sick_scan_xd", "native", "none"],
+        "TiM240 driver; auto = sick_scan_xd if installed, else the native CoLa driver",
     ),
     "record": ("false", ["true", "false"], "record MCAP to <data_root>/bags"),
     "recorder": (

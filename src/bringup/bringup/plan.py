@@ -240,6 +240,8 @@ def build_plan(
     selected = [
         n for n in candidates if "slot" not in n or chosen.get(n["slot"]) == n.get("variant")
     ]
+    # ${plan_nodes}: what system_monitor must find running on this host (after slot selection)
+    variables["plan_nodes"] = plan_nodes(graph, selected, variables, user_vars, resolver)
 
     # 3. resolve and substitute
     processes = []
@@ -270,6 +272,44 @@ def build_plan(
         processes,
         notes,
     )
+
+
+def plan_nodes(graph: Graph, selected: list[dict], variables, user_vars, resolver) -> list[str]:
+    """One ``key=value;...`` string per selected process, for system_monitor's ``expected``.
+
+    name, kind, fqn (ROS nodes), exe (package/executable), cmd (commands), launch (file), and
+    the requested nice/cpus/rt (hot-thread SCHED_FIFO priority) to compare with what the kernel
+    applied. Never empty: a ROS string array parameter cannot be ``[]``, so none is ``[""]``.
+    """
+    out = []
+    for n in selected:
+        sub = _Subst(graph, n["name"], variables, user_vars, resolver)
+        kind = n.get("kind", "ros_node")
+        parts = [f"name={n['name']}", f"kind={kind}"]
+        if kind == "ros_node":
+            ns = str(sub.value(n.get("namespace", ""), "namespace")).strip("/")
+            parts.append(f"fqn={'/' + ns if ns else ''}/{n['name']}")
+        if kind in ("ros_node", "process"):
+            parts.append(f"exe={n['package']}/{n['executable']}")
+        elif kind == "command":
+            parts.append("cmd=" + " ".join(str(c) for c in sub.value(n["command"], "command")))
+        else:
+            parts.append(f"launch={n['package']}/{n['launch_file']}")
+        sched = n.get("scheduling") or {}
+        if sched.get("nice") is not None:
+            parts.append(f"nice={int(sched['nice'])}")
+        if sched.get("cpus") not in (None, ""):
+            try:
+                v = sched["cpus"]
+                cpus = parse_cpu_list(v if isinstance(v, list) else str(v))
+            except ValueError:
+                cpus = None  # reported with the node and key when the entry is resolved
+            if cpus:
+                parts.append(f"cpus={format_cpu_list(cpus)}")
+        if sched.get("rt_priority"):
+            parts.append(f"rt={int(sched['rt_priority'])}")
+        out.append(";".join(p.replace(";", ",") for p in parts))
+    return out or [""]
 
 
 def _missing(n: dict, resolver: Resolver) -> str | None:

@@ -3,7 +3,8 @@
 What `ros2 topic hz` and a diagnostics viewer give on a distribution, for the wheels path (no
 ros2cli): a plain rclpy node subscribes /diagnostics and every topic (raw bytes, best effort, so it
 never back-pressures a publisher), and the supervisor's state file adds PIDs, restarts and the
-scheduling the kernel actually applied.
+scheduling the kernel actually applied. system_monitor's /diagnostics_agg is shown as the same
+grouped tree Foxglove's diagnostics panels show.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from bringup.supervisor import read_state
 
 LEVELS = {0: "OK", 1: "WARN", 2: "ERROR", 3: "STALE"}
 SKIP_TOPICS = {"/parameter_events", "/rosout"}
+AGG_TOPIC = "/diagnostics_agg"
 
 
 def message_class(type_name: str):
@@ -46,6 +48,10 @@ class Collector:
         self._qos = qos.viewer(qos.DIAGNOSTICS)  # rate sampling: best effort, depth 10
         self._subs = {}
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, qos.DIAGNOSTICS)
+        # system_monitor's aggregated tree, shown as Foxglove's diagnostics panels show it
+        self.tree: list[tuple[str, int, str]] = []
+        self.tree_time = 0.0
+        node.create_subscription(DiagnosticArray, AGG_TOPIC, self._on_agg, qos.DIAGNOSTICS)
         self.discover()
         node.create_timer(1.0, self.discover)
 
@@ -55,6 +61,20 @@ class Collector:
             for s in msg.status:
                 level = s.level[0] if isinstance(s.level, (bytes, bytearray)) else int(s.level)
                 self.diag[s.name] = (level, s.message, now)
+
+    def _on_agg(self, msg) -> None:
+        tree = []
+        for s in msg.status:
+            level = s.level[0] if isinstance(s.level, (bytes, bytearray)) else int(s.level)
+            tree.append((s.name, level, s.message))
+        with self._lock:
+            self.tree, self.tree_time = tree, time.monotonic()
+
+    def agg_tree(self) -> tuple[list[tuple[str, int, str]], float | None]:
+        """The latest /diagnostics_agg statuses and their age in seconds (None: never)."""
+        with self._lock:
+            age = time.monotonic() - self.tree_time if self.tree_time else None
+            return list(self.tree), age
 
     def discover(self) -> None:
         for topic, types in self.node.get_topic_names_and_types():
@@ -147,10 +167,24 @@ def render(state: dict | None, col: Collector | None, width: int = 120) -> str:
         )
         lines.append(row[:width])
     if col is not None:
+        lines += ["", *render_tree(*col.agg_tree(), width=width)]
         lines += ["", f"{'TOPIC':<34} {'TYPE':<42} {'RATE Hz':>8} {'PUBS':>4}"]
         for topic, (typ, hz, pubs) in sorted(col.rates().items()):
             lines.append(f"{topic[:34]:<34} {typ[:42]:<42} {hz:8.1f} {pubs:>4}")
     return "\n".join(lines)
+
+
+def render_tree(tree, age: float | None, width: int = 120) -> list[str]:
+    """system_monitor's /diagnostics_agg: one line per group, its items indented below."""
+    if age is None:
+        return [f"DIAGNOSTICS TREE: nothing on {AGG_TOPIC} (is system_monitor running?)"]
+    old = f", {age:.0f} s old" if age > 3.0 else ""
+    lines = [f"DIAGNOSTICS TREE ({AGG_TOPIC}{old})"]
+    for name, level, msg in tree:
+        parts = name.strip("/").split("/", 1)
+        label = f"/{parts[0]}" if len(parts) == 1 else f"  {parts[1]}"
+        lines.append(f"{LEVELS.get(level, str(level)):<5} {label[:44]:<44} {msg}"[:width])
+    return lines
 
 
 def _dur(s: float) -> str:

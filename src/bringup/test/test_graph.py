@@ -46,7 +46,11 @@ class FakeResolver(Resolver):
 OURS = {
     "pbt_driver": ["pbt_driver", "pbt_sim"],
     "foxglove_gateway": ["foxglove_gateway", "mcap_recorder"],
+    "tim240_bridge": ["tim240_bridge", "tim240_sim"],
+    "sec110_ftp": ["sec110_ftp", "sec110_sim"],
+    "system_monitor": ["system_monitor"],
 }
+SIM_SENSORS = ["pbt_sim", "pbt_driver", "tim240_sim", "tim240_bridge", "sec110_ftp", "sec110_sim"]
 
 
 @pytest.fixture
@@ -176,7 +180,7 @@ def test_bad_option_values(tmp_path, ours):
 def test_sim_plan(tmp_path, ours):
     data = tmp_path / "data"
     plan = build_plan(load_graph(GRAPH), "sim", "all", {"record": True}, data, ours)
-    assert plan.names() == ["pbt_sim", "pbt_driver", "mcap_recorder", "foxglove_gateway"]
+    assert plan.names() == [*SIM_SENSORS, "mcap_recorder", "foxglove_gateway", "system_monitor"]
     root = str(data.resolve())
     sim, drv = plan.get("pbt_sim"), plan.get("pbt_driver")
     assert sim.argv[1:] == ["--link", f"{root}/run/pbt0"]
@@ -198,6 +202,22 @@ def test_sim_plan(tmp_path, ours):
     assert rec.parameters == {"data_root": root}
     assert rec.prefix[rec.prefix.index("--io-class") + 1] == "best-effort"
     assert all(p.env["SENSORHUB_DATA_ROOT"] == root for p in plan.processes)
+    # the TiM240 emulator and the native driver meet on the sim address
+    assert plan.get("tim240_sim").argv[1:] == ["--host", "127.0.0.1", "--port", "2111"]
+    tim = plan.get("tim240_bridge")
+    assert tim.parameters == {"driver": "native", "hostname": "127.0.0.1", "port": 2111}
+    # the FTP landing zone: loopback, the sim-only account file, idle I/O, nice 10
+    ftp = plan.get("sec110_ftp")
+    assert ftp.parameters == {
+        "data_root": root,
+        "address": "127.0.0.1",
+        "port": 2121,
+        "credentials_file": str(CONFIG.resolve() / "sec110_users_sim.yaml"),
+    }
+    assert ftp.prefix[ftp.prefix.index("--io-class") + 1] == "idle"
+    assert ftp.scheduling["nice"] == 10
+    up = plan.get("sec110_sim").argv[1:]
+    assert up[:4] == ["--host", "127.0.0.1", "--port", "2121"]
     assert "web=auto: using gateway" in plan.notes
 
 
@@ -225,13 +245,26 @@ def test_distribution_variants_win_with_auto(tmp_path):
         },
         path_cmds={"ros2"},
     )
-    (everything.root / "share/sick_scan_xd/launch/sick_tim_240.launch").write_text("<launch/>")
+    (everything.root / "share/tim240_bridge/launch/sick_scan_xd.launch.py").write_text("")
     plan = build_plan(load_graph(GRAPH), "pi", "all", {"record": "true"}, tmp_path, everything)
-    assert plan.names() == ["pbt_driver", "sick_tim240", "rosbag2_recorder", "foxglove_bridge"]
+    assert plan.names() == [
+        "pbt_driver",
+        "sick_tim240",
+        "sec110_ftp",
+        "rosbag2_recorder",
+        "foxglove_bridge",
+        "system_monitor",
+    ]
     tim = plan.get("sick_tim240")
-    assert tim.launch_arguments == {"hostname": "192.168.0.1", "port": "2111"}
+    params_file = str(CONFIG.resolve() / "tim240_bridge.yaml")
+    assert tim.launch_arguments == {
+        "hostname": "192.168.0.1",
+        "port": "2111",
+        "params_file": params_file,
+    }
     assert tim.argv[:2] == ["/usr/bin/ros2", "launch"]
-    assert tim.argv[-2:] == ["hostname:=192.168.0.1", "port:=2111"]
+    assert tim.argv[2].endswith("share/tim240_bridge/launch/sick_scan_xd.launch.py")
+    assert tim.argv[-3:] == ["hostname:=192.168.0.1", "port:=2111", f"params_file:={params_file}"]
     rec = plan.get("rosbag2_recorder")
     assert rec.argv == ["/usr/bin/ros2", "bag", "record", "-s", "mcap", "-a"]
     assert rec.cwd == os.path.join(str(tmp_path.resolve()), "bags")
@@ -248,7 +281,13 @@ def test_distribution_variants_win_with_auto(tmp_path):
         tmp_path,
         everything,
     )
-    assert mine.names() == ["pbt_driver", "foxglove_gateway"]
+    assert mine.names() == ["pbt_driver", "sec110_ftp", "foxglove_gateway", "system_monitor"]
+    native = build_plan(
+        load_graph(GRAPH), "pi", "all", {"tim240_driver": "native"}, tmp_path, everything
+    )
+    tim = native.get("tim240_bridge")
+    assert "tim240_sim" not in native.names() and "sick_tim240" not in native.names()
+    assert tim.parameters == {"driver": "native", "hostname": "192.168.0.1", "port": 2111}
 
 
 def test_roles_are_disjoint_and_cover_all(tmp_path, ours):
@@ -257,10 +296,10 @@ def test_roles_are_disjoint_and_cover_all(tmp_path, ours):
     sensors = build_plan(g, "sim", "sensors", opts, tmp_path, ours).names()
     web = build_plan(g, "sim", "web", opts, tmp_path, ours).names()
     every = build_plan(g, "sim", "all", opts, tmp_path, ours).names()
-    assert sensors == ["pbt_sim", "pbt_driver", "mcap_recorder"]
-    assert web == ["foxglove_gateway"]
-    assert not set(sensors) & set(web)
-    assert sorted(sensors + web) == sorted(every)
+    assert sensors == [*SIM_SENSORS, "mcap_recorder", "system_monitor"]
+    assert web == ["foxglove_gateway", "system_monitor"]
+    assert set(sensors) & set(web) == {"system_monitor"}  # one monitor per host
+    assert sorted(set(sensors + web)) == sorted(every)
 
 
 def test_unknown_variable(tmp_path, ours):
@@ -346,3 +385,61 @@ def test_rotating_log_keeps_a_bounded_history(tmp_path):
     assert files == ["n.log", "n.log.1", "n.log.2"]
     assert "line 059" in (tmp_path / "logs" / "n.log").read_text()
     assert all(p.stat().st_size <= 200 for p in (tmp_path / "logs").iterdir())
+
+
+def test_plan_nodes_variable_lists_this_hosts_processes(tmp_path, ours):
+    """${plan_nodes}: system_monitor's `expected`, after profile, role and slot selection."""
+    from bringup.plan import plan_nodes
+    from system_monitor.procinfo import matches, parse_expected_list
+
+    def mutate(d):
+        d["nodes"].append(
+            {"name": "watcher", "package": "pbt_driver", "executable": "pbt_driver",
+             "roles": ["sensors"], "parameters": {"expected": "${plan_nodes}"}}
+        )  # fmt: skip
+
+    g = load_graph(write_graph(tmp_path, mutate))
+    plan = build_plan(g, "sim", "sensors", {}, tmp_path / "data", ours)
+    exp = plan.get("watcher").parameters["expected"]
+    assert isinstance(exp, list) and len(exp) == len(plan.processes)
+    by_name = {e.name: e for e in parse_expected_list(exp)}
+    assert list(by_name) == plan.names()
+    assert exp[plan.names().index("pbt_driver")] == (
+        "name=pbt_driver;kind=ros_node;fqn=/pbt/pbt_driver;exe=pbt_driver/pbt_driver;nice=0;cpus=1"
+    )
+    assert by_name["pbt_sim"].kind == "process" and by_name["pbt_sim"].exe == "pbt_driver/pbt_sim"
+    assert "foxglove_gateway" not in by_name  # role web
+    # each entry matches the command the plan will run (as sched_exec and after its exec)
+    for p in plan.processes:
+        assert matches(by_name[p.name], p.command), p.name
+        assert matches(by_name[p.name], p.argv), p.name
+    # the pi profile asks for SCHED_FIFO 80 on CPU 3: the monitor checks that it got it
+    pi = build_plan(g, "pi", "sensors", {}, tmp_path / "data", ours)
+    drv = parse_expected_list(pi.get("watcher").parameters["expected"])[0]
+    assert (drv.name, drv.nice, drv.cpus, drv.rt) == ("pbt_driver", -10, {3}, 80)
+    # through the ROS argument path it stays a string array (never an empty one)
+    assert yaml.safe_load(yaml_value(exp)) == exp
+    web = build_plan(g, "sim", "web", {"web": "none"}, tmp_path / "data", ours)
+    mon = "name=system_monitor;kind=ros_node;fqn=/system_monitor;exe=system_monitor/system_monitor"
+    assert web.get("system_monitor").parameters["expected"] == [mon + ";nice=5;cpus=0,1"]
+    # a ROS parameter file cannot hold an empty string array: nothing selected is [""]
+    assert plan_nodes(g, [], {}, {}, ours) == [""]
+
+
+def test_status_renders_the_aggregated_tree():
+    """`sensorhub status` shows system_monitor's /diagnostics_agg as Foxglove's panel does."""
+    from bringup.status import render_tree
+
+    tree = [
+        ("/PBT", 2, "ERROR: system_monitor: node pbt_driver: process stopped (SIGSTOP)"),
+        ("/PBT/pbt_driver: losses", 0, "no loss in the last period"),
+        ("/PBT/system_monitor: node pbt_driver", 2, "process stopped (SIGSTOP)"),
+        ("/Host", 0, "OK (1 items)"),
+    ]
+    lines = render_tree(tree, 0.5)
+    assert lines[0] == "DIAGNOSTICS TREE (/diagnostics_agg)"
+    assert lines[1].split()[:2] == ["ERROR", "/PBT"]
+    assert lines[3].split()[:4] == ["ERROR", "system_monitor:", "node", "pbt_driver"]
+    assert lines[3].endswith("process stopped (SIGSTOP)")
+    assert "10 s old" in render_tree(tree, 10.0)[0]
+    assert "system_monitor running?" in render_tree([], None)[0]

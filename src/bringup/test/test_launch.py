@@ -41,6 +41,9 @@ GRAPH = SHARE / "config" / "graph.yaml"
 OURS = {
     "pbt_driver": ["pbt_driver", "pbt_sim"],
     "foxglove_gateway": ["foxglove_gateway", "mcap_recorder"],
+    "tim240_bridge": ["tim240_bridge", "tim240_sim"],
+    "sec110_ftp": ["sec110_ftp", "sec110_sim"],
+    "system_monitor": ["system_monitor"],
 }
 
 
@@ -158,11 +161,15 @@ def test_launch_matches_supervisor_plan(tmp_path, monkeypatch, fake_prefix, args
 
 
 def test_launch_includes_sick_scan_xd_with_prefix(tmp_path, monkeypatch, fake_prefix):
-    """tim240_driver:=sick_scan_xd includes its TiM240 launch file with hostname/port."""
-    share = fake_prefix / "share/sick_scan_xd/launch"
-    share.mkdir(parents=True)
+    """tim240_driver:=sick_scan_xd includes tim240_bridge's wrapper of sick_scan_xd's TiM240
+    launch file with hostname/port/params_file."""
     (fake_prefix / "share/ament_index/resource_index/packages/sick_scan_xd").write_text("")
-    (share / "sick_tim_240.launch").write_text("<launch/>\n")
+    share = fake_prefix / "share/tim240_bridge/launch"
+    share.mkdir(parents=True)
+    (share / "sick_scan_xd.launch.py").write_text(
+        "from launch import LaunchDescription\n\n\n"
+        "def generate_launch_description():\n    return LaunchDescription([])\n"
+    )
     _, actions = launch_processes(
         monkeypatch,
         {"profile": "pi", "tim240_driver": "sick_scan_xd", "data_root": str(tmp_path / "d")},
@@ -176,9 +183,13 @@ def test_launch_includes_sick_scan_xd_with_prefix(tmp_path, monkeypatch, fake_pr
     context = LaunchContext()
     src = include.launch_description_source
     src.get_launch_description(context)  # performs the path substitution (parses the XML)
-    assert src.location.endswith("share/sick_scan_xd/launch/sick_tim_240.launch")
+    assert src.location.endswith("share/tim240_bridge/launch/sick_scan_xd.launch.py")
     got = dict(include.launch_arguments)
-    assert got == {"hostname": "192.168.0.1", "port": "2111"}
+    assert got == {
+        "hostname": "192.168.0.1",
+        "port": "2111",
+        "params_file": str(GRAPH.parent.resolve() / "tim240_bridge.yaml"),
+    }
 
 
 def test_bad_graph_fails_before_anything_starts(tmp_path, monkeypatch, fake_prefix):

@@ -42,11 +42,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# The sim profile's whole graph, in start order (record off).
+SENSORS = ["pbt_sim", "pbt_driver", "tim240_sim", "tim240_bridge", "sec110_ftp", "sec110_sim"]
+SIM_ALL = [*SENSORS, "foxglove_gateway", "system_monitor"]
+
+
 def graph_copy(tmp_path: Path, mutate=None) -> Path:
     d = tmp_path / "cfg"
     shutil.copytree(CONFIG, d)
     data = yaml.safe_load((d / "graph.yaml").read_text())
-    data["variables"]["web_port"] = free_port()
+    for var in ("web_port", "tim240_port", "sec110_port"):
+        data["variables"][var] = free_port()
     if mutate:
         mutate(data)
     (d / "graph.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
@@ -137,7 +143,7 @@ def pbt_samples_arrive(want: int = 5, timeout: float = 30.0) -> int:
 
 def test_sim_graph_scheduling_restart_status_and_stop(procs, tmp_path, wait):
     sup, data = up(procs, tmp_path, graph_copy(tmp_path))
-    names = ["pbt_sim", "pbt_driver", "foxglove_gateway"]
+    names = SIM_ALL
     nodes = wait(lambda: all_running(data, names), STARTUP, what="all nodes running")
     assert pbt_samples_arrive(5, STARTUP) >= 5, "/pbt/samples not flowing"
 
@@ -250,9 +256,9 @@ def test_roles_start_disjoint_sets_and_one_supervisor_per_data_root(procs, tmp_p
     up(procs, tmp_path, graph, "--role", "sensors", name="sensors")
     _, d2 = up(procs, tmp_path, graph, "--role", "web", name="web", data=tmp_path / "web")
     d1 = tmp_path / "data"
-    s = wait(lambda: all_running(d1, ["pbt_sim", "pbt_driver"]), STARTUP, what="sensors role")
-    w = wait(lambda: all_running(d2, ["foxglove_gateway"]), STARTUP, what="web role")
-    assert not set(s) & set(w)
+    s = wait(lambda: all_running(d1, [*SENSORS, "system_monitor"]), STARTUP, what="sensors")
+    w = wait(lambda: all_running(d2, ["foxglove_gateway", "system_monitor"]), STARTUP, what="web")
+    assert set(s) & set(w) == {"system_monitor"}  # one monitor per host in the two-Pi split
     assert not {n["pid"] for n in s.values()} & {n["pid"] for n in w.values()}
     again = subprocess.run(
         [SENSORHUB, "up", "--graph", graph, "--role", "web", "--data-root", d2],
