@@ -21,7 +21,7 @@ from pbt_driver.timing import SampleClock
 from pbt_driver.transport import PortDownError, SerialTransport
 from sensorhub_common.backoff import ExponentialBackoff
 
-RESETTLE_S = 0.002  # a suspected timing gap waits this long for the rest of a burst
+IDLE_AT_OPEN_S = 0.1  # port silent this long after open: its first byte starts a line
 
 
 @dataclass
@@ -35,6 +35,8 @@ class AcqConfig:
     sample_rate: float = 800.0
     batch_size: int = 40
     timing_gap_tolerance: float = 0.02
+    value_min: float = -3.4028234663852886e38
+    value_max: float = 3.4028234663852886e38
     reopen_backoff_min: float = 0.2
     reopen_backoff_max: float = 5.0
 
@@ -74,6 +76,14 @@ class Batcher:
                 self.flush(baseline)
         self._baseline = baseline
 
+    def report_gap(self, next_index: int, baseline: float | None) -> None:
+        """A gap with no sample after it (yet): an empty batch that carries lost_before."""
+        self.flush(baseline)
+        if self.lost_before:
+            b = baseline if baseline is not None else getattr(self, "_baseline", 0.0)
+            self._emit(next_index, self.values[:0], self.env[:0], b, self.lost_before)
+            self.lost_before = 0
+
     def flush(self, baseline: float | None = None) -> None:
         if self.n == 0:
             return
@@ -96,10 +106,13 @@ class Reader:
         on_port: Callable[[bool, str], None] = lambda up, msg: None,
         on_start: Callable[[], None] = lambda: None,
         tick: Callable[[int], None] = lambda n: None,
+        on_fatal: Callable[[str], None] = lambda reason: None,
     ):
         self.cfg = cfg
         self.transport = SerialTransport(cfg.port, cfg.baud)
-        self.decoder = make_decoder(cfg.frame_format, cfg.ascii_layout, cfg.max_line)
+        self.decoder = make_decoder(
+            cfg.frame_format, cfg.ascii_layout, cfg.max_line, cfg.value_min, cfg.value_max
+        )
         self.clock = SampleClock(
             cfg.sample_rate,
             self.decoder.key_kind,
@@ -111,6 +124,7 @@ class Reader:
         self.batcher = Batcher(cfg.batch_size, on_batch)
         self._on_confirm, self._on_event = on_confirm, on_event
         self._on_port, self._on_start, self._tick = on_port, on_start, tick
+        self._on_fatal = on_fatal
         self.backoff = ExponentialBackoff(cfg.reopen_backoff_min, cfg.reopen_backoff_max)
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self.run, name="pbt-reader", daemon=True)
@@ -124,6 +138,13 @@ class Reader:
         self._icount0: dict | None = None
         self.overruns = 0
         self.error: str = ""
+        self._t_open = 0.0
+        self._fresh = False  # no byte read since open yet
+        self._flushed_at_open = True
+        self.first_line_kept = 0  # opens whose first line was whole (port idle at open)
+        self.state_wanted = False  # the node asks for a state snapshot (taken between reads)
+        self.saved_state: dict | None = None
+        self.wall_minus_mono = time.time() - time.monotonic()
 
     # -- control (any thread) -------------------------------------------------------------
     def start(self) -> None:
@@ -143,14 +164,24 @@ class Reader:
         try:
             self._on_start()
             self._loop()
-        except Exception as e:  # must never die silently: diagnostics show it
+        except BaseException as e:
             import traceback
 
             traceback.print_exc()
             self.error = f"reader thread crashed: {type(e).__name__}: {e}"
             self.port_up = False
             self.port_message = self.error
-            self._on_port(False, self.error)
+            try:  # what was received is published; the state lets a restart count the gap
+                self.batcher.flush(self.detector.baseline)
+                self.saved_state = self.clock.state(self.wall_minus_mono)
+            except BaseException:
+                traceback.print_exc()
+            for cb, arg in ((lambda m: self._on_port(False, m), self.error),
+                            (self._on_fatal, self.error)):  # fmt: skip
+                try:
+                    cb(arg)
+                except BaseException:
+                    traceback.print_exc()
 
     def _loop(self) -> None:
         tr = self.transport
@@ -171,6 +202,9 @@ class Reader:
                 self.opens += 1
                 self.decoder.reset()
                 self.clock.reconnected()
+                self._t_open = time.monotonic()
+                self._fresh = True
+                self._flushed_at_open = self.clock.kind == "line" or tr.pending_at_open == 0
                 self._icount0 = tr.icount()
                 self._port(True, f"open {tr.port} ({tr.device}); low latency: {tr.low_latency}")
             try:
@@ -179,6 +213,7 @@ class Reader:
                 tr.close()
                 self.disconnects += 1
                 self.backoff.failed()
+                self._settle(self.clock.release())
                 self.batcher.flush(self.detector.baseline)
                 self._port(False, f"port down, retrying: {e.strerror}")
 
@@ -187,13 +222,22 @@ class Reader:
         wait, read, process, mv, size = tr.wait, tr.read, self.process, tr.mv, len(tr.buf)
         mono, stop = time.monotonic, self.stop_event
         next_icount = 0.0
+        clock = self.clock
         while not stop.is_set():
             if not wait(period):
+                if clock._hold is not None or clock._cand:
+                    self._settle(clock.poll(mono()))
                 if self.batcher.n and mono() - self.last_data > period:
                     self.batcher.flush(self.detector.baseline)
                 continue
             n = read(0)
             t_read = mono()
+            if self._fresh:
+                self._fresh = False
+                if self._flushed_at_open and t_read - self._t_open >= IDLE_AT_OPEN_S:
+                    # Idle since open: nothing was in flight, the first line is whole.
+                    self.decoder.at_line_start()
+                    self.first_line_kept += 1
             # A read that did not fill the buffer took everything there was: "drained".
             process(mv[:n], t_read, n < size, tr)
             if t_read >= next_icount:
@@ -218,32 +262,49 @@ class Reader:
             )
 
     def process(self, data, t_read: float, drained: bool = True, tr=None) -> None:
-        """Decode and index one read; tr (the transport) lets a suspected gap wait for more."""
+        """Decode and index one read (a silence may hold samples back: see timing.py)."""
         dec = self.decoder.feed(data)
-        values, keys = dec.values, dec.keys
-        if tr is not None and values and self.clock.kind == "line":
-            # A burst may be in flight: give it RESETTLE_S before calling a silence a gap.
-            tries = 0
-            while self.clock.deficit(len(values), t_read) > self.clock.tol and tries < 5:
-                tries += 1
-                if not tr.wait(RESETTLE_S):
-                    break
-                n = tr.read(0)
-                t_read = time.monotonic()
-                more = self.decoder.feed(tr.mv[:n])
-                values = values + more.values
-                keys = keys + more.keys if keys is not None else None
+        values = dec.values
         if not values:
             return
         self.last_data = t_read
         self.samples += len(values)
         self._tick(len(values))
+        segs = self.clock.assign(values, dec.keys, t_read, drained)
+        if len(segs) == 1 and not segs[0].lost_before and self._pending_params is None:
+            # The common case, inline (no call): one contiguous run of new samples.
+            seg = segs[0]
+            det = self.detector
+            env, notes = det.process(seg.values, seg.first_index)
+            for kind, ev in notes:
+                self._dispatch(kind, ev)
+            self.batcher.add(seg.first_index, seg.values, env, det.baseline)
+        else:
+            self._consume(segs)
+        if self.state_wanted:
+            self.state_wanted = False
+            self.saved_state = self.clock.state(self.wall_minus_mono)
+
+    def _settle(self, segs) -> None:
+        """Segments released by a decision without new data, and slots booked after the last
+        sample (reported at once in an empty batch instead of with a sample that may not come)."""
+        self._consume(segs)
+        lost = self.clock.take_carry()
+        if lost:
+            self.batcher.gap(lost)
+            for kind, ev in self.detector.gap(lost):
+                self._dispatch(kind, ev)
+            self.batcher.report_gap(self.clock.next_index, self.detector.baseline)
+
+    def _consume(self, segs) -> None:
+        if not segs:
+            return
         p = self._pending_params
         if p is not None:
             self._pending_params = None
             self.detector.set_params(p)
         det = self.detector
-        for seg in self.clock.assign(values, keys, t_read, drained):
+        for seg in segs:
             if seg.lost_before:
                 self.batcher.gap(seg.lost_before)
                 for kind, ev in det.gap(seg.lost_before):

@@ -12,7 +12,14 @@ Rules (signal e = envelope - baseline):
 * active: the event ends at the first sample with e < threshold - hysteresis; it is kept when it
   lasted >= ``min_width`` and force-closed (dropped, re-baselined) past ``max_width``;
 * the peak (largest raw value) is *confirmed* once ``confirm_samples`` samples followed it without
-  exceeding it and the event is already ``min_width`` long: that is when a pulse may be commanded.
+  exceeding it and the event is already ``min_width`` long: that is when a pulse may be commanded;
+* missing slots (:meth:`Detector.gap`): up to ``gap_bridge`` of them are bridged by linear
+  interpolation (an open event goes on and counts them in ``missing_slots``; interpolated
+  values never raise the peak of an open event); a longer gap closes an open event flagged
+  ``gap_closed`` (published if confirmed) and no event starts again before the envelope has
+  fallen below the end level, so the tail of the same pulse never becomes a second event;
+* values the float32 messages cannot carry never enter the state (held at the previous value),
+  and a state that is not finite anyway is reset at the end of the chunk (counted).
 """
 
 from __future__ import annotations
@@ -23,6 +30,13 @@ from dataclasses import dataclass, field
 
 PRE_TRIGGER = 32  # samples kept before an event for the rise time
 MAX_KEPT = 8192  # samples of one event kept for the rise time
+F32_MAX = 3.4028234663852886e38  # largest finite float32 (the messages' value type)
+# Upper bounds that keep every product with the sample rate (<= 1e6 Hz) a modest integer and
+# every filter constant finite (issue 11: 1e306 s raised OverflowError on the reader thread).
+MAX_SECONDS = 3600.0  # baseline_tau, attack_tau, release_tau
+MAX_WIDTH_S = 600.0  # min_width, max_width, dead_time
+MAX_LEVEL = 1e38  # threshold, hysteresis [units]: below float32's range
+MAX_GAP_BRIDGE = 10_000  # slots
 
 
 class DetectorConfigError(ValueError):
@@ -40,22 +54,27 @@ class DetectorParams:
     max_width: float = 1.0
     dead_time: float = 0.005
     confirm_samples: int = 2
+    gap_bridge: int = 4  # missing slots bridged inside an event (and while idle)
 
     def check(self) -> None:
-        if not self.threshold > 0:
-            raise DetectorConfigError("threshold must be > 0")
+        if not 0 < self.threshold <= MAX_LEVEL:
+            raise DetectorConfigError(f"threshold must be > 0 and <= {MAX_LEVEL:g}")
         if not 0 <= self.hysteresis < self.threshold:
             raise DetectorConfigError("hysteresis must be >= 0 and < threshold")
-        for name in ("baseline_tau", "attack_tau", "release_tau", "min_width", "dead_time"):
+        for name, hi in (("baseline_tau", MAX_SECONDS), ("attack_tau", MAX_SECONDS),
+                         ("release_tau", MAX_SECONDS), ("min_width", MAX_WIDTH_S),
+                         ("max_width", MAX_WIDTH_S), ("dead_time", MAX_WIDTH_S)):  # fmt: skip
             v = getattr(self, name)
-            if not (v >= 0 and math.isfinite(v)):
-                raise DetectorConfigError(f"{name} must be >= 0")
+            if not 0 <= v <= hi:
+                raise DetectorConfigError(f"{name} must be >= 0 and <= {hi:g} s")
         if not self.baseline_tau > 0:
             raise DetectorConfigError("baseline_tau must be > 0")
         if not self.max_width > self.min_width:
             raise DetectorConfigError("max_width must be > min_width")
-        if self.confirm_samples < 0:
-            raise DetectorConfigError("confirm_samples must be >= 0")
+        if not 0 <= self.confirm_samples <= 10_000:
+            raise DetectorConfigError("confirm_samples must be in 0..10000")
+        if not 0 <= self.gap_bridge <= MAX_GAP_BRIDGE:
+            raise DetectorConfigError(f"gap_bridge must be in 0..{MAX_GAP_BRIDGE}")
 
 
 @dataclass
@@ -71,6 +90,8 @@ class Event:
     confirm_index: int = -1  # sample at which the peak was confirmed
     confirm_peak: float = 0.0  # the peak as it was at confirmation (what the pulse maps from)
     confirm_peak_index: int = -1
+    missing_slots: int = 0  # slots inside the event that never arrived (bridged)
+    gap_closed: bool = False  # ended by a gap longer than gap_bridge, not by the signal
     # The pulse commanded for it (filled by the node / output backend).
     pulse: object | None = field(default=None, compare=False)
 
@@ -88,7 +109,14 @@ class DetectorStats:
     events: int = 0
     rejected_short: int = 0
     overlong: int = 0
-    aborted_by_gap: int = 0
+    aborted_by_gap: int = 0  # unconfirmed events cut by a gap > gap_bridge (not published)
+    closed_by_gap: int = 0  # confirmed events cut by a gap > gap_bridge (published, flagged)
+    bridged_gaps: int = 0
+    bridged_slots: int = 0
+    bad_values: int = 0  # values beyond float32 reaching the detector (held)
+    resets: int = 0  # non-finite state found and reset
+    started: int = 0  # events started
+    crossings: int = 0  # idle rising crossings of the threshold (started or blocked)
 
 
 def _alpha(tau: float, dt: float) -> float:
@@ -102,6 +130,10 @@ class Detector:
         params.check()
         self.rate = float(rate)
         self.stats = DetectorStats()
+        self._reset_state()
+        self.set_params(params)
+
+    def _reset_state(self) -> None:
         self.baseline: float | None = None
         self.env = 0.0
         self._ev: Event | None = None
@@ -112,7 +144,11 @@ class Detector:
         self._dead_until = -1
         self._pre_len = 0
         self._warm = 0  # idle samples seen, up to baseline_tau worth (warm-up averaging)
-        self.set_params(params)
+        self._last = None  # last real value (the left end of a bridge)
+        self._bridge = 0  # missing slots to interpolate before the next value
+        self._tail = False  # a gap closed an event: wait for the end level before re-arming
+        self._tail_n = 0  # samples a start was blocked by the tail (a step if > max_width)
+        self._above = False
 
     def set_params(self, p: DetectorParams) -> None:
         """Takes effect from the next sample; state (baseline, envelope, open event) is kept."""
@@ -131,22 +167,61 @@ class Detector:
     def active(self) -> bool:
         return self._ev is not None
 
+    @property
+    def healthy(self) -> bool:
+        b = self.baseline
+        return math.isfinite(self.env) and (b is None or math.isfinite(b))
+
     def gap(self, lost: int) -> list[tuple[str, Event]]:
-        """Slots were lost: an open event cannot be measured; keep it only if already confirmed."""
+        """Slots were lost. Up to gap_bridge: interpolated with the next value. Longer: an open
+        event is closed (published flagged if confirmed, else aborted) and not re-opened on the
+        tail of the same pulse."""
         out: list[tuple[str, Event]] = []
+        if lost <= 0:
+            return out
+        if self._bridge + lost <= self.params.gap_bridge and self._last is not None:
+            self._bridge += lost
+            return out
+        self._bridge = 0
         ev = self._ev
         if ev is not None:
+            ev.gap_closed = True
             if ev.confirm_index >= 0:
+                self.stats.closed_by_gap += 1
                 self._close(ev, out)
             else:
                 self.stats.aborted_by_gap += 1
             self._ev = None
+            self._tail = True
+            self._tail_n = 0
         self._pre.clear()
+        self._last = None
         return out
 
     def process(self, values, first_index: int) -> tuple[list[float], list[tuple[str, Event]]]:
         out: list[tuple[str, Event]] = []
         env_out: list[float] = []
+        if not len(values):
+            return env_out, out
+        g = self._bridge
+        if g:
+            self._bridge = 0
+            x0, x1 = self._last, values[0]
+            if -F32_MAX <= x1 <= F32_MAX:
+                synth = [x0 + (x1 - x0) * k / (g + 1) for k in range(1, g + 1)]
+                self._run(synth, first_index - g, [], out, True)
+                self.stats.bridged_gaps += 1
+                self.stats.bridged_slots += g
+        self._run(values, first_index, env_out, out, False)
+        if not self.healthy:
+            # Should not happen (inputs are bounded); recover rather than stay poisoned.
+            self.stats.resets += 1
+            st = self.stats
+            self._reset_state()
+            self.stats = st
+        return env_out, out
+
+    def _run(self, values, first_index: int, env_out: list, out: list, synthetic: bool) -> None:
         push = env_out.append
         p = self.params
         thr = p.threshold
@@ -158,9 +233,18 @@ class Detector:
         pre = self._pre
         ev = self._ev
         warm, warm_n = self._warm, self._warm_n
+        last = self._last
+        above, tail = self._above, self._tail
+        fmax, fmin = F32_MAX, -F32_MAX
         idx = first_index - 1
         for x in values:
             idx += 1
+            if not fmin <= x <= fmax:
+                # The decoder rejects these; if one gets here anyway it must not poison the
+                # filters: hold the previous value.
+                self.stats.bad_values += 1
+                x = last if last is not None else (base if base is not None else 0.0)
+            last = x
             if base is None:
                 base = env = x
             if x > env:
@@ -186,7 +270,9 @@ class Detector:
                     self._sum += x - ev.baseline
                     if len(self._kept) < MAX_KEPT:
                         self._kept.append(x)
-                    if x > ev.peak:
+                    if synthetic:
+                        ev.missing_slots += 1
+                    elif x > ev.peak:
                         ev.peak = x
                         ev.peak_index = idx
                     elif (
@@ -209,18 +295,36 @@ class Detector:
                         ev = self._ev = None
                         pre.clear()
                     continue
-            if env - base > thr and idx > self._dead_until:
-                ev = self._ev = Event(idx, idx, idx, x, base)
-                self._n = 1
-                self._sum = x - base
-                self._kept = [*pre, x]
-                self._pre_len = len(pre)
-                if confirm == 0 and min_n <= 1:
-                    ev.confirm_index = idx
-                    ev.confirm_peak = ev.peak
-                    ev.confirm_peak_index = ev.peak_index
-                    out.append(("confirm", ev))
-                continue
+            e = env - base
+            if e > thr:
+                if not above:
+                    above = True
+                    self.stats.crossings += 1
+                if idx > self._dead_until and not tail:
+                    ev = self._ev = Event(idx, idx, idx, x, base)
+                    self.stats.started += 1
+                    self._n = 1
+                    self._sum = x - base
+                    self._kept = [*pre, x]
+                    self._pre_len = len(pre)
+                    if synthetic:
+                        ev.missing_slots = 1
+                    if confirm == 0 and min_n <= 1:
+                        ev.confirm_index = idx
+                        ev.confirm_peak = ev.peak
+                        ev.confirm_peak_index = ev.peak_index
+                        out.append(("confirm", ev))
+                    continue
+                if tail:
+                    self._tail_n += 1
+                    if self._tail_n > max_n:  # not a pulse's tail but a step: follow it
+                        tail = False
+                        self.stats.overlong += 1
+                        base = env
+            else:
+                above = False
+                if tail and e < lo:
+                    tail = False
             if warm < warm_n:
                 # Warm-up: a cumulative mean, so a start inside a pulse or far from the
                 # baseline does not blind the detector for several baseline_tau.
@@ -232,7 +336,8 @@ class Detector:
         self.baseline = base
         self.env = env
         self._warm = warm
-        return env_out, out
+        self._last = last
+        self._above, self._tail = above, tail
 
     def _close(self, ev: Event, out) -> None:
         ev.end_index = ev.start_index + self._n - 1

@@ -22,6 +22,9 @@ SYNC = b"\xa5\x5a"
 FRAME_LEN = 10
 SEQ_MODULUS = 1 << 16
 ASCII_LAYOUTS = ("value", "seq,value", "time_us,value")
+# Largest finite float32: PbtSamples/PbtEvent carry float32, so a value beyond it (finite in
+# float64, e.g. 1e39) would become +-inf on the wire and poison every filter downstream.
+F32_MAX = float(np.finfo(np.float32).max)
 _FRAME = struct.Struct("<2sHfH")
 
 
@@ -90,7 +93,15 @@ def encode_binary_block(seqs: np.ndarray, values: np.ndarray) -> bytes:
     return a.tobytes()
 
 
-def parse_binary_frame(frame: bytes) -> tuple[int, float]:
+def _bad_value(value: float, lo: float, hi: float) -> MalformedFrameError:
+    if not math.isfinite(value):
+        return MalformedFrameError("non_finite", repr(value))
+    return MalformedFrameError("out_of_range", f"{value!r} not in [{lo:g}, {hi:g}]")
+
+
+def parse_binary_frame(
+    frame: bytes, lo: float = -F32_MAX, hi: float = F32_MAX
+) -> tuple[int, float]:
     """Decode exactly one 10-byte frame or raise MalformedFrameError."""
     if len(frame) != FRAME_LEN:
         raise MalformedFrameError("length", f"{len(frame)} bytes")
@@ -99,13 +110,18 @@ def parse_binary_frame(frame: bytes) -> tuple[int, float]:
         raise MalformedFrameError("sync")
     if crc16(frame[2:8]) != crc:
         raise MalformedFrameError("crc")
-    if not math.isfinite(value):
-        raise MalformedFrameError("non_finite", repr(value))
+    if not lo <= value <= hi:
+        raise _bad_value(value, lo, hi)
     return seq, value
 
 
-def parse_ascii_line(line: bytes, layout: str = "value") -> tuple[int | None, float]:
-    """'v', 'seq,v' or 'us v' (comma or blanks) -> (key or None, value); or MalformedFrameError."""
+def parse_ascii_line(
+    line: bytes, layout: str = "value", lo: float = -F32_MAX, hi: float = F32_MAX
+) -> tuple[int | None, float]:
+    """'v', 'seq,v' or 'us v' (comma or blanks) -> (key or None, value); or MalformedFrameError.
+
+    Values outside [lo, hi] (default: what a float32 can carry) are 'out_of_range', NaN/inf
+    'non_finite'."""
     cols = line.replace(b",", b" ").split()
     want = 1 if layout == "value" else 2
     if len(cols) != want:
@@ -114,8 +130,8 @@ def parse_ascii_line(line: bytes, layout: str = "value") -> tuple[int | None, fl
         value = float(cols[-1])
     except ValueError:
         raise MalformedFrameError("non_numeric", repr(cols[-1][:16])) from None
-    if not math.isfinite(value):
-        raise MalformedFrameError("non_finite", repr(value))
+    if not lo <= value <= hi:
+        raise _bad_value(value, lo, hi)
     if want == 1:
         return None, value
     try:
@@ -157,11 +173,18 @@ class AsciiDecoder:
 
     key_kind = "line"
 
-    def __init__(self, layout: str = "value", max_line: int = 64):
+    def __init__(
+        self,
+        layout: str = "value",
+        max_line: int = 64,
+        value_min: float = -F32_MAX,
+        value_max: float = F32_MAX,
+    ):
         if layout not in ASCII_LAYOUTS:
             raise ConfigError(f"unknown ascii layout {layout!r}; one of {ASCII_LAYOUTS}")
         self.layout = layout
         self.max_line = int(max_line)
+        self.lo, self.hi = value_range(value_min, value_max)
         self.key_kind = {"value": "line", "seq,value": "seq", "time_us,value": "time_us"}[layout]
         self.stats = DecoderStats()
         self._pending = b""
@@ -177,6 +200,11 @@ class AsciiDecoder:
         self._overlong = False
         self._first = True
 
+    def at_line_start(self) -> None:
+        """The next byte starts a line (the port was idle since open): nothing to discard."""
+        if not self._pending:
+            self._first = False
+
     def feed(self, data) -> Decoded:
         st = self.stats
         st.bytes_in += len(data)
@@ -185,7 +213,7 @@ class AsciiDecoder:
         tail = lines.pop()
         out = Decoded(keys=[])
         values, keys = out.values, out.keys
-        layout, max_line = self.layout, self.max_line
+        layout, max_line, lo, hi = self.layout, self.max_line, self.lo, self.hi
         line_kind = self.key_kind == "line"
         for raw in lines:
             if self._first:
@@ -206,7 +234,7 @@ class AsciiDecoder:
                 st.discarded_bytes += len(raw) + 1
                 continue
             try:
-                key, value = parse_ascii_line(line, layout)
+                key, value = parse_ascii_line(line, layout, lo, hi)
             except MalformedFrameError as e:
                 st.discarded_bytes += len(raw) + 1
                 st.bad(e.reason)
@@ -228,7 +256,9 @@ class BinaryDecoder:
     key_kind = "seq"
     seq_modulus = SEQ_MODULUS
 
-    def __init__(self):
+    def __init__(self, value_min: float = -F32_MAX, value_max: float = F32_MAX):
+        self.lo, self.hi = value_range(value_min, value_max)
+        self._bounded = (self.lo, self.hi) != (-F32_MAX, F32_MAX)
         self.stats = DecoderStats()
         self._pending = b""
         self._resyncing = False  # a bad CRC was counted; more until the next good frame are not
@@ -240,6 +270,9 @@ class BinaryDecoder:
         self._pending = b""
         self._resyncing = False
         self._synced = False
+
+    def at_line_start(self) -> None:
+        """Frames carry their own sync: nothing to decide."""
 
     def _discard(self, n: int) -> None:
         if self._synced:
@@ -285,6 +318,13 @@ class BinaryDecoder:
                     st.malformed["non_finite"] = st.malformed.get("non_finite", 0) + bad
                     st.discarded_bytes += bad * FRAME_LEN
                     v, s = v[fin], s[fin]
+                if self._bounded:
+                    ok = (v >= self.lo) & (v <= self.hi)
+                    if not ok.all():
+                        bad = int((~ok).sum())
+                        st.malformed["out_of_range"] = st.malformed.get("out_of_range", 0) + bad
+                        st.discarded_bytes += bad * FRAME_LEN
+                        v, s = v[ok], s[ok]
                 vals.append(v)
                 seqs.append(s)
                 st.frames += len(v)
@@ -307,9 +347,23 @@ class BinaryDecoder:
         return Decoded(values=v.astype(np.float64).tolist(), keys=s.tolist())
 
 
-def make_decoder(frame_format: str, ascii_layout: str = "value", max_line: int = 64):
+def value_range(value_min: float, value_max: float) -> tuple[float, float]:
+    """The accepted value interval: the user's bounds, never wider than float32's finite range."""
+    lo, hi = max(-F32_MAX, float(value_min)), min(F32_MAX, float(value_max))
+    if not lo <= hi:
+        raise ConfigError(f"value_min {value_min} must be <= value_max {value_max}")
+    return lo, hi
+
+
+def make_decoder(
+    frame_format: str,
+    ascii_layout: str = "value",
+    max_line: int = 64,
+    value_min: float = -F32_MAX,
+    value_max: float = F32_MAX,
+):
     if frame_format == "ascii":
-        return AsciiDecoder(ascii_layout, max_line)
+        return AsciiDecoder(ascii_layout, max_line, value_min, value_max)
     if frame_format == "binary":
-        return BinaryDecoder()
+        return BinaryDecoder(value_min, value_max)
     raise ConfigError(f"unknown frame format {frame_format!r}; 'ascii' or 'binary'")

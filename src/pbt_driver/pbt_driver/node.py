@@ -7,20 +7,31 @@ and does not block on keep-last history); nothing runs per sample in the executo
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
+from pathlib import Path
 
 from rclpy.node import Node
 
 from pbt_driver.acquisition import AcqConfig, Reader
-from pbt_driver.detector import DetectorConfigError, DetectorParams, Event
-from pbt_driver.frames import ASCII_LAYOUTS
+from pbt_driver.detector import (
+    MAX_GAP_BRIDGE,
+    MAX_LEVEL,
+    MAX_SECONDS,
+    MAX_WIDTH_S,
+    DetectorConfigError,
+    DetectorParams,
+    Event,
+)
+from pbt_driver.frames import ASCII_LAYOUTS, F32_MAX
 from pbt_driver.pulse import BACKENDS, make_backend
 from pbt_driver.widthmap import WidthMap, WidthMapError
 from sensorhub_common import diagnostics as diag
 from sensorhub_common import qos, scheduling
 from sensorhub_common.params import Param, ParamSet
-from sensorhub_common.runner import spin_node
+from sensorhub_common.runner import fatal, spin_node
 
 DETECTOR_KEYS = tuple(DetectorParams.__dataclass_fields__)
 WIDTH_KEYS = {
@@ -66,20 +77,39 @@ PARAMS = [
     Param("reopen_backoff_max", 5.0, "Longest reopen delay [s]", min=0.01, max=600.0,
           read_only=True),
     Param("frame_id", "pbt", "header.frame_id of samples and events", read_only=True),
+    Param("value_min", -F32_MAX,
+          "Samples below this are malformed ('out_of_range'); default: float32's range",
+          min=-F32_MAX, max=F32_MAX, read_only=True),
+    Param("value_max", F32_MAX,
+          "Samples above this are malformed ('out_of_range'); default: float32's range",
+          min=-F32_MAX, max=F32_MAX, read_only=True),
+    Param("state_file", "",
+          "Where the sample index is saved (1 Hz and at exit) so a restart goes on counting and "
+          "books the slots lost while down ('' = start from index 0)", read_only=True),
+    Param("resume_max_age", 300.0, "A saved state older than this [s] is not resumed",
+          min=0.0, max=86_400.0, read_only=True),
     # detector (run-time changeable)
     Param("threshold", 20.0, "Event starts when envelope - baseline exceeds this [units]",
-          min=0.0),
-    Param("hysteresis", 5.0, "Event ends below threshold - hysteresis [units]", min=0.0),
-    Param("baseline_tau", 2.0, "Baseline EMA time constant (idle samples only) [s]", min=1e-6),
-    Param("attack_tau", 0.0, "Envelope attack time constant [s] (0 = instant)", min=0.0),
-    Param("release_tau", 0.002, "Envelope release time constant [s]", min=0.0),
-    Param("min_width", 0.0025, "Shorter events are rejected [s]", min=0.0),
+          min=0.0, max=MAX_LEVEL),
+    Param("hysteresis", 5.0, "Event ends below threshold - hysteresis [units]", min=0.0,
+          max=MAX_LEVEL),
+    Param("baseline_tau", 2.0, "Baseline EMA time constant (idle samples only) [s]", min=1e-6,
+          max=MAX_SECONDS),
+    Param("attack_tau", 0.0, "Envelope attack time constant [s] (0 = instant)", min=0.0,
+          max=MAX_SECONDS),
+    Param("release_tau", 0.002, "Envelope release time constant [s]", min=0.0,
+          max=MAX_SECONDS),
+    Param("min_width", 0.0025, "Shorter events are rejected [s]", min=0.0, max=MAX_WIDTH_S),
     Param("max_width", 1.0, "Longer events are dropped and the baseline re-taken [s]",
-          min=1e-6),
-    Param("dead_time", 0.005, "No new event for this long after one ends [s]", min=0.0),
+          min=1e-6, max=MAX_WIDTH_S),
+    Param("dead_time", 0.005, "No new event for this long after one ends [s]", min=0.0,
+          max=MAX_WIDTH_S),
     Param("confirm_samples", 2,
           "Peak confirmed after this many samples not exceeding it (pulse delay floor)",
           min=0, max=10_000),
+    Param("gap_bridge", 4,
+          "Missing slots bridged (interpolated) inside an event; a longer gap closes it flagged",
+          min=0, max=MAX_GAP_BRIDGE),
     # pulse output
     Param("pulse_backend", "none", "'none', 'pigpio' (DMA waves) or 'serial' (MCU offload)",
           choices=BACKENDS, read_only=True),
@@ -92,8 +122,10 @@ PARAMS = [
           max=1_000_000),
     Param("pulse_width_max_us", 1000, "Linear: width at pulse_amp_hi and above [us]", min=1,
           max=1_000_000),
-    Param("pulse_amp_lo", 0.0, "Linear: amplitude mapped to the minimum width [units]"),
-    Param("pulse_amp_hi", 1000.0, "Linear: amplitude mapped to the maximum width [units]"),
+    Param("pulse_amp_lo", 0.0, "Linear: amplitude mapped to the minimum width [units]",
+          min=-MAX_LEVEL, max=MAX_LEVEL),
+    Param("pulse_amp_hi", 1000.0, "Linear: amplitude mapped to the maximum width [units]",
+          min=-MAX_LEVEL, max=MAX_LEVEL),
     Param("pulse_width_step_us", 10, "Linear: width resolution (one prepared wave per step)",
           min=1, max=1_000_000),
     Param("pulse_gpio", 18, "pigpio: BCM GPIO of the pulse output", min=0, max=53,
@@ -121,12 +153,31 @@ def width_map(v: dict) -> WidthMap:
 
 
 def cross_check(v: dict) -> str | None:
+    if not v["value_min"] < v["value_max"]:
+        return "value_min must be < value_max"
     try:
         detector_params(v).check()
         width_map(v).check()
     except (DetectorConfigError, WidthMapError) as e:
         return str(e)
     return None
+
+
+def _crash_injector(tick):
+    """Fault injection for tests of the respawn path: PBT_DRIVER_CRASH_AFTER_SAMPLES=N makes the
+    reader thread raise once it has received N samples (unset: tick itself, no cost)."""
+    n = int(os.environ.get("PBT_DRIVER_CRASH_AFTER_SAMPLES", "0") or 0)
+    if n <= 0:
+        return tick
+    seen = [0]
+
+    def crashing_tick(k: int) -> None:
+        tick(k)
+        seen[0] += k
+        if seen[0] >= n:
+            raise RuntimeError(f"injected crash after {seen[0]} samples")
+
+    return crashing_tick
 
 
 class PbtDriverNode(Node):
@@ -173,19 +224,26 @@ class PbtDriverNode(Node):
             on_event=self._publish_event,
             on_port=self._on_port,
             on_start=self._reader_start,
-            tick=self.freq.tick,  # O(1), thread-safe
+            tick=_crash_injector(self.freq.tick),  # O(1), thread-safe
+            on_fatal=fatal,  # the process ends (exit 1) so the supervisor/launch respawns it
         )
+        self.state_path = Path(v["state_file"]).expanduser() if v["state_file"] else None
+        self.resumed = self._resume(v["resume_max_age"])
+        self._last_crossings = self._last_started = 0
         self.diag = diag.Updater(self, hardware_id=v["port"])
         self.diag.add("serial port", self._diag_port)
         self.diag.add(self.freq)
         self.diag.add("losses", self._diag_losses)
         self.diag.add("events", self._diag_events)
+        self.diag.add("detector", self._diag_detector)
         self.diag.add("pulse output", self._diag_pulse)
         self.diag.add(self.sched)
         if hasattr(self.backend, "thread_setup"):
             self.backend.thread_setup = self._output_thread_start
         self.backend.start()
         self.reader.start()
+        if self.state_path is not None:
+            self.create_timer(1.0, self._save_state)
         if v["lock_memory"]:
             self.sched.record(scheduling.lock_memory(), "process", self.get_logger())
         self.get_logger().info(
@@ -193,6 +251,45 @@ class PbtDriverNode(Node):
             f"{v['pulse_backend']}; publishing {self.pub_samples.topic_name}, "
             f"{self.pub_events.topic_name}"
         )
+
+    # -- restart state (executor thread) ------------------------------------------------------
+    def _resume(self, max_age: float) -> str:
+        p = self.state_path
+        if p is None:
+            return "off (state_file not set)"
+        try:
+            st = json.loads(p.read_text())
+            age = time.time() - float(st["saved_wall"])
+        except FileNotFoundError:
+            return "no saved state: index from 0"
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            return f"unreadable state ({e}): index from 0"
+        if not 0 <= age <= max_age:
+            return f"saved state {age:.0f} s old (> resume_max_age): index from 0"
+        if not self.reader.clock.resume(st, self.reader.wall_minus_mono):
+            return "saved state of another stream layout/rate: index from 0"
+        msg = f"resumed at index {st['next_index']} (state {age:.1f} s old)"
+        self.get_logger().info(msg)
+        return msg
+
+    def _save_state(self, final: bool = False) -> None:
+        r = self.reader
+        if not final:
+            r.state_wanted = True  # taken by the reader between two reads
+        st = r.saved_state
+        if st is None or self.state_path is None:
+            return
+        if st.get("saved_wall") is not None and not final:
+            return  # already written
+        st = dict(st, saved_wall=time.time())
+        r.saved_state = st
+        try:
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.state_path.with_name(self.state_path.name + ".tmp")
+            tmp.write_text(json.dumps(st))
+            os.replace(tmp, self.state_path)
+        except OSError as e:
+            self.get_logger().warning(f"cannot write {self.state_path}: {e}")
 
     # -- reader-thread callbacks ------------------------------------------------------------
     def _reader_start(self) -> None:
@@ -261,6 +358,7 @@ class PbtDriverNode(Node):
         m.peak_index, m.start_index, m.end_index = ev.peak_index, ev.start_index, ev.end_index
         m.peak, m.baseline, m.amplitude = ev.peak, ev.baseline, ev.amplitude
         m.width, m.area, m.rise_time = ev.width, ev.area, ev.rise_time
+        m.missing_slots, m.gap_closed = ev.missing_slots, ev.gap_closed
         rec = ev.pulse
         m.pulse_backend = self.backend.name
         if rec is None or rec.backend == "none":
@@ -321,6 +419,13 @@ class PbtDriverNode(Node):
         stat.add("lost: sequence gaps", cs.seq_lost)
         stat.add("lost: timing gaps", cs.timing_lost)
         stat.add("lost: reconnects", cs.reconnect_lost)
+        stat.add("lost: while restarting", cs.restart_lost)
+        stat.add("lost: before the last restart", cs.prior_lost)
+        stat.add("malformed lines that were not slots", cs.not_slots)
+        stat.add("silences held", cs.holds)
+        stat.add("silences late, not lost", cs.late_not_lost)
+        stat.add("held now (samples)", r.clock.holding)
+        stat.add("resume", self.resumed)
         stat.add("discarded bytes (resync)", ds.discarded_bytes)
         stat.add("malformed frames", ds.malformed_total)
         for k, n in sorted(ds.malformed.items()):
@@ -341,7 +446,32 @@ class PbtDriverNode(Node):
         stat.add("rejected (too short)", s.rejected_short)
         stat.add("dropped (too long)", s.overlong)
         stat.add("aborted by a gap", s.aborted_by_gap)
+        stat.add("closed by a gap (flagged)", s.closed_by_gap)
+        stat.add("gaps bridged", s.bridged_gaps)
+        stat.add("slots bridged", s.bridged_slots)
         stat.add("baseline", self.reader.detector.baseline or 0.0)
+
+    def _diag_detector(self, stat) -> None:
+        """Health: a finite state, and events starting while the envelope crosses threshold."""
+        d = self.reader.detector
+        s = d.stats
+        crossings, started = s.crossings, s.started
+        new_x, new_s = crossings - self._last_crossings, started - self._last_started
+        self._last_crossings, self._last_started = crossings, started
+        if not d.healthy:
+            stat.summary(diag.ERROR, "detector state not finite")
+        elif new_x and not new_s:
+            stat.summary(diag.WARN, f"envelope crossed the threshold {new_x} times, no event")
+        elif s.resets:
+            stat.summary(diag.WARN, f"detector reset {s.resets} times (non-finite state)")
+        else:
+            stat.summary(diag.OK, "healthy")
+        stat.add("envelope", d.env)
+        stat.add("baseline", d.baseline if d.baseline is not None else "none yet")
+        stat.add("threshold crossings", crossings)
+        stat.add("events started", started)
+        stat.add("state resets", s.resets)
+        stat.add("values held (beyond float32)", s.bad_values)
 
     def _diag_pulse(self, stat) -> None:
         level, msg, values = self.backend.status()
@@ -351,8 +481,14 @@ class PbtDriverNode(Node):
         stat.add("pulse_on", self.pulse_on)
 
     def on_shutdown(self) -> None:
-        """Called by spin_node before destroy: stop the reader, then the output thread."""
-        self.reader.stop()
+        """Called by spin_node before destroy: stop the reader, then the output thread; save
+        the index so a restart books the slots lost meanwhile."""
+        r = self.reader
+        r.stop()
+        if self.state_path is not None and not r.thread.is_alive():
+            if not r.error:  # after a crash the reader saved its state while dying
+                r.saved_state = r.clock.state(r.wall_minus_mono)
+            self._save_state(final=True)
         self.backend.close()
 
 

@@ -1,22 +1,30 @@
 """Sample index and acquisition time: every nominal sample slot gets an index, lost ones too.
 
-No ROS. The index counts nominal slots since start, across reconnects, so a gap in the index is
-exactly the number of samples known lost. Sources of truth, best first:
+No ROS. The index counts nominal slots since start, across reconnects (and across restarts when
+the node resumes from a saved state), so a gap in the index is exactly the number of samples
+known lost. Losses are booked from evidence only:
 
 * ``seq`` keys (binary frames, ascii 'seq,value'): gap = sequence delta - 1 (with wrap).
 * ``time_us`` keys: gap = round(dt * rate) - 1.
-* ``line`` keys (ascii 'value'): a malformed line is a one-slot gap; longer silences are found
-  from timing: the count of received slots against the nominal-rate line anchored on the earliest
-  arrivals (a *deficit* larger than ``gap_tolerance`` samples when the port is drained is a gap).
+* ``line`` keys (ascii 'value'): nothing in a line says which slot it is. A malformed line is a
+  *candidate*: a corrupted sample (one lost slot) or inserted noise (no slot). Timing decides:
+  samples are placed on the nominal-rate line through the lowest-latency arrivals; once every
+  sample of a resolution window (``RES_WINDOW``) arrived at least k slots behind that line, k of
+  the pending candidates were slots (booked), and candidates older than the window that the
+  timing did not need were noise. A silence longer than ``gap_tolerance`` is *held*, not booked:
+  the samples after it wait (unindexed) until the backlog has had time to arrive; what is still
+  missing once arrivals no longer catch up (``HOLD_SETTLE``, at most ``HOLD_MAX``) is lost,
+  a backlog that arrives in time costs nothing ("late is not lost").
 
 Acquisition time of slot i is ``anchor_t + (i - anchor_i) / rate``: the line through the
-lowest-latency arrivals, re-anchored when the sensor runs ahead, drift-corrected once per window.
+lowest-latency arrivals, re-anchored when the sensor runs ahead, drift-corrected once per window
+(never by slots that pending candidates may still claim).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 KEY_KINDS = ("line", "seq", "time_us")
 US_MODULUS = 1 << 32
@@ -31,17 +39,40 @@ class Segment:
     values: list
 
 
+RES_WINDOW = 0.25  # s: line-kind candidates are resolved against timing this often
+HOLD_SETTLE = 0.1  # s without catch-up before a held silence is booked as lost
+HOLD_MAX = 1.0  # s: a held silence is decided at the latest after this long
+TAIL_MIN_READS = 8  # reads after the latest candidate that make its latency floor credible
+
+
 @dataclass
 class ClockStats:
-    seq_lost: int = 0  # slots lost per sequence / sensor-time / line-number gaps
+    seq_lost: int = 0  # slots lost per sequence / sensor-time gaps, or timing-confirmed bad lines
     timing_lost: int = 0  # slots lost per timing (silence longer than the tolerance)
     reconnect_lost: int = 0  # slots lost across a reconnect (seq-resolved when possible)
+    restart_lost: int = 0  # slots lost while the process was down (resumed from a saved state)
+    prior_lost: int = 0  # lost_total of the runs before a resume
     duplicates: int = 0  # frames whose key did not advance (dropped)
     key_resets: int = 0  # implausible key jumps (sensor restarted); gap taken from timing
+    not_slots: int = 0  # 'value' layout: malformed lines timing showed were not sample slots
+    holds: int = 0  # silences held for evidence
+    late_not_lost: int = 0  # ... whose backlog arrived: nothing booked
 
     @property
     def lost(self) -> int:
-        return self.seq_lost + self.timing_lost + self.reconnect_lost
+        return (
+            self.seq_lost + self.timing_lost + self.reconnect_lost + self.restart_lost
+            + self.prior_lost
+        )  # fmt: skip
+
+
+@dataclass
+class _Hold:
+    t0: float
+    best: float  # lowest deficit seen while holding (missing slots + latency floor)
+    progress_t: float  # last time the deficit dropped by a slot or more (backlog arriving)
+    reads: list = field(default_factory=list)
+    n: int = 0
 
 
 class SampleClock:
@@ -70,26 +101,39 @@ class SampleClock:
         self.anchor_i = 0
         self._last_key: int | None = None
         self._reconnect = False
+        self._restart = False
         self._win_start = 0.0
         self._win_min = math.inf
         self._carry = 0
+        self._cand = 0  # line kind: malformed lines not yet resolved
+        self._cand_old = 0  # ... of which older than the current resolution window
+        self._res_start = 0.0
+        self._res_min = math.inf
+        self._cand_t = 0.0  # read time of the latest candidate
+        self._tail_min = math.inf  # lowest deficit since the latest candidate
+        self._tail_n = 0  # drained reads since the latest candidate
+        self._hold: _Hold | None = None
 
     @property
     def lost_total(self) -> int:
         return self.stats.lost
 
+    @property
+    def holding(self) -> int:
+        """Samples received but held (not indexed yet) while a silence is judged."""
+        return self._hold.n if self._hold is not None else 0
+
     def reconnected(self) -> None:
         """The port was reopened: the next sample's gap comes from timing (and its key)."""
         if self.anchor_t is not None:
             self._reconnect = True
+        # Pending candidates' slots, if any, are inside the timing estimate of the gap.
+        self._cand = self._cand_old = 0
 
     def time_of(self, index: int) -> float:
         if self.anchor_t is None:
             return 0.0
         return self.anchor_t + (index - self.anchor_i) / self.rate
-
-    def _late(self, t_read: float) -> bool:
-        return self.deficit(1, t_read) > self.tol
 
     def deficit(self, n_slots: int, t_read: float) -> float:
         """Slots missing if n_slots more arrive at t_read (about 0 normally, > tol on a gap)."""
@@ -98,6 +142,42 @@ class SampleClock:
         last = self.next_index + n_slots - 1
         return (t_read - self.anchor_t) * self.rate - (last - self.anchor_i)
 
+    # -- restart ------------------------------------------------------------------------------
+    def state(self, wall_minus_mono: float) -> dict | None:
+        """What a restarted process needs to go on counting (None before the first sample)."""
+        if self.anchor_t is None:
+            return None
+        return {
+            "next_index": self.next_index + self._carry,
+            "last_key": self._last_key if self.kind != "line" else None,
+            "kind": self.kind,
+            "modulus": self.modulus,
+            "rate": self.rate,
+            "anchor_wall": self.anchor_t + wall_minus_mono,
+            "anchor_i": self.anchor_i,
+            "lost_total": self.lost_total + self._carry,
+        }
+
+    def resume(self, state: dict, wall_minus_mono: float) -> bool:
+        """Go on from a previous run's state: the first sample's gap is the restart loss (exact
+        with sequence keys, a timing estimate without). False when the state does not fit."""
+        try:
+            if (state["kind"], state["modulus"], state["rate"]) != (
+                self.kind, self.modulus, self.rate
+            ):  # fmt: skip
+                return False
+            self.next_index = int(state["next_index"])
+            self.anchor_i = int(state["anchor_i"])
+            self.anchor_t = float(state["anchor_wall"]) - wall_minus_mono
+            key = state.get("last_key")
+            self._last_key = int(key) if key is not None else None
+            self.stats.prior_lost = int(state["lost_total"])
+        except (KeyError, TypeError, ValueError):
+            return False
+        self._reconnect = self._restart = True
+        return True
+
+    # -- indexing -----------------------------------------------------------------------------
     def _key_delta(self, key: int, last: int) -> int | None:
         """Slots advanced from last to key; None when implausible (reset/reorder)."""
         if self.kind == "time_us":
@@ -134,10 +214,84 @@ class SampleClock:
         return d if abs(d - est_i) <= max(5, 0.1 * est_i) else est_i
 
     def assign(self, values, keys, t_read: float, drained: bool = True) -> list[Segment]:
-        """Index new samples; keys (same length) are seq / line / time_us values or None."""
+        """Index new samples; keys (same length) are seq / line / time_us values or None.
+
+        Line keys only: a read that leaves the stream more than the tolerance behind the nominal
+        line is held (returns []) until the evidence is in; :meth:`poll` decides on time."""
         n = len(values)
-        if n == 0:
+        if not n:
             return []
+        h = self._hold
+        if h is None:
+            a_t = self.anchor_t
+            if (
+                not drained
+                or self.kind != "line"
+                or a_t is None
+                or self._reconnect
+                or (t_read - a_t) * self.rate
+                - (self.next_index + n + self._carry - 1 - self.anchor_i)
+                <= self.tol
+            ):
+                return self._assign(values, keys, t_read, drained)
+            self.stats.holds += 1
+            h = self._hold = _Hold(t_read, math.inf, t_read)
+        h.reads.append((values, keys, t_read, drained))
+        h.n += n
+        dfc = self.deficit(h.n + self._carry, t_read)
+        if dfc <= self.tol:
+            self.stats.late_not_lost += 1
+            return self._release(0)
+        if drained and dfc < h.best:
+            if dfc < h.best - 1.0:
+                h.progress_t = t_read
+            h.best = dfc
+        return self.poll(t_read)
+
+    def poll(self, t_now: float) -> list[Segment]:
+        """Decide a held silence once arrivals stopped catching up (or HOLD_MAX passed)."""
+        h = self._hold
+        if h is None:
+            if self._cand and t_now - self._cand_t >= RES_WINDOW:
+                self._resolve_quiet()  # the stream went quiet
+            return []
+        if t_now - h.progress_t < HOLD_SETTLE and t_now - h.t0 < HOLD_MAX:
+            return []
+        return self.release()
+
+    def release(self) -> list[Segment]:
+        """Decide now with the evidence so far (poll, port down)."""
+        h = self._hold
+        if h is None:
+            if self._cand:
+                self._resolve_quiet()
+            return []
+        g = max(0, round(h.best)) if math.isfinite(h.best) else 0
+        return self._release(g)
+
+    def take_carry(self) -> int:
+        """Slots booked lost with no sample after them yet (the stream stopped): the caller
+        reports them now; the index moves past them."""
+        k = self._carry
+        if k and self._hold is None:
+            self._carry = 0
+            self.next_index += k
+            return k
+        return 0
+
+    def _release(self, lost: int) -> list[Segment]:
+        reads = self._hold.reads
+        self._hold = None
+        if lost:
+            self.stats.timing_lost += lost
+            self._carry += lost
+        segs: list[Segment] = []
+        for values, keys, t_read, drained in reads:
+            segs += self._assign(values, keys, t_read, drained)
+        return segs
+
+    def _assign(self, values, keys, t_read: float, drained: bool) -> list[Segment]:
+        n = len(values)
         st = self.stats
         if (
             keys
@@ -147,10 +301,10 @@ class SampleClock:
             and not self._carry
             and self.kind != "time_us"
         ):
-            # Fast path (one sample per read): the next key, nothing lost, no timing check due.
+            # Fast path (one sample per read): the next key, nothing lost.
             k = keys[0]
             nxt = (self._last_key + 1) % self.modulus if self.modulus else self._last_key + 1
-            if k == nxt and not (self.kind == "line" and drained and self._late(t_read)):
+            if k == nxt:
                 self._last_key = k
                 seg = Segment(0, self.next_index, [values[0]])
                 self.next_index += 1
@@ -160,6 +314,7 @@ class SampleClock:
         self._carry = 0
         lost = [0] * n
         drop: set[int] = set()
+        line = self.kind == "line"
         if self.anchor_t is None:
             self.anchor_t = t_read
             self.anchor_i = n - 1
@@ -167,7 +322,11 @@ class SampleClock:
         elif self._reconnect:
             self._reconnect = False
             g = self._resolve(self.deficit(n, t_read), keys[0] if keys else None)
-            st.reconnect_lost += g
+            if self._restart:
+                self._restart = False
+                st.restart_lost += g
+            else:
+                st.reconnect_lost += g
             pre += g
             if keys:
                 self._last_key = None  # keys[0] already accounted for
@@ -190,15 +349,20 @@ class SampleClock:
                     st.duplicates += 1
                     drop.add(i)
                 elif d > 1:
-                    st.seq_lost += d - 1
-                    lost[i] += d - 1
+                    if line:
+                        # Malformed lines between two samples: slots or noise? Timing decides.
+                        if not self._cand:
+                            self._res_start = t_read
+                            self._res_min = math.inf
+                            self._cand_old = 0
+                        self._cand += d - 1
+                        self._cand_t = t_read
+                        self._tail_min = math.inf
+                        self._tail_n = 0
+                    else:
+                        st.seq_lost += d - 1
+                        lost[i] += d - 1
             self._last_key = last
-        if self.kind == "line" and drained and self.next_index > 0:
-            dfc = self.deficit(n - len(drop) + sum(lost) + pre, t_read)
-            if dfc > self.tol:
-                g = round(dfc)
-                st.timing_lost += g
-                pre += g
         segs: list[Segment] = []
         idx = self.next_index
         cur: Segment | None = None
@@ -220,17 +384,63 @@ class SampleClock:
         return segs
 
     def _track(self, t_read: float, drained: bool) -> None:
-        """Re-anchor when samples arrive early; once per window remove the latency floor."""
+        """Re-anchor when samples arrive early; resolve candidates; once per window remove the
+        latency floor (clock drift)."""
         last = self.next_index - 1
         dfc = (t_read - self.anchor_t) * self.rate - (last - self.anchor_i)
         if dfc < 0:
             self.anchor_t = t_read
             self.anchor_i = last
             dfc = 0.0
-        if drained:
-            self._win_min = min(self._win_min, dfc)
+        if drained and dfc < self._win_min:
+            self._win_min = dfc
+        if self._cand:
+            if drained:
+                self._res_min = min(self._res_min, dfc)
+                self._tail_n += 1
+                self._tail_min = min(self._tail_min, dfc)
+            if t_read - self._res_start >= RES_WINDOW:
+                if t_read - self._cand_t >= RES_WINDOW:  # a whole window after the latest one
+                    self._resolve_candidates(self._tail_min, True)
+                else:
+                    self._resolve_candidates(self._res_min, False)
+                self._res_start = t_read
         if t_read - self._win_start >= self.window:
-            if math.isfinite(self._win_min) and self._win_min > 0.5:
-                self.anchor_t += self._win_min / self.rate
+            m = self._win_min
+            if math.isfinite(m):
+                if self._cand:  # slots the pending candidates may still claim stay visible
+                    m -= min(self._cand, max(0, math.floor(m + 0.5)))
+                if m > 0.5:
+                    self.anchor_t += m / self.rate
+                    self._res_min -= m
+                    self._tail_min -= m
             self._win_start = t_read
             self._win_min = math.inf
+
+    def _resolve_quiet(self) -> None:
+        """The stream stopped: decide every pending candidate with what followed the latest one,
+        if that is enough to judge the latency floor (else the window's lower bound)."""
+        m = (
+            self._tail_min
+            if self._tail_n >= TAIL_MIN_READS
+            else min(self._tail_min, self._res_min)
+        )
+        self._resolve_candidates(m, True)
+
+    def _resolve_candidates(self, m: float, all_seen: bool) -> None:
+        """m: lowest deficit over reads that followed the candidates (the slots still missing
+        plus the latency floor); all_seen: m followed every pending candidate."""
+        if not math.isfinite(m):
+            return  # no drained read in the window: no evidence yet
+        st = self.stats
+        k = min(self._cand, max(0, math.floor(m + 0.5)))
+        if k:
+            st.seq_lost += k
+            self._carry += k
+            self._win_min -= k
+            self._tail_min -= k
+        noise = self._cand - k if all_seen else max(0, self._cand_old - k)
+        st.not_slots += noise
+        self._cand -= k + noise
+        self._cand_old = self._cand
+        self._res_min = math.inf

@@ -116,13 +116,13 @@ def pbt(procs, tmp_path, wait):
             return p, link
 
         @staticmethod
-        def driver(name="driver", ns="/pbt", **params):
+        def driver(name="driver", ns="/pbt", env=None, **params):
             params.setdefault("rt_priority", 0)  # shared CI box: no SCHED_FIFO in tests
             argv = [exe("pbt_driver"), "--ros-args", "-r", f"__ns:={ns}"]
             for k, v in params.items():
                 v = str(v).lower() if isinstance(v, bool) else v
                 argv += ["-p", f"{k}:={v}"]
-            return procs.start(name, argv)
+            return procs.start(name, argv, env=env)
 
         @staticmethod
         def pigpiod(name="pigpiod", *args):

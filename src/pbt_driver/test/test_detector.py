@@ -137,7 +137,7 @@ def test_max_width_rebaselines_on_a_step():
 
 
 def test_gap_aborts_unconfirmed_event():
-    p = DetectorParams(threshold=10, hysteresis=2, confirm_samples=5)
+    p = DetectorParams(threshold=10, hysteresis=2, confirm_samples=5, gap_bridge=2)
     det = Detector(p, R)
     det.process([0.0] * 10 + [50.0, 60.0], 0)
     assert det.active

@@ -165,7 +165,8 @@ def test_driver_pigpio_end_to_end(pbt, ros_node, wait):
     tx = [t["width_us"] for t in tx_records(pbt, rec)]
     assert sorted(tx[: len(sent)]) == sorted(m.pulse_width_us for m in sent)
     assert not [r for r in pbt.read_jsonl(rec) if r.get("cmd") == "WVBSY"]
-    assert c.latest("pulse output")[0] == 0
+    out = wait(lambda: c.latest("pulse output"), 20, what="pulse output diagnostics")
+    assert out[0] == 0
 
 
 @pytest.mark.integration
@@ -230,6 +231,8 @@ def test_driver_serial_offload_end_to_end(pbt, ros_node, wait):
              20, what="every sent pulse at the MCU")  # fmt: skip
         pulses = [x for x in mcu.commands if x.type == offload.PULSE]
         assert {x.width_us for x in pulses} == {250}
-        assert c.latest("pulse output")[0] == 0
+        # 20 events can arrive before the first 1 Hz diagnostics array does
+        out = wait(lambda: c.latest("pulse output"), 20, what="pulse output diagnostics")
+        assert out[0] == 0
     finally:
         mcu.close()

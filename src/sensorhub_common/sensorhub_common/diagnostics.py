@@ -225,6 +225,18 @@ class TimeStampStatus:
         return stat
 
 
+PERIOD_MIN, PERIOD_MAX = 0.1, 60.0  # s; faster only burns CPU, slower is not "about 1 Hz"
+
+
+def period_error(v) -> str | None:
+    """Why a diagnostic_updater.period value is refused (None when fine)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return f"must be a number of seconds, got {v!r}"
+    if not (PERIOD_MIN <= v <= PERIOD_MAX):
+        return f"must be within [{PERIOD_MIN}, {PERIOD_MAX}] s, got {v}"
+    return None
+
+
 class Updater:
     """diagnostic_updater.Updater for rclpy: one DiagnosticArray on /diagnostics per period."""
 
@@ -232,7 +244,11 @@ class Updater:
 
     def __init__(self, node, period: float = 1.0, hardware_id: str = "none"):
         from diagnostic_msgs.msg import DiagnosticArray
-        from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+        from rcl_interfaces.msg import (
+            FloatingPointRange,
+            ParameterDescriptor,
+            SetParametersResult,
+        )
 
         from sensorhub_common import qos
 
@@ -247,12 +263,16 @@ class Updater:
                 self.PERIOD_PARAM,
                 float(period),
                 ParameterDescriptor(
-                    description="Seconds between /diagnostics updates (REP 107: ~1 s)"
+                    description="Seconds between /diagnostics updates (REP 107: ~1 s)",
+                    floating_point_range=[
+                        FloatingPointRange(from_value=PERIOD_MIN, to_value=PERIOD_MAX, step=0.0)
+                    ],
                 ),
             )
         self.period = float(node.get_parameter(self.PERIOD_PARAM).value)
-        if not self.period > 0:
-            raise ValueError(f"{self.PERIOD_PARAM} must be > 0, got {self.period}")
+        err = period_error(self.period)
+        if err:
+            raise ValueError(f"{self.PERIOD_PARAM}: {err}")
         node.add_on_set_parameters_callback(self._on_set)
         self.pub = node.create_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
         self._timer = node.create_timer(self.period, self.update)
@@ -266,11 +286,16 @@ class Updater:
         for p in params:
             if p.name == self.PERIOD_PARAM:
                 v = p.value
-                if not isinstance(v, (int, float)) or not v > 0:
-                    return self._Result(successful=False, reason=f"{p.name} must be a number > 0")
-                self.period = float(v)
-                self.node.destroy_timer(self._timer)
-                self._timer = self.node.create_timer(self.period, self.update)
+                err = period_error(v)
+                if err:
+                    return self._Result(successful=False, reason=f"{p.name}: {err}")
+                # The new timer exists before the old one goes: a failure leaves the old one.
+                try:
+                    timer = self.node.create_timer(float(v), self.update)
+                except Exception as e:
+                    return self._Result(successful=False, reason=f"{p.name}: {e}")
+                old, self._timer, self.period = self._timer, timer, float(v)
+                self.node.destroy_timer(old)
         return self._Result(successful=True)
 
     def set_hardware_id(self, hwid: str) -> None:

@@ -3,7 +3,9 @@
 SingleThreadedExecutor because MultiThreadedExecutor loses messages at 100 Hz+ with the Jazzy
 wheels and EventsExecutor.spin() busy-spins a core (docs/design.md). Hot paths run in their
 own threads.
-Exit codes: 0 clean stop (SIGINT/SIGTERM), 2 bad parameters, 1 crash.
+Exit codes: 0 clean stop (SIGINT/SIGTERM), 2 bad parameters, 1 crash, including a part of the
+node that called :func:`fatal` (e.g. a reader thread that died): the process must end so the
+supervisor or launch respawns it instead of running on half-dead.
 """
 
 from __future__ import annotations
@@ -15,6 +17,22 @@ import traceback
 from collections.abc import Callable
 
 EXIT_OK, EXIT_CRASH, EXIT_CONFIG = 0, 1, 2
+_fatal: list[str] = []
+
+
+def fatal(reason: str) -> None:
+    """From any thread: this node cannot go on. spin_node shuts down cleanly and returns 1."""
+    first = not _fatal
+    _fatal.append(reason)
+    if first:
+        print(f"[FATAL] {reason}", file=sys.stderr, flush=True)
+    import rclpy
+
+    rclpy.try_shutdown()  # wakes the executor (ExternalShutdownException in spin)
+
+
+def fatal_reason() -> str | None:
+    return _fatal[0] if _fatal else None
 
 
 def spin_node(make_node: Callable[[], object], args=None, freeze_gc: bool = True) -> int:
@@ -26,6 +44,7 @@ def spin_node(make_node: Callable[[], object], args=None, freeze_gc: bool = True
     rclpy.init(args=args if args is not None else sys.argv)
     node = None
     code = EXIT_OK
+    _fatal.clear()
     try:
         # The executor exists before the node: a SIGTERM during a slow start-up then ends in a
         # clean shutdown instead of an RCLError from an executor built on a dead context.
@@ -63,4 +82,6 @@ def spin_node(make_node: Callable[[], object], args=None, freeze_gc: bool = True
             except Exception:
                 pass
         rclpy.try_shutdown()
+    if _fatal and code == EXIT_OK:
+        code = EXIT_CRASH
     return code

@@ -59,3 +59,29 @@ def test_updater_round_trip(publisher_node, ros_node, wait):
     assert not res[0].successful
     assert node.set_parameters([Parameter(Updater.PERIOD_PARAM, value=0.5)])[0].successful
     assert up.period == 0.5
+
+
+@pytest.mark.parametrize("bad", [float("inf"), 1e300, 1e-9, 0.0, float("nan"), 61.0])
+def test_period_bounds_refused_and_old_timer_kept(publisher_node, bad):
+    node, ex = publisher_node
+    up = Updater(node, period=0.2, hardware_id="x")
+    got = []
+    node.create_subscription(DiagnosticArray, "/diagnostics", got.append, qos.DIAGNOSTICS)
+    res = node.set_parameters([Parameter(Updater.PERIOD_PARAM, value=bad)])
+    assert not res[0].successful
+    assert up.period == 0.2
+    # the old timer still fires: updates keep coming after the refused set
+    n0 = len(got)
+    for _ in range(200):
+        ex.spin_once(timeout_sec=0.05)
+        if len(got) >= n0 + 2:
+            break
+    assert len(got) >= n0 + 2
+
+
+def test_period_limits_accepted(publisher_node):
+    node, _ = publisher_node
+    up = Updater(node, period=1.0)
+    for v in (0.1, 60.0, 1.0):
+        assert node.set_parameters([Parameter(Updater.PERIOD_PARAM, value=v)])[0].successful
+        assert up.period == v
