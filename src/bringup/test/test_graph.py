@@ -184,7 +184,12 @@ def test_sim_plan(tmp_path, ours):
     root = str(data.resolve())
     sim, drv = plan.get("pbt_sim"), plan.get("pbt_driver")
     assert sim.argv[1:] == ["--link", f"{root}/run/pbt0"]
-    assert drv.parameters == {"port": f"{root}/run/pbt0", "rt_priority": 0, "rt_cpus": "1"}
+    assert drv.parameters == {
+        "port": f"{root}/run/pbt0",
+        "state_file": f"{root}/run/pbt_driver.state.json",
+        "rt_priority": 0,
+        "rt_cpus": "1",
+    }
     assert drv.namespace == "pbt" and drv.fqn == "/pbt/pbt_driver"
     assert drv.scheduling["cpus"] == "1"
     assert drv.params_files == [
@@ -226,7 +231,12 @@ def test_pi_and_lite_profiles(tmp_path, ours):
     pi = build_plan(g, "pi", "all", {}, tmp_path, ours)
     assert "pbt_sim" not in pi.names()
     drv = pi.get("pbt_driver")
-    assert drv.parameters == {"port": "/dev/pbt", "rt_priority": 80, "rt_cpus": "3"}
+    assert drv.parameters == {
+        "port": "/dev/pbt",
+        "state_file": f"{tmp_path.resolve()}/run/pbt_driver.state.json",
+        "rt_priority": 80,
+        "rt_cpus": "3",
+    }
     assert drv.scheduling["cpus"] == "3" and drv.scheduling["nice"] == -10
     lite = build_plan(g, "lite", "all", {}, tmp_path, ours)
     assert lite.get("pbt_driver").parameters == drv.parameters  # lite extends pi
