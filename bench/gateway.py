@@ -33,7 +33,6 @@ recorded twice (goal 0).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -47,58 +46,14 @@ import threading
 import time
 from pathlib import Path
 
+# bench/ is not a package: put this script's folder first on sys.path so that `_common` imports
+# whatever the cwd (tools/run_bench.sh runs `python bench/X.py` from the repo root).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Procs, bench_domain, cpu_seconds, exe, free_port, rss_bytes, wait_for
+
 ROOT = Path(__file__).resolve().parents[1]
 JS_DIR = ROOT / "src" / "foxglove_gateway" / "test" / "js"
 REFERENCE_TOPICS = ("/pbt/samples", "/pbt/events", "/tim240/scan_filtered")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _exe(pkg: str, name: str) -> Path | None:
-    from sensorhub_common.paths import executable
-
-    try:
-        return executable(pkg, name)
-    except (FileNotFoundError, LookupError, KeyError):
-        return None
-    except Exception:
-        return None
-
-
-class Procs:
-    def __init__(self, tmp: Path):
-        self.tmp = tmp
-        self.procs: list[subprocess.Popen] = []
-
-    def start(self, name: str, argv) -> subprocess.Popen:
-        log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115 - owned by the child
-        p = subprocess.Popen(
-            [str(a) for a in argv],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        log.close()
-        self.procs.append(p)
-        return p
-
-    def stop_all(self) -> None:
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(p.pid, signal.SIGINT)
-        deadline = time.monotonic() + 10
-        for p in self.procs:
-            try:
-                p.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(p.pid, signal.SIGKILL)
 
 
 class Reference:
@@ -219,8 +174,8 @@ while rclpy.ok():
 
 def run_recorder_restarts(procs: Procs, tmp: Path, kills: int, respawn_delay: float) -> dict:
     """SIGKILL the recorder ``kills`` times; what the bag lost and when recording resumed."""
-    exe = _exe("foxglove_gateway", "mcap_recorder")
-    if exe is None:
+    rec_exe = exe("foxglove_gateway", "mcap_recorder", optional=True)
+    if rec_exe is None:
         return {"error": "mcap_recorder not built"}
     root = tmp / "rec_data"
     pf = tmp / "recorder.yaml"
@@ -229,7 +184,7 @@ def run_recorder_restarts(procs: Procs, tmp: Path, kills: int, respawn_delay: fl
         f"    data_root: {root}\n    topics_allow: ['/bench/.*']\n    chunk_interval: 1.0\n"
     )
     load = procs.start("recorder_load", [sys.executable, "-c", SEQ_LOAD])
-    argv = [exe, "--ros-args", "--params-file", pf]
+    argv = [rec_exe, "--ros-args", "--params-file", pf]
     rec = procs.start("recorder_0", argv)
     kill_times, spawn_times = [], []
     time.sleep(6.0)
@@ -331,29 +286,17 @@ def _ensure_js() -> None:
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True)
 
 
-def _wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"gateway not listening on {port}")
-
-
-def _cpu_seconds(pid: int) -> float:
-    import psutil
-
-    t = psutil.Process(pid).cpu_times()
-    return t.user + t.system
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def run_level(
     n: int, port: int, gw_pid: int, ref: Reference, tmp: Path, warmup: float, window: float
 ) -> dict:
-    import psutil
-
     out_path = tmp / f"clients_{n}.jsonl"
     with open(out_path, "wb") as fh:
         client = subprocess.Popen(
@@ -372,12 +315,12 @@ def run_level(
             start_new_session=True,
         )
     time.sleep(warmup + n * 0.02)
-    cpu0, js0, t0 = _cpu_seconds(gw_pid), _cpu_seconds(client.pid), time.monotonic()
+    cpu0, js0, t0 = cpu_seconds(gw_pid), cpu_seconds(client.pid), time.monotonic()
     rss = []
     while time.monotonic() - t0 < window:
         time.sleep(min(1.0, window - (time.monotonic() - t0)))
-        rss.append(psutil.Process(gw_pid).memory_info().rss)
-    cpu1, js1, t1 = _cpu_seconds(gw_pid), _cpu_seconds(client.pid), time.monotonic()
+        rss.append(rss_bytes(gw_pid))
+    cpu1, js1, t1 = cpu_seconds(gw_pid), cpu_seconds(client.pid), time.monotonic()
     time.sleep(2.0)  # messages of the window still in flight
     client.send_signal(signal.SIGTERM)
     client.wait(20)
@@ -439,15 +382,12 @@ def main() -> int:
     levels = [int(x) for x in args.clients.split(",") if x.strip() not in ("", "none")]
     window, warmup = (6.0, 3.0) if args.quick else (30.0, 5.0)
 
-    # 101: the highest domain whose ports stay below Linux's ephemeral range, and one the test
-    # suites (random 1..100) and `make run` (0) never use, so a concurrent run cannot cross.
-    os.environ["ROS_DOMAIN_ID"] = os.environ.get("SENSORHUB_BENCH_DOMAIN", "101")
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    bench_domain()  # own ROS_DOMAIN_ID, discovery on this machine only
     tmp = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     os.environ.setdefault("ROS_LOG_DIR", str(tmp / "roslog"))
     _ensure_js()
 
-    gw_exe = _exe("foxglove_gateway", "foxglove_gateway")
+    gw_exe = exe("foxglove_gateway", "foxglove_gateway", optional=True)
     if gw_exe is None:
         sys.exit("bench/gateway.py: foxglove_gateway is not built (tools/build.sh)")
     procs = Procs(tmp)
@@ -460,14 +400,12 @@ def main() -> int:
     }
     ref = Reference()
     try:
-        sim, drv = _exe("pbt_driver", "pbt_sim"), _exe("pbt_driver", "pbt_driver")
+        sim = exe("pbt_driver", "pbt_sim", optional=True)
+        drv = exe("pbt_driver", "pbt_driver", optional=True)
         if sim and drv:
             link = tmp / "pbt0"
             procs.start("pbt_sim", [sim, "--link", link])
-            for _ in range(100):
-                if link.exists():
-                    break
-                time.sleep(0.05)
+            wait_for(link.exists, 5.0)
             from ament_index_python.packages import get_package_share_directory
 
             cfg = Path(get_package_share_directory("pbt_driver"), "config", "pbt_driver.yaml")
@@ -490,14 +428,15 @@ def main() -> int:
         if not args.no_scan_load:
             procs.start("scan_load", [sys.executable, "-c", SCAN_LOAD])
             result["graph"] += " + synthetic TiM240 load (scan 15 Hz, zones 15 Hz, markers 1 Hz)"
-        port = _free_port()
+        port = free_port()
         pf = tmp / "gateway.yaml"
         pf.write_text(
             "/**:\n  ros__parameters:\n    address: 127.0.0.1\n"
             f"    port: {port}\n    max_clients: {max(levels, default=0) + 5}\n"
         )
         gw = procs.start("gateway", [gw_exe, "--ros-args", "--params-file", pf])
-        _wait_port(port)
+        if not wait_for(lambda: _listening(port), 30.0, interval=0.2):
+            raise RuntimeError(f"gateway not listening on {port}")
         ref.subscribe()
         time.sleep(3.0)  # discovery: the gateway follows every topic
         result["levels"] = []
@@ -511,7 +450,7 @@ def main() -> int:
             print(json.dumps(rr), flush=True)
             result["recorder_restarts"] = rr
     finally:
-        procs.stop_all()
+        procs.stop_all(at_once=True)
         ref.close()
 
     by_n = {r["clients"]: r for r in result["levels"]}

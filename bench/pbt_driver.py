@@ -24,47 +24,17 @@ import bisect
 import itertools
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-
-def exe(name: str) -> str:
-    from sensorhub_common.paths import executable
-
-    return str(executable("pbt_driver", name))
-
-
-class Procs:
-    def __init__(self, tmp: Path):
-        self.tmp, self.ps = tmp, []
-
-    def start(self, name, argv):
-        log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115
-        p = subprocess.Popen([str(a) for a in argv], stdout=log, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-        self.ps.append(p)
-        return p
-
-    @staticmethod
-    def stop(p, timeout=10.0):
-        for sig in (signal.SIGINT, signal.SIGKILL):
-            if p.poll() is not None:
-                return
-            try:
-                os.killpg(p.pid, sig)
-                p.wait(timeout)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                continue
-
-    def stop_all(self):
-        for p in reversed(self.ps):
-            self.stop(p)
+# bench/ is not a package: put this script's folder first on sys.path so that `_common` imports
+# whatever the cwd (tools/run_bench.sh runs `python bench/X.py` from the repo root).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Procs, bench_domain, cpu_seconds, exe, pct, wait_for
 
 
 class Sub:
@@ -113,22 +83,6 @@ class Sub:
         rclpy.try_shutdown(context=self.ctx)
 
 
-def wait_for(pred, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def pct(xs, q):
-    xs = sorted(xs)
-    if not xs:
-        return None
-    return xs[min(len(xs) - 1, round(q / 100 * (len(xs) - 1)))]
-
-
 def ms_stats(xs):
     if not xs:
         return {"n": 0}
@@ -138,7 +92,8 @@ def ms_stats(xs):
 
 
 def driver_argv(link, **params):
-    argv = [exe("pbt_driver"), "--ros-args", "-r", "__ns:=/pbt", "-p", f"port:={link}"]
+    argv = [exe("pbt_driver", "pbt_driver"), "--ros-args", "-r", "__ns:=/pbt",
+            "-p", f"port:={link}"]  # fmt: skip
     for k, v in params.items():
         argv += ["-p", f"{k}:={v}"]
     return argv
@@ -146,17 +101,15 @@ def driver_argv(link, **params):
 
 def run_800(tmp: Path, seconds: float, confirm: int) -> dict:
     """CPU, detection latency and pulse delay at 800 Hz (ascii, pigpio backend live)."""
-    import psutil
-
     procs = Procs(tmp)
     try:
         pf = tmp / "pigpiod.port"
-        procs.start("pigpiod", [exe("pigpiod_sim"), "--port", "0", "--port-file", pf,
-                                "--record", tmp / "waves.jsonl"])  # fmt: skip
+        procs.start("pigpiod", [exe("pbt_driver", "pigpiod_sim"), "--port", "0",
+                                "--port-file", pf, "--record", tmp / "waves.jsonl"])  # fmt: skip
         wait_for(pf.exists, 20)
         link, truth, wlog = tmp / "pbt.tty", tmp / "truth.jsonl", tmp / "writes.log"
-        procs.start("sim", [exe("pbt_sim"), "--link", link, "--seed", "42", "--truth", truth,
-                            "--write-log", wlog])  # fmt: skip
+        procs.start("sim", [exe("pbt_driver", "pbt_sim"), "--link", link, "--seed", "42",
+                            "--truth", truth, "--write-log", wlog])  # fmt: skip
         wait_for(link.exists, 20)
         sub = Sub()
         drv = procs.start("driver", driver_argv(link, pulse_backend="pigpio",
@@ -165,12 +118,11 @@ def run_800(tmp: Path, seconds: float, confirm: int) -> dict:
         if not wait_for(lambda: sub.samples() > 1600, 60):
             return {"error": "no samples from the driver"}
         time.sleep(1.0)  # settle: imports done, DDS matched
-        p = psutil.Process(drv.pid)
-        c0, t0 = p.cpu_times(), time.monotonic()
+        c0, t0 = cpu_seconds(drv.pid), time.monotonic()
         n_ev0 = len(sub.events)
         time.sleep(seconds)
-        c1, t1 = p.cpu_times(), time.monotonic()
-        cpu = 100.0 * ((c1.user - c0.user) + (c1.system - c0.system)) / (t1 - t0)
+        c1, t1 = cpu_seconds(drv.pid), time.monotonic()
+        cpu = 100.0 * (c1 - c0) / (t1 - t0)
         events = sub.events[n_ev0:]
         batches = list(sub.batches)
         sub.close()
@@ -263,7 +215,8 @@ def run_rate(tmp: Path, rate: int, seconds: float) -> dict:
                            reopen_backoff_max=0.2)  # fmt: skip
         procs.start(f"drv{rate}", argv)
         time.sleep(1.0)
-        sim = procs.start(f"sim{rate}", [exe("pbt_sim"), "--link", link, "--format", "binary",
+        sim = procs.start(f"sim{rate}", [exe("pbt_driver", "pbt_sim"), "--link", link,
+                                         "--format", "binary",
                                          "--rate", rate, "--write-period", "0.001",
                                          "--stats", stats, "--seed", "1"])  # fmt: skip
         ok = wait_for(lambda: sub.samples() > rate, 60)
@@ -298,10 +251,7 @@ def main() -> int:
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    # 101: below Linux's ephemeral port range and never used by the test suites (1..100) or
-    # `make run` (0), so a concurrent run cannot cross; discovery stays on this machine.
-    os.environ["ROS_DOMAIN_ID"] = os.environ.get("SENSORHUB_BENCH_DOMAIN", "101")
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    bench_domain()  # own ROS_DOMAIN_ID, discovery on this machine only
     if not a.shm:
         # UDP loopback only: /dev/shm is shared with every other DDS user of the dev box.
         os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "UDPv4"

@@ -27,49 +27,20 @@ import itertools
 import json
 import os
 import shutil
-import signal
-import subprocess
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+# bench/ is not a package: put this script's folder first on sys.path so that `_common` imports
+# whatever the cwd (tools/run_bench.sh runs `python bench/X.py` from the repo root).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Procs, bench_domain, cpu_seconds, exe, pct, rss_bytes, wait_for
+
 ROOT = Path(__file__).resolve().parents[1]
 SIM_USERS = ROOT / "src" / "bringup" / "config" / "sec110_users_sim.yaml"
 MB = 1e6
-
-
-def exe(pkg: str, name: str) -> str:
-    from sensorhub_common.paths import executable
-
-    return str(executable(pkg, name))
-
-
-class Procs:
-    def __init__(self, tmp: Path):
-        self.tmp, self.ps = tmp, []
-
-    def start(self, name, argv):
-        log = open(self.tmp / f"{name}.log", "wb")  # noqa: SIM115
-        p = subprocess.Popen([str(a) for a in argv], stdout=log, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-        self.ps.append(p)
-        return p
-
-    @staticmethod
-    def stop(p, timeout=10.0):
-        for sig in (signal.SIGINT, signal.SIGKILL):
-            if p.poll() is not None:
-                return
-            try:
-                os.killpg(p.pid, sig)
-                p.wait(timeout)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                continue
-
-    def stop_all(self):
-        for p in reversed(self.ps):
-            self.stop(p)
 
 
 class Sub:
@@ -127,20 +98,6 @@ class Sub:
         rclpy.try_shutdown(context=self.ctx)
 
 
-def wait_for(pred, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def pct(xs, q):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, round(q / 100 * (len(xs) - 1)))] if xs else None
-
-
 def pbt_window(sub: Sub, t0: float, t1: float) -> dict:
     with sub.lock:
         b = [x for x in sub.batches if t0 <= x[3] <= t1]
@@ -193,7 +150,7 @@ def start_ftpd(procs: Procs, tmp: Path, name: str, **params):
     for k, v in params.items():
         argv += ["-p", f"{k}:={v}"]
     p = procs.start(name, argv)
-    if not wait_for(pf.exists, 60):
+    if not wait_for(pf.exists, 60, interval=0.02):
         raise RuntimeError(f"{name} did not start: {(tmp / f'{name}.log').read_text()[-2000:]}")
     ps = psutil.Process(p.pid)
     deployed = {}
@@ -212,25 +169,26 @@ def upload(sub: Sub, ps, port: int, size: int, name: str, timeout: float) -> dic
     f.connect("127.0.0.1", port)
     f.login("sec110", "sec110")
     n_files = len(sub.files)
-    rss = [ps.memory_info().rss]
+    rss = [rss_bytes(ps.pid)]
     stop = threading.Event()
 
     def sample_rss():
         while not stop.wait(0.2):
             try:
-                rss.append(ps.memory_info().rss)
+                rss.append(rss_bytes(ps.pid))
             except Exception:
                 return
 
     threading.Thread(target=sample_rss, daemon=True).start()
-    c0, t0 = ps.cpu_times(), time.monotonic()
+    c0, t0 = cpu_seconds(ps.pid), time.monotonic()
     w0 = time.time()
     f.storbinary(f"STOR {name}.tmp", src, blocksize=256 * 1024)
-    t1, c1 = time.monotonic(), ps.cpu_times()
+    t1, c1 = time.monotonic(), cpu_seconds(ps.pid)
     f.rename(f"{name}.tmp", f"{name}.bin")
     f.quit()
-    ok = wait_for(lambda: len(sub.files) > n_files, timeout)
-    t2, c2 = time.monotonic(), ps.cpu_times()
+    # fine polling: t2 - t1 is the announcement latency
+    ok = wait_for(lambda: len(sub.files) > n_files, timeout, interval=0.02)
+    t2, c2 = time.monotonic(), cpu_seconds(ps.pid)
     w2 = time.time()
     stop.set()
     if not ok:
@@ -238,7 +196,7 @@ def upload(sub: Sub, ps, port: int, size: int, name: str, timeout: float) -> dic
     _, m = sub.files[-1]
 
     def cpu(a, b, dt):
-        return round(100.0 * ((b.user - a.user) + (b.system - a.system)) / dt, 1)
+        return round(100.0 * (b - a) / dt, 1)
 
     return {
         "bytes": size,
@@ -247,7 +205,7 @@ def upload(sub: Sub, ps, port: int, size: int, name: str, timeout: float) -> dic
         "announce_after_226_s": round(t2 - t1, 3),
         "node_cpu_percent_transfer": cpu(c0, c1, t1 - t0),
         "node_cpu_percent_hash_and_announce": cpu(c1, c2, t2 - t1),
-        "node_cpu_seconds_total": round((c2.user - c0.user) + (c2.system - c0.system), 2),
+        "node_cpu_seconds_total": round(c2 - c0, 2),
         "node_peak_rss_MB": round(max(rss) / MB, 1),
         "sha256_matches": m.sha256 == src.sha.hexdigest() and m.size == size,
         "msg_transfer_seconds": round(m.transfer_seconds, 3),
@@ -268,8 +226,7 @@ def main() -> int:
         a.size_mb, a.throttled_mb = 100, 20
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    os.environ["ROS_DOMAIN_ID"] = os.environ.get("SENSORHUB_BENCH_DOMAIN", "102")
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    bench_domain()  # own ROS_DOMAIN_ID, discovery on this machine only
     os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "UDPv4"
     tmp = Path(tempfile.mkdtemp(prefix="bench-sec110-"))
     free = shutil.disk_usage(tmp).free
@@ -288,10 +245,10 @@ def main() -> int:
         if not a.no_pbt:
             link = tmp / "pbt.tty"
             procs.start("pbt_sim", [exe("pbt_driver", "pbt_sim"), "--link", link, "--seed", "7"])
-            wait_for(link.exists, 20)
+            wait_for(link.exists, 20, interval=0.02)
             procs.start("pbt_driver", [exe("pbt_driver", "pbt_driver"), "--ros-args", "-r",
                                        "__ns:=/pbt", "-p", f"port:={link}"])  # fmt: skip
-            if not wait_for(lambda: sum(b[1] for b in sub.batches) > 1600, 60):
+            if not wait_for(lambda: sum(b[1] for b in sub.batches) > 1600, 60, interval=0.02):
                 res["pbt_error"] = "no samples from the PBT driver"
         _, ps, port, deployed = start_ftpd(procs, tmp, "ftpd", read_limit=0)
         res["node_scheduling"] = deployed

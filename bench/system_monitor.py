@@ -23,12 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,27 +34,10 @@ from pathlib import Path
 
 import yaml
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_ticks(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        f_ = f.read().rsplit(")", 1)[1].split()
-    return int(f_[11]) + int(f_[12])
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+# bench/ is not a package: put this script's folder first on sys.path so that `_common` imports
+# whatever the cwd (tools/run_bench.sh runs `python bench/X.py` from the repo root).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Procs, bench_domain, cpu_seconds, free_port, rss_bytes
 
 
 class Watch:
@@ -140,15 +120,13 @@ def main() -> int:
             g["variables"][k] = free_port()
     (cfg / "graph.yaml").write_text(yaml.safe_dump(g, sort_keys=False))
     data = tmp / "data"
-    os.environ["ROS_DOMAIN_ID"] = str(random.randint(101, 200))
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    bench_domain()  # own ROS_DOMAIN_ID, discovery on this machine only
     os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "UDPv4"  # no /dev/shm leftovers from SIGKILLs
     os.environ.setdefault("ROS_LOG_DIR", str(tmp / "roslog"))
-    log = open(tmp / "sensorhub.log", "wb")  # noqa: SIM115
-    sup = subprocess.Popen(
-        [shutil.which("sensorhub") or "sensorhub", "up", "--graph", str(cfg / "graph.yaml"),
-         "--profile", "sim", "--data-root", str(data), "--no-color", "--quiet"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    sup = Procs(tmp).start(
+        "sensorhub",
+        [shutil.which("sensorhub") or "sensorhub", "up", "--graph", cfg / "graph.yaml",
+         "--profile", "sim", "--data-root", data, "--no-color", "--quiet"],
     )  # fmt: skip
     state_path = data / "run" / "supervisor.json"
 
@@ -185,15 +163,15 @@ def main() -> int:
 
         mon = pid("system_monitor")
         psutil.cpu_percent()
-        t0, c0 = time.monotonic(), cpu_ticks(mon)
+        t0, c0 = time.monotonic(), cpu_seconds(mon)
         time.sleep(a.window)
-        t1, c1 = time.monotonic(), cpu_ticks(mon)
-        cpu = (c1 - c0) / CLK_TCK / (t1 - t0) * 100
+        t1, c1 = time.monotonic(), cpu_seconds(mon)
+        cpu = (c1 - c0) / (t1 - t0) * 100
         result["cpu"] = {
             "monitor_percent_one_core": round(cpu, 2),
             "goal_percent": 2.0,
             "window_s": round(t1 - t0, 1),
-            "monitor_rss_mb": round(rss_mb(mon), 1),
+            "monitor_rss_mb": round(rss_bytes(mon) / 2**20, 1),
             "host_cpu_percent_all_cores": round(psutil.cpu_percent(), 1),
             "cores": os.cpu_count(),
         }
@@ -262,12 +240,7 @@ def main() -> int:
         ]
     finally:
         w.close()
-        try:
-            os.killpg(sup.pid, signal.SIGINT)
-            sup.wait(30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(sup.pid, signal.SIGKILL)
-        log.close()
+        Procs.stop(sup, timeout=30)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "system_monitor.json").write_text(json.dumps(result, indent=1) + "\n")

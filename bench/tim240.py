@@ -20,13 +20,16 @@ import json
 import math
 import os
 import platform
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+# bench/ is not a package: put this script's folder first on sys.path so that `_common` imports
+# whatever the cwd (tools/run_bench.sh runs `python bench/X.py` from the repo root).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Procs, bench_domain, cpu_seconds, exe, rss_bytes, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,12 +37,6 @@ REPO = Path(__file__).resolve().parents[1]
 def data_dir() -> Path:
     env = os.environ.get("SENSORHUB_SHARED_DATA")
     return Path(env) / "tim" if env else REPO / ".." / "shared" / "data" / "tim"
-
-
-def exe(name: str) -> str:
-    from sensorhub_common.paths import executable
-
-    return str(executable("tim240_bridge", name))
 
 
 def per_call_us(fn, items, repeat=5) -> dict:
@@ -140,56 +137,35 @@ def bench_processing() -> dict:
 
 
 def bench_node_cpu(window: float) -> dict:
-    import psutil
-
     tmp = Path(tempfile.mkdtemp(prefix="bench-tim240-"))
-    os.environ["ROS_DOMAIN_ID"] = os.environ.get("SENSORHUB_BENCH_DOMAIN", "102")
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    bench_domain()  # own ROS_DOMAIN_ID, discovery on this machine only
     os.environ.setdefault("ROS_LOG_DIR", str(tmp / "roslog"))
-    procs = []
-
-    def start(name, argv):
-        log = open(tmp / f"{name}.log", "wb")  # noqa: SIM115
-        p = subprocess.Popen([str(a) for a in argv], stdout=log, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-        procs.append(p)
-        return p
-
+    procs = Procs(tmp)
     try:
         pf = tmp / "port"
-        sim = start("sim", [exe("tim240_sim"), "--port", "0", "--port-file", pf,
-                            "--protocol", "binary"])  # fmt: skip
-        end = time.monotonic() + 30
-        while not pf.exists() and time.monotonic() < end:
-            time.sleep(0.05)
+        sim = procs.start("sim", [exe("tim240_bridge", "tim240_sim"), "--port", "0",
+                                  "--port-file", pf, "--protocol", "binary"])  # fmt: skip
+        wait_for(pf.exists, 30)
         port = int(pf.read_text())
         cfg = REPO / "src/tim240_bridge/config/tim240_bridge.yaml"
-        br = start("bridge", [exe("tim240_bridge"), "--ros-args", "--params-file", cfg,
-                              "-p", "hostname:=127.0.0.1", "-p", f"port:={port}"])  # fmt: skip
+        br = procs.start("bridge", [exe("tim240_bridge", "tim240_bridge"), "--ros-args",
+                                    "--params-file", cfg, "-p", "hostname:=127.0.0.1",
+                                    "-p", f"port:={port}"])  # fmt: skip
         time.sleep(5.0)  # start-up (imports, DDS discovery) is not steady state
-        pb, ps = psutil.Process(br.pid), psutil.Process(sim.pid)
-        c0, s0, t0 = pb.cpu_times(), ps.cpu_times(), time.monotonic()
+        c0, s0, t0 = cpu_seconds(br.pid), cpu_seconds(sim.pid), time.monotonic()
         time.sleep(window)
-        c1, s1, t1 = pb.cpu_times(), ps.cpu_times(), time.monotonic()
+        c1, s1, t1 = cpu_seconds(br.pid), cpu_seconds(sim.pid), time.monotonic()
         dt = t1 - t0
-        cpu = (c1.user + c1.system - c0.user - c0.system) / dt * 100
-        scpu = (s1.user + s1.system - s0.user - s0.system) / dt * 100
+        cpu = (c1 - c0) / dt * 100
+        scpu = (s1 - s0) / dt * 100
         log = (tmp / "bridge.log").read_text(errors="replace")
         return {"window_s": round(dt, 1), "bridge_cpu_percent_of_one_core": round(cpu, 2),
                 "sim_cpu_percent_of_one_core": round(scpu, 2),
-                "bridge_rss_mb": round(pb.memory_info().rss / 2**20, 1),
+                "bridge_rss_mb": round(rss_bytes(br.pid) / 2**20, 1),
                 "zone_changes_logged": log.count("zone "),
                 "streaming": "streaming from" in log}  # fmt: skip
     finally:
-        for p in reversed(procs):
-            for sig in (signal.SIGINT, signal.SIGKILL):
-                if p.poll() is not None:
-                    break
-                try:
-                    os.killpg(p.pid, sig)
-                    p.wait(10)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    continue
+        procs.stop_all()
 
 
 def main() -> int:

@@ -4,7 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/results
 shopt -s nullglob
-scripts=(bench/*.py)
+scripts=()
+for b in bench/*.py; do
+  case "$(basename "$b")" in _*) ;; *) scripts+=("$b") ;; esac  # _*.py: shared helpers
+done
 [ ${#scripts[@]} -gt 0 ] || { echo "bench: no benchmarks yet"; exit 0; }
 for b in "${scripts[@]}"; do
   echo "bench: $b"

@@ -1,0 +1,152 @@
+"""Helpers shared by the benchmarks in bench/ (not a benchmark: tools/run_bench.sh skips `_*.py`).
+
+Each benchmark puts its own folder on sys.path and imports this module, so it works from any cwd.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# Domains 101..200: never used by the test suites (random 1..100) or `make run` (0).
+DOMAIN_RANGE = (101, 200)
+
+
+def exe(pkg: str, name: str, *, optional: bool = False) -> str | None:
+    """Path of an installed executable; with `optional`, None when it is not built."""
+    from sensorhub_common.paths import executable
+
+    if not optional:
+        return str(executable(pkg, name))
+    try:
+        return str(executable(pkg, name))
+    except Exception:
+        return None
+
+
+class Procs:
+    """Child processes, each in its own session (a process group) with DIR/<name>.log."""
+
+    def __init__(self, tmp: Path):
+        self.tmp, self.ps = tmp, []
+
+    def start(self, name, argv) -> subprocess.Popen:
+        with open(self.tmp / f"{name}.log", "wb") as log:  # the child keeps its own copy
+            p = subprocess.Popen([str(a) for a in argv], stdout=log, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        self.ps.append(p)
+        return p
+
+    @staticmethod
+    def stop(p, timeout=10.0):
+        """SIGINT to the process group, then SIGKILL if it is still running after `timeout`."""
+        for sig in (signal.SIGINT, signal.SIGKILL):
+            if p.poll() is not None:
+                return
+            try:
+                os.killpg(p.pid, sig)
+                p.wait(timeout)
+            except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
+                continue
+
+    def stop_all(self, *, at_once: bool = False, timeout: float = 10.0):
+        """Stop every child, last started first, one after the other; `at_once`: SIGINT to all,
+        then SIGKILL to those still running once `timeout` has passed for all of them."""
+        if not at_once:
+            for p in reversed(self.ps):
+                self.stop(p, timeout)
+            return
+        for p in reversed(self.ps):
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(p.pid, signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        for p in self.ps:
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(p.pid, signal.SIGKILL)
+
+
+def wait_for(pred, timeout, interval=0.05) -> bool:
+    """Poll pred() every `interval` s until it is true (True) or `timeout` s passed (False)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def pct(xs, q):
+    """q-th percentile (nearest rank) of xs; None when empty."""
+    xs = sorted(xs)
+    if not xs:
+        return None
+    return xs[min(len(xs) - 1, round(q / 100 * (len(xs) - 1)))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """user+system CPU seconds of a process so far (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process (/proc/PID/status VmRSS)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _udp_ports_in_use() -> set[int]:
+    ports = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table) as f:
+                next(f)
+                ports.update(int(line.split()[1].rsplit(":", 1)[1], 16) for line in f)
+        except (OSError, StopIteration, ValueError, IndexError):
+            pass
+    return ports
+
+
+def bench_domain() -> int:
+    """Choose and export ROS_DOMAIN_ID, with discovery kept on this machine.
+
+    $SENSORHUB_BENCH_DOMAIN when set; otherwise a random domain in 101..200 whose DDS port block
+    (7400 + 250 * domain, 250 ports) has no UDP socket bound on this machine, so benchmarks run
+    at the same time do not cross.
+    """
+    env = os.environ.get("SENSORHUB_BENCH_DOMAIN")
+    if env:
+        domain = int(env)
+    else:
+        lo, hi = DOMAIN_RANGE
+        candidates = random.sample(range(lo, hi + 1), hi - lo + 1)
+        used = _udp_ports_in_use()
+        domain = next(
+            (d for d in candidates if not any(7400 + 250 * d <= p < 7650 + 250 * d for p in used)),
+            candidates[0],
+        )
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    return domain
