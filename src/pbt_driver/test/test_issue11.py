@@ -36,12 +36,13 @@ class PtyWriter:
         os.symlink(os.ttyname(self.slave), link)
         self.thread = None
         self.done = threading.Event()
+        self.stopping = threading.Event()
 
     def play(self, schedule):
         def run():
             t0 = time.monotonic()
             i = 0
-            while i < len(schedule):
+            while i < len(schedule) and not self.stopping.is_set():
                 now = time.monotonic() - t0
                 chunk = []
                 while i < len(schedule) and schedule[i][0] <= now:
@@ -49,7 +50,7 @@ class PtyWriter:
                     i += 1
                 if chunk:
                     data = b"".join(chunk)
-                    while data:
+                    while data and not self.stopping.is_set():
                         data = data[os.write(self.master, data) :]
                 if i < len(schedule):
                     time.sleep(max(0.0, min(0.002, schedule[i][0] - now)))
@@ -59,6 +60,10 @@ class PtyWriter:
         self.thread.start()
 
     def close(self):
+        # the writer thread must be done with the fds before they are closed (and reused)
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(10)
         with contextlib.suppress(OSError):
             os.unlink(self.link)
         for fd in (self.master, self.slave):
