@@ -69,6 +69,15 @@ class JsClient:
                 out.append(ev)
         return out
 
+    def last_stamp(self, topic: str) -> int:
+        """Newest header.stamp.sec the client reported on topic (count mode with --progress)."""
+        last = -1
+        for ev in self.events("progress"):
+            t = ev["topics"].get(topic)
+            if t and t.get("last"):
+                last = max(last, int(str(t["last"]).split(".")[0]))
+        return last
+
     def finish(self) -> None:
         """SIGTERM: the client prints its counts and exits."""
         import signal

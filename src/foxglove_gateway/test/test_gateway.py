@@ -201,7 +201,7 @@ def test_rate_cap_limits_only_the_capped_topic(ros_node, gateway, js, tools, wai
         for t in ("/t/capped", "/t/free")
     }
     tools.wait_listening(url, gw, wait)
-    client = js("js-count", url, mode="count", duration=90)
+    client = js("js-count", url, mode="count", duration=90, progress=0.25)
 
     pub_time = {}
     i = 0
@@ -215,13 +215,17 @@ def test_rate_cap_limits_only_the_capped_topic(ros_node, gateway, js, tools, wai
         pub_time[i] = time.monotonic()
         i += 1
 
-    # until the client is subscribed to both, then a measured stretch at 20 Hz
+    # at 20 Hz until the client receives both topics, then a measured stretch at 20 Hz
     wait(lambda: len(client.events("advertise")) >= 2, 20, what="topics advertised")
-    time.sleep(1.0)
+    deadline = time.monotonic() + 60
+    while min(client.last_stamp("/t/free"), client.last_stamp("/t/capped")) < 0:
+        assert time.monotonic() < deadline, "the client never received both topics"
+        publish_one()
+        time.sleep(0.05)  # the publishing rate, not a wait
     for _ in range(160):
         publish_one()
         time.sleep(0.05)
-    time.sleep(1.5)
+    wait(lambda: client.last_stamp("/t/free") >= i - 1, 30, what="the last message at the client")
     client.finish()
     (counts,) = client.events("counts")
     capped = sorted(int(s.split(".")[0]) for s in counts["topics"]["/t/capped"]["stamps"])
@@ -246,7 +250,7 @@ def test_stalled_client_does_not_reduce_what_others_receive(ros_node, gateway, j
     pub = ros_node.create_publisher(PbtSamples, "/t/big", qos.pbt_samples(0.05))
     tools.wait_listening(url, gw, wait)
     stalled = js("js-stalled", url, mode="stall", stall_after=2, duration=90)
-    healthy = js("js-healthy", url, mode="count", duration=90)
+    healthy = js("js-healthy", url, mode="count", duration=90, progress=0.25)
     wait(lambda: stalled.events("stalled"), 20, what="stalled client paused")
     m = PbtSamples()
     # 16 KiB per message at 50 Hz: enough to fill the stalled client's path within a second,
@@ -264,7 +268,7 @@ def test_stalled_client_does_not_reduce_what_others_receive(ros_node, gateway, j
         figs = [val for k, val in (v or {}).items() if k.startswith("client ")]
         return any("%" in f and not f.split("(")[1].startswith("100.0%") for f in figs) and figs
 
-    time.sleep(1.5)
+    wait(lambda: healthy.last_stamp("/t/big") >= n, 30, what="the healthy client's last message")
     healthy.finish()
     (counts,) = healthy.events("counts")
     got = sorted(int(s.split(".")[0]) for s in counts["topics"]["/t/big"]["stamps"])

@@ -166,17 +166,16 @@ def test_port_missing_then_unplug_replug_recovers(pbt, ros_node, wait):
     assert int(d["lost: reconnects"]) == lost
 
 
-def test_sim_and_driver_exit_cleanly_on_sigterm(pbt, wait):
+def test_sim_and_driver_exit_cleanly_on_sigterm(pbt, ros_node, wait):
     """Long-running processes: SIGTERM ends them with status 0 and the sim removes its link."""
     import signal
 
     sim, link = pbt.sim("sim")
     wait(link.exists, 20, what="sim pty link")
     drv = pbt.driver(port=link)
-    wait(lambda: "open " in drv.output() and "reading " in drv.output(), 60, what="driver up")
-    # spin_node has a start-up window (after __init__, before the executor exists) in which a
-    # signal makes it exit 1; see the report. Signal once it is surely spinning.
-    time.sleep(2.0)
+    c = pbt.Collector(ros_node, link)
+    # Signal once the executor is spinning: its 1 Hz diagnostics have arrived.
+    wait(lambda: c.levels("serial port"), 60, what="driver diagnostics (executor spinning)")
     for p in (drv, sim):
         p.popen.send_signal(signal.SIGTERM)
         assert p.popen.wait(30) == 0, p.output()[-2000:]

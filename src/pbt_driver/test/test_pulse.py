@@ -192,7 +192,7 @@ def test_two_instances_side_by_side_one_degraded(pbt, ros_node, wait):
     assert {m.pulse_sent for _, m in a.events} == {False}
     assert {m.pulse_backend for _, m in a.events} == {"pigpio"}
     wait(lambda: (a.latest("pulse output") or (0,))[0] == 2, 30, what="pulse output ERROR")
-    assert b.latest("pulse output")[0] == 0
+    assert wait(lambda: b.latest("pulse output"), 30, what="/pmt pulse output")[0] == 0
 
     cli = ros_node.create_client(SetParameters, "/pmt/pbt_driver/set_parameters")
     assert cli.wait_for_service(timeout_sec=30)

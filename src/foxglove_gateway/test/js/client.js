@@ -7,7 +7,9 @@
 //
 // Modes:
 //   decode   subscribe to every advertised topic, print each decoded message
-//   count    N connections (--clients), count messages and header stamps per topic, print on exit
+//   count    N connections (--clients), count messages and header stamps per topic, print on exit;
+//            with --progress S also every S seconds (count and newest stamp per topic), so a test
+//            can wait for a condition instead of sleeping
 //   stall    subscribe to everything, then stop reading the socket (a stalled browser tab)
 //   publish  try to advertise a client channel and publish on it (must be refused by default)
 "use strict";
@@ -26,6 +28,7 @@ function parseArgs(argv) {
     topics: ".*",
     subprotocols: ["foxglove.sdk.v1", "foxglove.websocket.v1"],
     stallAfter: 1.0,
+    progress: 0,
   };
   for (let i = 2; i < argv.length; i++) {
     const k = argv[i];
@@ -37,6 +40,7 @@ function parseArgs(argv) {
     else if (k === "--topics") a.topics = v;
     else if (k === "--subprotocol") a.subprotocols = v.split(",");
     else if (k === "--stall-after") a.stallAfter = parseFloat(v);
+    else if (k === "--progress") a.progress = parseFloat(v);
     else throw new Error(`unknown argument ${k}`);
     i++;
   }
@@ -137,6 +141,15 @@ function startClient(index) {
     }
   });
 
+  if (args.mode === "count" && args.progress > 0) {
+    setInterval(() => {
+      const topics = {};
+      for (const [t, c] of Object.entries(state.counts)) {
+        topics[t] = { n: c.n, last: c.stamps[c.stamps.length - 1] };
+      }
+      out({ event: "progress", client: index, topics });
+    }, args.progress * 1000);
+  }
   if (args.mode === "stall") {
     setTimeout(() => {
       ws.pause(); // stop reading: the kernel buffers fill and the server must cope
