@@ -12,7 +12,14 @@ import sys
 from pathlib import Path
 
 from bringup.graph import ROLE_CHOICES, GraphError, load_graph
-from bringup.plan import Resolver, build_plan, default_profile, describe, parse_bool
+from bringup.plan import (
+    Resolver,
+    build_plan,
+    default_profile,
+    describe,
+    parse_bool,
+    parse_set,
+)
 
 GRAPH_ENV = "SENSORHUB_GRAPH"
 
@@ -46,6 +53,13 @@ def _graph_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--record", action="store_true", help="record to <data_root>/bags")
     p.add_argument("--recorder", default="auto", help="auto | rosbag2 | mcap_recorder")
     p.add_argument("--data-root", help="default $SENSORHUB_DATA_ROOT or ./data")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a graph variable, e.g. --set web_port=9000 (repeatable)",
+    )
 
 
 def plan_from_args(a):
@@ -57,7 +71,14 @@ def plan_from_args(a):
         "recorder": a.recorder,
     }
     profile = default_profile() if a.profile == "auto" else a.profile
-    return build_plan(graph, profile, a.role, options, resolve_data_root(a.data_root))
+    return build_plan(
+        graph,
+        profile,
+        a.role,
+        options,
+        resolve_data_root(a.data_root),
+        set_variables=parse_set(a.set),
+    )
 
 
 def main(argv=None) -> int:

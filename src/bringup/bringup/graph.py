@@ -76,6 +76,11 @@ RESPAWN_KEYS = {
     "stable_after",
 }
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# Respawn floors: a crash-looping node must not eat the CPU the PBT path needs.
+MIN_RESPAWN_DELAY = 0.1  # s, delay and max_delay
+MAX_RESTARTS = 100  # within one window
+MIN_WINDOW, MAX_WINDOW = 1.0, 86400.0  # s
+MIN_STABLE_AFTER = 1.0  # s; below it every exit would count as a healthy run
 
 
 class GraphError(ValueError):
@@ -153,6 +158,13 @@ class Graph:
                 out = merge(out, ov)
         return out
 
+    def settable_variables(self) -> set[str]:
+        """Names `--set` may change: the graph's and its profiles' variables."""
+        out = set(self.variables)
+        for p in self.profiles.values():
+            out |= set(p.variables)
+        return out
+
     def profile_variables(self, profile: str) -> dict:
         out = dict(self.variables)
         for p in self.profile_chain(profile):
@@ -176,9 +188,13 @@ def load_graph(path) -> Graph:
     """Read and validate a graph file; raises GraphError."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as e:
         raise GraphError(path, f"cannot read graph file: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise GraphError(
+            path, f"not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -377,16 +393,27 @@ def _validate_overridable(path: Path, d: dict, name: str, prefix: str) -> None:
         r = _mapping(path, r, name, prefix + "respawn")
         _no_unknown(path, r, RESPAWN_KEYS, name, prefix + "respawn.")
         for key, v in r.items():
+            want = ""
             if key == "enabled":
                 ok = isinstance(v, bool)
             elif key == "max_restarts":
-                ok = _is_int(v) and v >= 0
+                ok = _is_int(v) and 0 <= v <= MAX_RESTARTS
+                want = f"an integer 0..{MAX_RESTARTS}"
             elif key == "factor":
-                ok = _is_num(v) and v >= 1
-            else:
-                ok = _is_num(v) and v >= 0
+                ok = _is_num(v) and 1 <= v <= 10
+                want = "1..10"
+            elif key in ("delay", "max_delay"):
+                ok = _is_num(v) and MIN_RESPAWN_DELAY <= v <= MAX_WINDOW
+                want = f"at least {MIN_RESPAWN_DELAY:g} s"
+            elif key == "window":
+                ok = _is_num(v) and MIN_WINDOW <= v <= MAX_WINDOW
+                want = f"{MIN_WINDOW:g}..{MAX_WINDOW:g} s"
+            else:  # stable_after
+                ok = _is_num(v) and MIN_STABLE_AFTER <= v <= MAX_WINDOW
+                want = f"at least {MIN_STABLE_AFTER:g} s"
             if not ok:
-                raise GraphError(path, f"bad value {v!r}", name, f"{prefix}respawn.{key}")
+                msg = f"bad value {v!r}" + (f" (must be {want})" if want else "")
+                raise GraphError(path, msg, name, f"{prefix}respawn.{key}")
 
 
 def _is_int(v) -> bool:

@@ -21,7 +21,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from bringup.graph import load_graph
-from bringup.plan import Plan, ProcessSpec, build_plan, parse_bool
+from bringup.plan import Plan, ProcessSpec, build_plan, parse_bool, variable_overrides
 
 # name -> (default, choices or None, description)
 ARGUMENTS = {
@@ -45,6 +45,11 @@ ARGUMENTS = {
     ),
     "data_root": ("", None, "data root (default $SENSORHUB_DATA_ROOT or ./data)"),
     "graph": ("", None, "graph file (default share/bringup/config/graph.yaml)"),
+    "set": (
+        "",
+        None,
+        "graph variables, e.g. set:=web_port=9000,tim240_port=2112 (or web_port:=9000 alone)",
+    ),
 }
 # Grace periods: the same order of magnitude as the supervisor's (SIGINT, then SIGTERM, SIGKILL).
 SIGTERM_TIMEOUT = "5"
@@ -73,7 +78,17 @@ def plan_from_context(context) -> Plan:
         "record": parse_bool(v["record"], "record"),
         "recorder": v["recorder"],
     }
-    return build_plan(graph, profile, v["role"], options, resolve_data_root(v["data_root"]))
+    overrides = variable_overrides(
+        v["set"], context.launch_configurations, graph.settable_variables()
+    )
+    return build_plan(
+        graph,
+        profile,
+        v["role"],
+        options,
+        resolve_data_root(v["data_root"]),
+        set_variables=overrides,
+    )
 
 
 def action_for(p: ProcessSpec):
@@ -125,6 +140,9 @@ def actions_from_plan(plan: Plan) -> list:
             f" {len(plan.processes)} processes"
         )
     ]
+    if plan.set_variables:
+        sets = ", ".join(f"{k}={v}" for k, v in plan.set_variables.items())
+        out.append(LogInfo(msg=f"sensorhub: variables set on the command line: {sets}"))
     out += [LogInfo(msg=f"sensorhub: {n}") for n in plan.notes]
     for p in plan.processes:
         if p.url:

@@ -18,13 +18,15 @@ from pathlib import Path
 import yaml
 
 from bringup.backoff import RestartPolicy
-from bringup.graph import ROLE_CHOICES, Graph, GraphError
+from bringup.graph import NAME_RE, ROLE_CHOICES, Graph, GraphError
 from sensorhub_common.scheduling import format_cpu_list, parse_cpu_list
 
 TRUE_WORDS = {"true", "1", "yes", "on"}
 FALSE_WORDS = {"false", "0", "no", "off", ""}
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z0-9_]+))?\}")
 SCHED_EXEC_MODULE = "bringup.sched_exec"
+# A variable's expansion longer than this is a mistake (e.g. ${a} = ${b}${b}, ${b} = ${c}${c}...).
+MAX_EXPANSION = 65536
 
 
 class Resolver:
@@ -97,6 +99,7 @@ class Plan:
     data_root: str
     processes: list[ProcessSpec]
     notes: list[str] = field(default_factory=list)
+    set_variables: dict = field(default_factory=dict)  # --set / set:= overrides applied
 
     def names(self) -> list[str]:
         return [p.name for p in self.processes]
@@ -137,6 +140,175 @@ def yaml_value(v) -> str:
     return text
 
 
+def ros_log_dir(data_root: str, environ) -> str:
+    """Where every child's ROS logs go: ``<data_root>/logs/ros``, unless ROS_LOG_DIR was chosen.
+
+    env.sh exports ``ROS_LOG_DIR=$SENSORHUB_DATA_ROOT/logs/ros`` as a default; that value (or
+    none) follows the data root of this run. Any other ROS_LOG_DIR is the user's explicit choice
+    and is kept. A graph entry's own ``env: {ROS_LOG_DIR: ...}`` wins over both.
+    """
+    own = os.path.join(data_root, "logs", "ros")
+    given = environ.get("ROS_LOG_DIR")
+    if not given:
+        return own
+    root = environ.get("SENSORHUB_DATA_ROOT")
+    derived = os.path.join(root, "logs", "ros") if root else None
+    if derived and os.path.normpath(given) == os.path.normpath(derived):
+        return own
+    return given
+
+
+def parse_set(items, split_commas: bool = False) -> dict:
+    """``NAME=VALUE`` strings -> {name: value}; values are YAML scalars (9000 is an int).
+
+    ``split_commas`` is for the launch argument ``set:=web_port=9000,tim240_port=2112`` (a value
+    cannot then contain a comma; use the individual launch argument ``web_port:=...``).
+    """
+    if isinstance(items, str):
+        items = [items]
+    out: dict = {}
+    for item in items:
+        parts = item.split(",") if split_commas else [item]
+        for part in parts:
+            if not part.strip() and split_commas:
+                continue
+            name, eq, text = part.partition("=")
+            name = name.strip()
+            if not eq or not NAME_RE.match(name):
+                raise ValueError(f"--set expects NAME=VALUE, got {part!r}")
+            out[name] = scalar(text.strip())
+    return out
+
+
+def scalar(text: str):
+    """A command-line value as YAML reads it: '9000' -> 9000, 'x' -> 'x', '' -> ''."""
+    if text == "":
+        return ""
+    try:
+        v = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return v if isinstance(v, (str, int, float, bool)) else text
+
+
+def variable_overrides(set_text: str, configurations: dict, known) -> dict:
+    """The launch side of ``--set``: ``set:=a=1,b=2`` plus individual ``NAME:=VALUE`` arguments
+    whose NAME is a graph variable (an individual argument wins over the same name in set:=)."""
+    out = parse_set(set_text or "", split_commas=True)
+    for name in sorted(known):
+        if name in configurations and name not in RESERVED_ARGUMENTS:
+            out[name] = scalar(str(configurations[name]))
+    return out
+
+
+# Launch arguments of all.launch.py: never read as graph variables.
+RESERVED_ARGUMENTS = frozenset(
+    {"profile", "role", "web", "tim240_driver", "record", "recorder", "data_root", "graph", "set"}
+)
+
+
+# ---- inline parameter types (checked before anything starts, the same for both launchers)
+def _type_name(v) -> str | None:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        inner = {_type_name(x) for x in v}
+        if not inner:
+            return "list"  # an empty list tells nothing about its elements
+        if inner == {"int", "float"}:
+            inner = {"float"}
+        if len(inner) == 1 and None not in inner:
+            return f"{inner.pop()}[]"
+        return "list"
+    return None
+
+
+def type_compatible(declared: str, value) -> bool:
+    """Whether rcl/rclpy take ``value`` for a parameter declared as ``declared``.
+
+    An integer for a double is fine (rclpy converts it); a string for an integer is not, and a
+    float for an integer is not either (the value would be truncated or refused).
+    """
+    got = _type_name(value)
+    if declared == got or got is None or declared == "list":
+        return True
+    if declared == "float" and got == "int":
+        return True
+    if declared == "float[]" and got == "int[]":
+        return True
+    return declared.endswith("[]") and got == "list"  # [] for any array type
+
+
+def _matches(key: str, name: str, fqn: str) -> bool:
+    key = key.strip()
+    if key in ("/**", "**"):
+        return True
+    return key in (name, fqn, fqn.lstrip("/"), "/**/" + name, "**/" + name)
+
+
+def _flatten(d: dict, prefix: str = ""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _flatten(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def declared_types(files, name: str, fqn: str) -> dict[str, tuple[str, str]]:
+    """{parameter: (type, file)} from a node's parameter files; the first file that sets a
+    parameter (the package's own defaults come first) gives its type."""
+    out: dict[str, tuple[str, str]] = {}
+    for f in files:
+        try:
+            with open(f, encoding="utf-8") as fh:
+                data = yaml.safe_load(fh)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue  # rcl reports an unreadable file itself; not this check's business
+        if not isinstance(data, dict):
+            continue
+        for key, section in data.items():
+            if not isinstance(key, str) or not isinstance(section, dict):
+                continue
+            if not _matches(key, name, fqn):
+                continue
+            params = section.get("ros__parameters")
+            if not isinstance(params, dict):
+                continue
+            for pname, v in _flatten(params):
+                t = _type_name(v)
+                if t is not None and pname not in out:
+                    out[pname] = (t, f)
+    return out
+
+
+def check_parameter_types(graph_path, name: str, fqn: str, files, params: dict, keys: dict):
+    """Refuse an inline override whose type differs from the parameter file's (GraphError).
+
+    rcl silently ignores a ``-p`` of the wrong type after ``--params-file`` (the file's value
+    stays) while a generated parameter file makes the node fail: both launchers refuse it here.
+    ``keys`` maps a parameter to the graph key it came from (for the message).
+    """
+    types = declared_types(files, name, fqn)
+    for pname, value in params.items():
+        if pname not in types:
+            continue
+        declared, where = types[pname]
+        if not type_compatible(declared, value):
+            got = _type_name(value) or type(value).__name__
+            raise GraphError(
+                graph_path,
+                f"{value!r} is a {got}, but {pname!r} is a {declared} (declared in {where})",
+                name,
+                keys.get(pname, f"parameters.{pname}"),
+            )
+
+
 def sched_prefix(name: str, sched: dict, python: str) -> list[str]:
     """The command prefix that applies nice, I/O class and CPU affinity, then execs the node."""
     out: list[str] = []
@@ -161,8 +333,14 @@ def build_plan(
     data_root: str | os.PathLike = "data",
     resolver: Resolver | None = None,
     python: str | None = None,
+    set_variables: dict | None = None,
+    environ: dict | None = None,
 ) -> Plan:
-    """Select, resolve and substitute the graph's entries for one profile/role/option set."""
+    """Select, resolve and substitute the graph's entries for one profile/role/option set.
+
+    ``set_variables`` overrides the graph's own variables (``sensorhub up --set``, ``set:=``);
+    ``environ`` (default os.environ) decides where ROS writes its logs (:func:`ros_log_dir`).
+    """
     resolver = resolver or Resolver()
     python = python or sys.executable
     options = dict(options or {})
@@ -182,6 +360,16 @@ def build_plan(
         "graph_dir": str(graph.path.parent.resolve()),
     }
     user_vars = graph.profile_variables(profile)
+    for k, v in (set_variables or {}).items():
+        if k not in graph.settable_variables():
+            raise GraphError(
+                graph.path,
+                f"--set {k}: not a variable of this graph (settable: "
+                f"{', '.join(sorted(graph.settable_variables())) or 'none'})",
+                key=f"variables.{k}",
+            )
+        user_vars[k] = v
+    variables["ros_log_dir"] = ros_log_dir(data_root, os.environ if environ is None else environ)
     notes: list[str] = []
 
     # 1. profile/role/enabled filter, with profile overrides merged
@@ -271,6 +459,7 @@ def build_plan(
         data_root,
         processes,
         notes,
+        dict(set_variables or {}),
     )
 
 
@@ -337,7 +526,11 @@ def _missing(n: dict, resolver: Resolver) -> str | None:
 
 
 class _Subst:
-    """${var} and ${share:pkg}; a value that is exactly one variable keeps its type."""
+    """${var} and ${share:pkg}; a value that is exactly one variable keeps its type.
+
+    Each user variable is expanded once (memoised) and no expansion may exceed MAX_EXPANSION
+    characters, so variables that refer to each other cannot make the check run for ever.
+    """
 
     def __init__(self, graph, node, builtins, user, resolver):
         self.graph, self.node, self.builtins, self.user, self.resolver = (
@@ -347,12 +540,10 @@ class _Subst:
             user,
             resolver,
         )
+        self._done: dict = {}
+        self._active: list[str] = []
 
     def var(self, name: str, arg: str | None, key: str, depth: int = 0):
-        if depth > 10:
-            raise GraphError(
-                self.graph.path, f"variable ${{{name}}} refers to itself", self.node, key
-            )
         if name == "share":
             if not arg:
                 raise GraphError(self.graph.path, "use ${share:PACKAGE}", self.node, key)
@@ -365,7 +556,21 @@ class _Subst:
         if name in self.builtins:
             return self.builtins[name]
         if name in self.user:
-            return self.value(self.user[name], key, depth + 1)
+            if name in self._done:
+                return self._done[name]
+            if name in self._active:
+                cycle = " -> ".join(f"${{{v}}}" for v in [*self._active, name])
+                raise GraphError(
+                    self.graph.path, f"variable ${{{name}}} refers to itself ({cycle})",
+                    self.node, key,
+                )  # fmt: skip
+            self._active.append(name)
+            try:
+                out = self.value(self.user[name], key, depth + 1)
+            finally:
+                self._active.pop()
+            self._done[name] = out
+            return out
         known = sorted({*self.builtins, *self.user, "share:PKG"})
         raise GraphError(
             self.graph.path,
@@ -379,12 +584,30 @@ class _Subst:
             m = _VAR_RE.fullmatch(v)
             if m:
                 return self.var(m.group(1), m.group(2), key, depth)
-            return _VAR_RE.sub(lambda m: str(self.var(m.group(1), m.group(2), key, depth)), v)
+            out = _VAR_RE.sub(lambda m: self._text(m, key, depth), v)
+            self._bound(out, key)
+            return out
         if isinstance(v, list):
             return [self.value(x, key, depth) for x in v]
         if isinstance(v, dict):
             return {k: self.value(x, f"{key}.{k}", depth) for k, x in v.items()}
         return v
+
+    def _text(self, m, key: str, depth: int) -> str:
+        text = str(self.var(m.group(1), m.group(2), key, depth))
+        self._bound(text, key)
+        return text
+
+    def _bound(self, text: str, key: str) -> None:
+        if len(text) > MAX_EXPANSION:
+            what = f"${{{self._active[0]}}}" if self._active else "the value"
+            raise GraphError(
+                self.graph.path,
+                f"{what} expands to more than {MAX_EXPANSION} characters "
+                "(variables that repeat each other?)",
+                self.node,
+                key,
+            )
 
 
 def _spec(graph: Graph, n: dict, sub: _Subst, resolver: Resolver, python: str) -> ProcessSpec:
@@ -402,11 +625,13 @@ def _spec(graph: Graph, n: dict, sub: _Subst, resolver: Resolver, python: str) -
     args = [str(a) for a in sub.value(n.get("args", []), "args")]
     env = {k: str(v) for k, v in sub.value(n.get("env", {}), "env").items()}
     env.setdefault("SENSORHUB_DATA_ROOT", sub.builtins["data_root"])
+    env.setdefault("ROS_LOG_DIR", sub.builtins["ros_log_dir"])
     cwd = sub.value(n["cwd"], "cwd") if n.get("cwd") else None
     try:
         respawn = RestartPolicy.from_graph(n.get("respawn"))
     except TypeError as e:
         raise GraphError(graph.path, str(e), name, "respawn") from None
+    check_gives_up(graph.path, name, respawn)
     spec = ProcessSpec(
         name=name,
         kind=kind,
@@ -437,11 +662,15 @@ def _spec(graph: Graph, n: dict, sub: _Subst, resolver: Resolver, python: str) -
             files.append(f)
         spec.params_files = files
         params = dict(sub.value(n.get("parameters", {}), "parameters"))
+        keys = {k: f"parameters.{k}" for k in params}
         # The hot thread's real-time settings are node parameters: only the node knows its thread.
-        if sched.get("rt_priority") is not None:
-            params.setdefault("rt_priority", int(sched["rt_priority"]))
-        if sched.get("rt_cpus") is not None:
-            params.setdefault("rt_cpus", sched["rt_cpus"])
+        if sched.get("rt_priority") is not None and "rt_priority" not in params:
+            params["rt_priority"] = int(sched["rt_priority"])
+            keys["rt_priority"] = "scheduling.rt_priority"
+        if sched.get("rt_cpus") is not None and "rt_cpus" not in params:
+            params["rt_cpus"] = sched["rt_cpus"]
+            keys["rt_cpus"] = "scheduling.rt_cpus"
+        check_parameter_types(graph.path, name, spec.fqn, files, params, keys)
         spec.parameters = params
         exe = resolver.executable(n["package"], n["executable"])
         ros_args = ["--ros-args", "-r", f"__node:={name}"]
@@ -470,6 +699,26 @@ def _spec(graph: Graph, n: dict, sub: _Subst, resolver: Resolver, python: str) -
             *(f"{k}:={v}" for k, v in spec.launch_arguments.items()),
         ]
     return spec
+
+
+def check_gives_up(graph_path, name: str, r: RestartPolicy) -> None:
+    """A crash loop must end in a give-up: the first ``max_restarts`` restart delays have to fit
+    in ``window``, else a node that dies at once is restarted for ever (GraphError)."""
+    if not r.enabled:
+        return
+    total, d = 0.0, r.delay
+    for _ in range(r.max_restarts):
+        total += min(d, max(r.max_delay, r.delay))
+        d *= r.factor
+    if total > r.window:
+        raise GraphError(
+            graph_path,
+            f"a crash loop would never be given up: {r.max_restarts} restarts take at least "
+            f"{total:g} s of delays, longer than window {r.window:g} s (raise window to >= "
+            f"{total:g}, or lower max_restarts)",
+            name,
+            "respawn.window",
+        )
 
 
 def _arg_text(v) -> str:

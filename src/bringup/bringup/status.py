@@ -144,6 +144,11 @@ def render(state: dict | None, col: Collector | None, width: int = 120) -> str:
     else:
         up = time.time() - state.get("started", time.time())
         alive = "running" if state.get("alive") else f"NOT running ({state.get('status')})"
+        if state.get("alive") and state.get("stale") is not None:
+            alive += (
+                f", STATE STALE: not updated for {state['stale']:.0f} s (disk full? "
+                "supervisor wedged?); the table below is old"
+            )
         lines.append(
             f"supervisor pid {state.get('supervisor_pid')} {alive}, up {_dur(up)}; profile "
             f"{state.get('profile')}, role {state.get('role')}, ROS_DOMAIN_ID "
@@ -219,7 +224,7 @@ def run_status(data_root: str, once: bool, window: float, interval: float = 1.0)
                 executor.spin_once(timeout_sec=0.05)
             state = read_state(data_root)
             print(render(state, col), flush=True)
-            ok = state is not None and state.get("alive")
+            ok = state is not None and state.get("alive") and state.get("stale") is None
             ok = ok and all(n["state"] == "running" for n in state.get("nodes", []))
             code = 0 if ok else 1
         else:

@@ -5,15 +5,21 @@ Each child runs ``prefix + argv`` (the same command ``all.launch.py`` starts) in
 group, always through the scheduling trampoline with a parent-death signal, so even a
 ``kill -9`` of the supervisor leaves no orphan. Output goes to the console with a name prefix and
 to ``<data_root>/logs/<node>.log`` (rotated). ``<data_root>/run/supervisor.json`` is the state
-that ``sensorhub status`` shows.
+that ``sensorhub status`` shows, rewritten every second (its ``updated`` is a heartbeat).
+
+Nothing here may wait on the console or the disk: console lines go through a bounded queue to a
+writer thread (dropped and counted when nobody reads the pipe), and failed log/state writes are
+dropped, so restarts, Ctrl-C and the exit code work with a wedged terminal or a full disk.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -35,6 +41,8 @@ EXIT_GAVE_UP = 3  # a node crash-looped and was given up (or a node without resp
 
 FOXGLOVE_URL = "https://app.foxglove.dev/?ds=foxglove-websocket&ds.url={ws}"
 STATE_FILE = "supervisor.json"
+HEARTBEAT = 1.0  # s between state file writes while running (``updated`` is the heartbeat)
+STALE_AFTER = 10.0  # s: a running supervisor's state file older than this is stale
 LAYOUT = "foxglove_layout.json"
 _COLORS = ["36", "32", "33", "35", "34", "96", "92", "93", "95", "94"]
 
@@ -71,8 +79,8 @@ class RotatingLog:
                     self._rotate()
                 self._fh.write(record)
                 self._fh.flush()
-            except OSError:
-                pass
+            except (OSError, ValueError):  # full disk, or a rotation that failed half-way
+                self._drop_handle()  # reopened by the next write; this record is lost
 
     def _rotate(self) -> None:
         self._fh.close()
@@ -83,11 +91,70 @@ class RotatingLog:
         os.replace(self.path, f"{self.path}.1")
         self._fh = open(self.path, "ab")  # noqa: SIM115
 
+    def _drop_handle(self) -> None:
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            with contextlib.suppress(OSError, ValueError):
+                fh.close()
+
     def close(self) -> None:
+        """Never raises: a full disk must not turn a clean stop into a crash (exit codes)."""
         with self._lock:
-            if self._fh is not None:
-                self._fh.close()
-                self._fh = None
+            self._drop_handle()
+
+
+class Console:
+    """Best-effort console: a bounded queue and a writer thread, so supervision never waits.
+
+    With stdout on a pipe nobody drains, writes block; only the writer thread then waits, and
+    lines beyond the queue are dropped and counted (the per-node log files stay complete).
+    """
+
+    def __init__(self, stream, max_lines: int = 2000):
+        self.stream = stream
+        self.dropped = 0
+        self._q: queue.Queue[str] = queue.Queue(max_lines)
+        try:
+            self._fd = stream.fileno()
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            self._fd = None  # e.g. a StringIO in tests: written by the thread as well
+        self._thread = threading.Thread(target=self._run, name="console", daemon=True)
+        self._thread.start()
+
+    def write(self, text: str) -> None:
+        try:
+            self._q.put_nowait(text)
+        except queue.Full:
+            self.dropped += 1
+
+    def _run(self) -> None:
+        while True:
+            text = self._q.get()
+            try:
+                if self._fd is not None:
+                    data = text.encode(errors="replace")
+                    while data:  # os.write: no Python buffer left to flush (or block) at exit
+                        data = data[os.write(self._fd, data) :]
+                else:
+                    self.stream.write(text)
+                    self.stream.flush()
+            except (OSError, ValueError):
+                self.dropped += 1  # console gone (closed pipe, closed file): keep supervising
+            finally:
+                self._q.task_done()
+
+    @property
+    def pending(self) -> int:
+        return self._q.unfinished_tasks
+
+    def drain(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for queued lines to be written; False if still blocked."""
+        end = time.monotonic() + timeout
+        while self._q.unfinished_tasks:
+            if time.monotonic() >= end:
+                return False
+            time.sleep(0.02)
+        return True
 
 
 class Child:
@@ -125,8 +192,13 @@ class Supervisor:
         python: str | None = None,
     ):
         self.plan = plan
-        self.console = console or sys.stdout
-        self.color = self.console.isatty() if color is None else color
+        stream = console or sys.stdout
+        self.console = Console(stream)
+        try:
+            tty = stream.isatty()
+        except (AttributeError, ValueError):
+            tty = False
+        self.color = tty if color is None else color
         self.echo = echo
         self.exit_on_give_up = exit_on_give_up
         self.sigint_timeout = sigint_timeout
@@ -135,13 +207,13 @@ class Supervisor:
         self.run_dir = plan.run_dir
         self.log_dir = plan.log_dir
         self.state_path = os.path.join(self.run_dir, STATE_FILE)
-        self._out_lock = threading.Lock()
         self._stop = threading.Event()
         self._signals = 0
         self._exit_code = EXIT_OK
         self._started_wall = time.time()
         self._announced: set[str] = set()
         self._dirty = True  # state file out of date
+        self._state_failing = False
         self._own_log = None
         self._width = max([len(p.name) for p in plan.processes] + [9])
         self.children = [
@@ -157,12 +229,7 @@ class Supervisor:
     def say(self, msg: str, child: Child | None = None) -> None:
         """A supervisor message: console, the supervisor log and (if about a node) its log."""
         line = f"[sensorhub] {msg}"
-        with self._out_lock:
-            try:
-                self.console.write(line + "\n")
-                self.console.flush()
-            except (OSError, ValueError):  # console gone (closed pipe): keep supervising
-                pass
+        self.console.write(line + "\n")
         if self._own_log is not None:
             self._own_log.write(line.encode())
         if child is not None:
@@ -176,12 +243,7 @@ class Supervisor:
             text = raw.decode(errors="replace").rstrip("\n")
             child.tail.append(text)
             if self.echo:
-                with self._out_lock:
-                    try:
-                        self.console.write(tag + text + "\n")
-                        self.console.flush()
-                    except (OSError, ValueError):
-                        pass
+                self.console.write(tag + text + "\n")
         stream.close()
 
     # ----- processes
@@ -366,24 +428,48 @@ class Supervisor:
             "status": status,
             "exit_code": self._exit_code if status == "stopped" else None,
             "started": self._started_wall,
-            "updated": time.time(),
+            "updated": time.time(),  # the heartbeat: rewritten every HEARTBEAT s while running
+            "heartbeat": HEARTBEAT,
             "profile": self.plan.profile,
             "role": self.plan.role,
             "data_root": self.plan.data_root,
             "graph": self.plan.graph_path,
             "notes": self.plan.notes,
+            "set": self.plan.set_variables,
+            "console_dropped": self.console.dropped,
             "domain_id": os.environ.get("ROS_DOMAIN_ID", "0"),
             "nodes": nodes,
         }
 
     def write_state(self, status: str) -> None:
+        """Atomic replace; a failure (full disk) is reported once and leaves the old file, whose
+        aging ``updated`` makes `sensorhub status` call it stale."""
         tmp = self.state_path + ".tmp"
         try:
             with open(tmp, "w") as f:
                 json.dump(self.state(status), f, indent=1)
             os.replace(tmp, self.state_path)
         except OSError as e:
-            self.say(f"cannot write {self.state_path}: {e}")
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if not self._state_failing:
+                self.say(f"cannot write {self.state_path}: {e}")
+            self._state_failing = True
+            return
+        if self._state_failing:
+            self.say(f"state file {self.state_path} written again")
+        self._state_failing = False
+
+    def _finish_console(self) -> None:
+        """Give the console a moment to take the last lines, never more (nobody may read it)."""
+        lost = self.console.dropped
+        if not self.console.drain(1.0):
+            lost += self.console.pending
+        if lost and self._own_log is not None:
+            self._own_log.write(
+                f"[sensorhub] console: {lost} lines dropped (pipe full or closed); the log "
+                "files are complete".encode()
+            )
 
     # ----- main
     def _on_signal(self, signum, _frame) -> None:
@@ -404,6 +490,7 @@ class Supervisor:
                 f"another supervisor (pid {other or '?'}) is running with data root "
                 f"{self.plan.data_root}; stop it first or use another --data-root"
             )
+            self._finish_console()
             lock.close()
             return EXIT_CONFIG
         self._own_log = RotatingLog(os.path.join(self.log_dir, "sensorhub.log"))
@@ -414,6 +501,9 @@ class Supervisor:
                 f"profile {self.plan.profile}, role {self.plan.role}, data root "
                 f"{self.plan.data_root}, ROS_DOMAIN_ID {os.environ.get('ROS_DOMAIN_ID', '0')}"
             )
+            if self.plan.set_variables:
+                sets = ", ".join(f"{k}={v}" for k, v in self.plan.set_variables.items())
+                self.say(f"variables set on the command line: {sets}")
             for n in self.plan.notes:
                 self.say(n)
             if not self.children:
@@ -427,7 +517,7 @@ class Supervisor:
                 self._poll()
                 self._announce()
                 now = time.monotonic()
-                if self._dirty or now - last_write >= 1.0:
+                if self._dirty or now - last_write >= HEARTBEAT:
                     self._dirty = False
                     self.write_state("running")
                     last_write = now
@@ -444,12 +534,14 @@ class Supervisor:
             self._stop_all()
             self.write_state("stopped")
             self.say(f"stopped; exit code {self._exit_code}")
+            self._finish_console()
             return self._exit_code
         except Exception as e:
             self.say(f"internal error: {type(e).__name__}: {e}; stopping all nodes")
             self._stop.set()
             self._stop_all()
             self.write_state("stopped")
+            self._finish_console()
             return EXIT_ERROR
         finally:
             for s, h in old.items():
@@ -524,4 +616,25 @@ def read_state(data_root: str) -> dict | None:
         except PermissionError:  # another user's live process
             alive = True
     st["alive"] = alive
+    st["stale"] = stale_for(st)
     return st
+
+
+def stale_for(st: dict, now: float | None = None) -> float | None:
+    """Seconds since a live supervisor last wrote its state, if that is too long (else None).
+
+    The supervisor rewrites the file every ``heartbeat`` s while running; an older file means it
+    cannot write (full disk) or is wedged, so what the file says is not the present.
+    """
+    if st.get("status") == "stopped":
+        return None
+    now = time.time() if now is None else now
+    try:
+        age = now - float(st.get("updated", 0))
+        beat = float(st.get("heartbeat", HEARTBEAT))
+    except (TypeError, ValueError):
+        return float("inf")
+    limit = max(STALE_AFTER, 5 * beat)
+    if st.get("status") == "stopping":
+        limit += 30.0  # no heartbeat while the ordered stop runs (bounded by its timeouts)
+    return age if age > limit else None

@@ -1,6 +1,9 @@
 """ros2 launch bringup all.launch.py [profile:=pi|sim|lite] [role:=all|sensors|web]
-[web:=auto|foxglove_bridge|gateway|none] [tim240_driver:=auto|sick_scan_xd|native|sim]
-[record:=true|false] [data_root:=PATH]
+[web:=auto|foxglove_bridge|gateway|none] [tim240_driver:=auto|sick_scan_xd|native|none]
+[record:=true|false] [data_root:=PATH] [set:=NAME=VALUE,...] [NAME:=VALUE]
+
+`set:=` (or one argument per graph variable, e.g. web_port:=9000, which wins over set:=)
+overrides the graph file's variables for this run.
 
 The node list comes from config/graph.yaml through bringup.plan (the same plan `sensorhub up`
 runs): parameters, the scheduling prefix (nice, I/O class, CPU affinity) and respawn settings.

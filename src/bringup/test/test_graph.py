@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -453,3 +454,276 @@ def test_status_renders_the_aggregated_tree():
     assert lines[3].endswith("process stopped (SIGSTOP)")
     assert "10 s old" in render_tree(tree, 10.0)[0]
     assert "system_monitor running?" in render_tree([], None)[0]
+
+
+# ----- issue 13: inline parameter types (item 1)
+PBT_DEFAULTS = """/**:
+  ros__parameters:
+    port: /dev/ttyUSB0
+    batch_size: 40
+    threshold: 20.0
+    rt_priority: 80
+    rt_cpus: ""
+    diagnostic_updater:
+      period: 1.0
+"""
+
+
+@pytest.fixture
+def typed(tmp_path, ours):
+    """The fake pbt_driver package with typed defaults, as the real package ships them."""
+    (ours.root / "share/pbt_driver/config/pbt_driver.yaml").write_text(PBT_DEFAULTS)
+    return ours
+
+
+@pytest.mark.parametrize(
+    ("mutate", "key", "text"),
+    [
+        (
+            lambda d: node(d, "pbt_driver")["parameters"].update(batch_size="forty"),
+            "parameters.batch_size",
+            "'forty' is a string, but 'batch_size' is a int",
+        ),
+        (
+            lambda d: node(d, "pbt_driver")["parameters"].update(batch_size=40.5),
+            "parameters.batch_size",
+            "is a float, but 'batch_size' is a int",
+        ),
+        (
+            lambda d: node(d, "pbt_driver")["parameters"].update(port=3),
+            "parameters.port",
+            "is a int, but 'port' is a string",
+        ),
+        (
+            lambda d: node(d, "pbt_driver")["parameters"].update(
+                {"diagnostic_updater.period": "x"}
+            ),
+            "parameters.diagnostic_updater.period",
+            "is a float",
+        ),
+        (
+            lambda d: node(d, "pbt_driver")["profiles"]["sim"].update(
+                parameters={"threshold": "hi"}
+            ),
+            "parameters.threshold",
+            "'threshold' is a float",
+        ),
+        (  # a variable keeps its type: port: ${pbt_port} becomes an integer
+            lambda d: d["profiles"]["sim"]["variables"].update(pbt_port=7),
+            "parameters.port",
+            "7 is a int, but 'port' is a string",
+        ),
+    ],
+)
+def test_inline_parameter_of_the_wrong_type_is_refused(tmp_path, typed, mutate, key, text):
+    path = write_graph(tmp_path, mutate)
+    with pytest.raises(GraphError) as ei:
+        build_plan(load_graph(path), "sim", "all", {}, tmp_path / "data", typed)
+    e = ei.value
+    assert (e.node, e.key) == ("pbt_driver", key)
+    assert text in str(e), str(e)
+    assert str(path) in str(e)  # the graph file ...
+    assert "share/pbt_driver/config/pbt_driver.yaml" in str(e)  # ... and where the type is from
+
+
+def test_inline_parameters_of_compatible_types_pass(tmp_path, typed):
+    def ok(d):
+        node(d, "pbt_driver")["parameters"].update(threshold=30, batch_size=20)  # int for float
+
+    plan = build_plan(load_graph(write_graph(tmp_path, ok)), "sim", "all", {}, tmp_path, typed)
+    p = plan.get("pbt_driver").parameters
+    assert (p["threshold"], p["batch_size"], p["rt_cpus"]) == (30, 20, "1")
+
+
+def test_declared_types_follow_rcl_node_matching(tmp_path):
+    from bringup.plan import declared_types, type_compatible
+
+    f = tmp_path / "p.yaml"
+    f.write_text(
+        "/**:\n  ros__parameters: {a: 1, l: [1.0, 2.0], e: []}\n"
+        "/pbt/pbt_driver:\n  ros__parameters: {b: x, a: y}\n"
+        "other:\n  ros__parameters: {c: 1.0}\n"
+    )
+    t = declared_types([f], "pbt_driver", "/pbt/pbt_driver")
+    assert {k: v[0] for k, v in t.items()} == {
+        "a": "int",
+        "l": "float[]",
+        "e": "list",
+        "b": "string",
+    }
+    assert type_compatible("float[]", [1, 2]) and type_compatible("string[]", [])
+    assert not type_compatible("int[]", ["a"]) and not type_compatible("bool", 1)
+
+
+# ----- variables from the command line (item 6)
+def test_set_overrides_graph_variables_with_types(tmp_path, ours):
+    from bringup.plan import parse_set
+
+    g = load_graph(GRAPH)
+    sets = parse_set(["web_port=9000", "tim240_port=2112", "sec110_users=/x/u.yaml"])
+    assert sets == {"web_port": 9000, "tim240_port": 2112, "sec110_users": "/x/u.yaml"}
+    plan = build_plan(g, "sim", "all", {}, tmp_path, ours, set_variables=sets)
+    gw = plan.get("foxglove_gateway")
+    assert gw.parameters["port"] == 9000 and gw.url == "ws://localhost:9000"
+    assert plan.get("tim240_sim").args == ["--host", "127.0.0.1", "--port", "2112"]
+    assert plan.get("sec110_ftp").parameters["credentials_file"] == "/x/u.yaml"  # beats sim's
+    assert plan.set_variables == sets
+    with pytest.raises(GraphError) as ei:
+        build_plan(g, "sim", "all", {}, tmp_path, ours, set_variables={"web_prot": 1})
+    assert ei.value.key == "variables.web_prot" and "web_port" in str(ei.value)
+    for bad in ("web_port", "=1", "9x=1"):
+        with pytest.raises(ValueError, match="NAME=VALUE"):
+            parse_set([bad])
+
+
+def test_launch_side_variable_overrides():
+    """all.launch.py's set:=a=1,b=2 and individual NAME:=VALUE arguments (without launch)."""
+    import ast
+
+    from bringup.plan import RESERVED_ARGUMENTS, parse_set, variable_overrides
+
+    known = {"web_port", "tim240_port", "pbt_port"}
+    assert parse_set("web_port=9000,tim240_port=2112", split_commas=True) == {
+        "web_port": 9000,
+        "tim240_port": 2112,
+    }
+    conf = {"profile": "sim", "web_port": "9100", "set": "x", "pbt_port": "/dev/ttyACM0"}
+    assert variable_overrides("web_port=9000,tim240_port=2112", conf, known) == {
+        "web_port": 9100,  # the individual argument wins
+        "tim240_port": 2112,
+        "pbt_port": "/dev/ttyACM0",
+    }
+    assert variable_overrides("", {}, known) == {}
+    # the launch file's own arguments are never taken for graph variables
+    src = Path(__file__).parents[1] / "bringup" / "launch_support.py"
+    tree = ast.parse(src.read_text())
+    args = next(
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Assign) and n.targets[0].id == "ARGUMENTS"
+    )
+    assert {k.value for k in args.keys} == set(RESERVED_ARGUMENTS)
+
+
+# ----- ROS logs under the data root (item 5)
+def test_ros_log_dir_follows_the_data_root(tmp_path, ours):
+    from bringup.plan import ros_log_dir
+
+    root = str(tmp_path / "d")
+    own = os.path.join(root, "logs", "ros")
+    assert ros_log_dir(root, {}) == own
+    # env.sh's default (derived from its data root) follows this run's data root
+    env_sh = {"SENSORHUB_DATA_ROOT": "/w/data", "ROS_LOG_DIR": "/w/data/logs/ros"}
+    assert ros_log_dir(root, env_sh) == own
+    # anything else is the user's explicit choice
+    assert ros_log_dir(root, {**env_sh, "ROS_LOG_DIR": "/var/log/ros"}) == "/var/log/ros"
+
+    plan = build_plan(load_graph(GRAPH), "sim", "all", {}, root, ours, environ=env_sh)
+    assert {p.env["ROS_LOG_DIR"] for p in plan.processes} == {own}
+    path = write_graph(tmp_path, lambda d: node(d, "pbt_sim").update(env={"ROS_LOG_DIR": "/l"}))
+    plan = build_plan(load_graph(path), "sim", "all", {}, root, ours, environ=env_sh)
+    assert plan.get("pbt_sim").env["ROS_LOG_DIR"] == "/l"  # the graph entry wins
+
+
+# ----- graph edge cases (item 10)
+def test_exponential_variables_are_bounded(tmp_path, ours):
+    def bomb(d):
+        d["variables"].update({f"v{i}": f"${{v{i + 1}}}${{v{i + 1}}}" for i in range(40)})
+        d["variables"]["v40"] = "xxxxxxxx"
+        node(d, "pbt_sim")["args"] = ["${v0}"]
+
+    with pytest.raises(GraphError) as ei:
+        build_plan(load_graph(write_graph(tmp_path, bomb)), "sim", "all", {}, tmp_path, ours)
+    assert (ei.value.node, ei.value.key) == ("pbt_sim", "args")
+    assert "expands to more than" in str(ei.value)
+
+    def cycle(d):
+        d["variables"].update(a="x${b}", b="${a}")
+        node(d, "pbt_sim")["args"] = ["${a}"]
+
+    with pytest.raises(GraphError, match=r"refers to itself \(\$\{a\} -> \$\{b\} -> \$\{a\}\)"):
+        build_plan(load_graph(write_graph(tmp_path, cycle)), "sim", "all", {}, tmp_path, ours)
+
+
+@pytest.mark.parametrize(
+    ("respawn", "key", "text"),
+    [
+        ({"delay": 0}, "respawn.delay", "at least 0.1 s"),
+        ({"max_delay": 0}, "respawn.max_delay", "at least 0.1 s"),
+        ({"max_restarts": 100000}, "respawn.max_restarts", "0..100"),
+        ({"window": 0.5}, "respawn.window", "1..86400"),
+        ({"stable_after": 0}, "respawn.stable_after", "at least 1 s"),
+        ({"factor": 0.5}, "respawn.factor", "1..10"),
+    ],
+)
+def test_respawn_floors(tmp_path, respawn, key, text):
+    path = write_graph(tmp_path, lambda d: node(d, "pbt_driver")["respawn"].update(respawn))
+    with pytest.raises(GraphError) as ei:
+        load_graph(path)
+    assert (ei.value.node, ei.value.key) == ("pbt_driver", key)
+    assert text in str(ei.value) and str(path) in str(ei.value)
+
+
+def test_a_crash_loop_always_ends_in_a_give_up(tmp_path, ours):
+    # the issue's example within the floors: 100 restarts 0.1 s apart never fill 1 s
+    loop = {"delay": 0.1, "max_delay": 0.1, "max_restarts": 100, "window": 1}
+    path = write_graph(tmp_path, lambda d: node(d, "pbt_driver").update(respawn=loop))
+    with pytest.raises(GraphError) as ei:
+        build_plan(load_graph(path), "sim", "all", {}, tmp_path, ours)
+    assert (ei.value.node, ei.value.key) == ("pbt_driver", "respawn.window")
+    assert "never be given up" in str(ei.value) and ">= 10" in str(ei.value)
+    ok = {**loop, "window": 10}
+    path = write_graph(tmp_path, lambda d: node(d, "pbt_driver").update(respawn=ok))
+    build_plan(load_graph(path), "sim", "all", {}, tmp_path, ours)
+
+
+def test_non_utf8_graph_names_the_file(tmp_path):
+    path = tmp_path / "graph.yaml"
+    path.write_bytes(GRAPH.read_bytes().replace(b"sensorhub -", b"sensorhub \xe9", 1))
+    with pytest.raises(GraphError) as ei:
+        load_graph(path)
+    assert str(ei.value).startswith(f"{path}: not UTF-8 text (byte 0xe9")
+
+
+# ----- console and state file (items 7, 9; the processes are in test_supervisor.py)
+def test_console_never_blocks_and_counts_what_it_drops():
+    from bringup.supervisor import Console
+
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    with contextlib.suppress(BlockingIOError):
+        while True:  # a pipe nobody reads, already full
+            os.write(w, b"x" * 4096)
+    os.set_blocking(w, True)
+    try:
+        with os.fdopen(w, "w", closefd=False) as stream:
+            con = Console(stream, max_lines=50)
+            for i in range(20000):  # must not block
+                con.write(f"line {i:06d} {'x' * 50}\n")
+            assert con.dropped > 0
+            assert not con.drain(0.2)  # still blocked: drain gives up instead of waiting
+    finally:
+        os.close(r)  # the writer thread's write fails; it counts and goes on
+        os.close(w)
+
+
+def test_stale_state_file():
+    from bringup.supervisor import stale_for
+
+    now = 1000.0
+    assert stale_for({"status": "running", "updated": now - 2, "heartbeat": 1.0}, now) is None
+    assert stale_for({"status": "running", "updated": now - 60, "heartbeat": 1.0}, now) == 60
+    assert stale_for({"status": "stopped", "updated": now - 600}, now) is None
+    assert stale_for({"status": "running", "updated": "x"}, now) == float("inf")
+    assert stale_for({"status": "stopping", "updated": now - 20, "heartbeat": 1.0}, now) is None
+
+
+def test_rotating_log_on_a_full_disk_never_raises(tmp_path):
+    from bringup.supervisor import RotatingLog
+
+    (tmp_path / "full.log").symlink_to("/dev/full")
+    log = RotatingLog(str(tmp_path / "full.log"), max_bytes=100)
+    for _ in range(5):
+        log.write(b"x" * 80)  # ENOSPC on flush, and rotations that fail half-way
+    log.close()
+    log.close()

@@ -6,12 +6,17 @@ touches ./data or a developer's running graph; conftest gives the run its own RO
 
 from __future__ import annotations
 
+import array
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
+import termios
 import time
 from pathlib import Path
 
@@ -282,3 +287,210 @@ def test_bad_graph_is_reported_before_anything_starts(tmp_path):
     assert r.returncode == 2
     assert f"{graph}: node 'pbt_driver': key 'cpu': unknown key" in r.stderr
     assert not (tmp_path / "data" / "run" / "supervisor.json").exists()
+
+
+# ----- issue 13
+def mini_graph(tmp_path: Path, nodes: list[dict]) -> Path:
+    """A graph of plain commands (no ROS): fast, and only what a test is about."""
+    d = tmp_path / "mini"
+    d.mkdir(exist_ok=True)
+    data = {"version": 1, "profiles": {"sim": {}}, "nodes": nodes}
+    (d / "graph.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return d / "graph.yaml"
+
+
+def py_node(name: str, code: str, **extra) -> dict:
+    return {
+        "name": name,
+        "kind": "command",
+        "command": [sys.executable, "-u", "-c", code],
+        "roles": ["sensors"],
+        **extra,
+    }
+
+
+def pipe_bytes(fd: int) -> int:
+    buf = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, buf)
+    return buf[0]
+
+
+CHATTY = "import time\nwhile True:\n    print('chatter ' * 60)\n    time.sleep(0.005)"
+SLEEPER = "import os, time\nprint('ROS_LOG_DIR=' + os.environ['ROS_LOG_DIR'])\ntime.sleep(3600)"
+
+
+def test_a_console_nobody_reads_never_wedges_supervision(tmp_path, wait):
+    """Item 7 (and 5): stdout on a pipe nobody drains; a killed node is still restarted, SIGINT
+    still stops everything, the per-node log stays complete."""
+    graph = mini_graph(
+        tmp_path,
+        [
+            py_node("chatty", CHATTY, respawn={"delay": 0.2}),
+            py_node("sleeper", SLEEPER, respawn={"delay": 0.2}),
+        ],
+    )
+    data = tmp_path / "data"
+    env = dict(os.environ)  # env.sh's defaults: ROS logs follow the data root of the run
+    env.update(SENSORHUB_DATA_ROOT="/nonexistent/data", ROS_LOG_DIR="/nonexistent/data/logs/ros")
+    argv = [SENSORHUB, "up", "--graph", graph, "--profile", "sim", "--data-root", data]
+    sup = subprocess.Popen(
+        [str(a) for a in [*argv, "--no-color"]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        fd = sup.stdout.fileno()
+        wait(lambda: pipe_bytes(fd) >= 60000, STARTUP, what="the console pipe to fill up")
+        wait(
+            lambda: state(data).get("console_dropped", 0) > 0,
+            STARTUP + 30,
+            what="the supervisor dropping console lines",
+        )
+        before = wait(lambda: all_running(data, ["chatty", "sleeper"]), STARTUP, what="running")
+        os.kill(before["sleeper"]["pid"], signal.SIGKILL)
+        after = wait(
+            lambda: (
+                (n := all_running(data, ["chatty", "sleeper"]))
+                and n["sleeper"]["pid"] != before["sleeper"]["pid"]
+                and n
+            ),
+            30,
+            what="sleeper restarted while the console is blocked",
+        )
+        assert after["sleeper"]["restarts"] == 1
+        assert after["chatty"]["pid"] == before["chatty"]["pid"]
+        os.kill(sup.pid, signal.SIGINT)
+        assert sup.wait(60) == 0  # stopped on request, with the pipe still full
+        assert state(data)["status"] == "stopped"
+        chatter = (data / "logs" / "chatty.log").read_text()
+        assert chatter.count("chatter") > 4 * 65536 / len("chatter " * 60)  # > 4 pipes' worth
+        assert "lines dropped" in (data / "logs" / "sensorhub.log").read_text()
+        sleeper = (data / "logs" / "sleeper.log").read_text()
+        assert f"ROS_LOG_DIR={data / 'logs' / 'ros'}" in sleeper
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(sup.pid, signal.SIGKILL)
+        sup.wait(10)
+        sup.stdout.close()
+
+
+def test_exit_code_survives_a_full_disk(tmp_path):
+    """Item 9: every log and the state file on a full disk (/dev/full): exit code 3 stays 3."""
+    graph = mini_graph(
+        tmp_path, [py_node("bad", "import sys; print('boom'); sys.exit(1)", respawn=False)]
+    )
+    data = tmp_path / "data"
+    (data / "logs").mkdir(parents=True)
+    (data / "run").mkdir()
+    for f in ("logs/sensorhub.log", "logs/bad.log", "run/supervisor.json.tmp"):
+        (data / f).symlink_to("/dev/full")
+    r = subprocess.run(
+        [SENSORHUB, "up", "--graph", graph, "--profile", "sim", "--data-root", data],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "stopped; exit code 3" in r.stdout
+    assert "No space left on device" in r.stdout  # the state file failure is reported
+    assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_status_once_says_a_stale_state_file_is_stale(tmp_path):
+    """Item 9: a live supervisor whose state file stopped changing (full disk, wedged)."""
+    run = tmp_path / "data" / "run"
+    run.mkdir(parents=True)
+    st = {
+        "supervisor_pid": os.getpid(),  # alive
+        "status": "running",
+        "started": time.time() - 300,
+        "updated": time.time() - 120,
+        "heartbeat": 1.0,
+        "domain_id": os.environ.get("ROS_DOMAIN_ID", "0"),
+        "nodes": [{"name": "pbt_driver", "state": "running", "pid": os.getpid(), "restarts": 0}],
+    }
+    (run / "supervisor.json").write_text(json.dumps(st))
+    r = subprocess.run(
+        [SENSORHUB, "status", "--once", "--window", "1", "--data-root", tmp_path / "data"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "STATE STALE: not updated for 12" in r.stdout
+
+
+def test_wrong_parameter_type_is_refused_before_anything_starts(tmp_path):
+    """Item 1, as a user meets it: `sensorhub up` exits 2 naming the file, node and key."""
+    graph = graph_copy(
+        tmp_path, lambda d: node_entry(d, "pbt_driver")["parameters"].update(batch_size="forty")
+    )
+    r = subprocess.run(
+        [SENSORHUB, "up", "--graph", graph, "--profile", "sim", "--data-root", tmp_path / "d"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert f"{graph}: node 'pbt_driver': key 'parameters.batch_size': 'forty' is a string" in (
+        r.stderr
+    )
+    assert "pbt_driver/config/pbt_driver.yaml" in r.stderr
+    assert not (tmp_path / "d" / "run" / "supervisor.json").exists()
+
+
+RCL_PROBE = """
+import sys, rclpy
+rclpy.init(args=sys.argv)
+n = rclpy.create_node("pbt_driver")
+n.declare_parameter("batch_size", 1)
+print("batch_size", n.get_parameter("batch_size").value)
+"""
+
+
+def test_rcl_lets_the_inline_override_win(tmp_path):
+    """Item 1: pins what rcl does with the supervisor's argv (``-p`` after ``--params-file``):
+    a correctly typed override wins over the files, a wrongly typed one would be silently
+    dropped (hence the type check before anything starts)."""
+    from bringup.graph import load_graph
+    from bringup.plan import build_plan
+
+    graph = graph_copy(
+        tmp_path, lambda d: node_entry(d, "pbt_driver")["parameters"].update(batch_size=41)
+    )
+    spec = build_plan(load_graph(graph), "sim", "all", {}, tmp_path / "d").get("pbt_driver")
+    ros_args = spec.argv[spec.argv.index("--ros-args") :]
+    assert ros_args.index("batch_size:=41") > max(
+        i for i, a in enumerate(ros_args) if a == "--params-file"
+    )
+    probe = tmp_path / "probe.py"
+    probe.write_text(RCL_PROBE)
+    out = subprocess.run(
+        [sys.executable, probe, *ros_args], capture_output=True, text=True, timeout=60
+    )
+    assert "batch_size 41" in out.stdout, out.stdout + out.stderr
+    wrong = [a if a != "batch_size:=41" else "batch_size:=forty" for a in ros_args]
+    out = subprocess.run(
+        [sys.executable, probe, *wrong], capture_output=True, text=True, timeout=60
+    )
+    assert "batch_size 40" in out.stdout, out.stdout + out.stderr  # silently the file's value
+
+
+def test_set_variables_from_the_command_line(tmp_path):
+    """Item 6: `--set NAME=VALUE` for the graph's variables (typed), unknown names refused."""
+    graph = graph_copy(tmp_path)
+    base = [SENSORHUB, "plan", "--graph", graph, "--profile", "sim", "--data-root", tmp_path]
+    r = subprocess.run(
+        [*base, "--set", "web_port=9000", "--set", "tim240_port=2112"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "port:=9000" in r.stdout and "--port 2112" in r.stdout
+    r = subprocess.run([*base, "--set", "web_prot=9000"], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "key 'variables.web_prot'" in r.stderr and "web_port" in r.stderr

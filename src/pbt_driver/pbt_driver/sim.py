@@ -385,13 +385,22 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     a = parse_args(argv)
-    sim = Sim(a)
+    sim = None
+    stopping = False
 
     def _stop(signum, frame):
-        sim.stop = True
+        # A terminal Ctrl-C under ros2 launch arrives twice (the terminal's and launch's): the
+        # first one stops the simulator; repeats are ignored, never a KeyboardInterrupt.
+        nonlocal stopping
+        stopping = True
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if sim is not None:
+            sim.stop = True
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    sim = Sim(a)
+    sim.stop = stopping
     return sim.run()
 
 
