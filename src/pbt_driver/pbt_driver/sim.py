@@ -393,7 +393,9 @@ def main(argv=None) -> int:
         # first one stops the simulator; repeats are ignored, never a KeyboardInterrupt.
         nonlocal stopping
         stopping = True
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # SIG_IGN also covers interpreter shutdown, where Python restores default handlers.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
         if sim is not None:
             sim.stop = True
 

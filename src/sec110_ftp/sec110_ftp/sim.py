@@ -159,7 +159,12 @@ def main(argv=None) -> int:
     stop = threading.Event()
 
     def on_signal(signum, frame):
-        if not stop.is_set():  # repeats are ignored: the first one already asked us to stop
+        # Repeats are ignored: the first one already asked us to stop. SIG_IGN (not this
+        # handler) also covers interpreter shutdown, where Python resets its handlers to the
+        # default action and a late repeat would kill the process.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        if not stop.is_set():
             print(f"[sec110_sim] signal {signum}: stopping", flush=True)
         stop.set()
 

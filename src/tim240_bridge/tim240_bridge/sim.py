@@ -411,8 +411,10 @@ def main(argv=None) -> int:
     stop = threading.Event()
 
     def on_signal(signum, _frame):
-        if stop.is_set() and signum == signal.SIGINT:
-            return  # a repeated Ctrl-C: already stopping
+        # Repeats (a terminal Ctrl-C under launch arrives twice) are ignored; SIG_IGN rather
+        # than this handler also covers interpreter shutdown, where Python restores the default.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
         stop.set()
 
     signal.signal(signal.SIGINT, on_signal)
