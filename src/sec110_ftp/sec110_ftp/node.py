@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 from rclpy.node import Node
@@ -107,31 +108,14 @@ def cross_check(v: dict) -> str | None:
 
 
 def server_config(v: dict) -> ServerConfig:
-    return ServerConfig(
-        address=v["address"],
-        port=v["port"],
+    """Parameters named like ServerConfig fields map one to one; the rest are converted here."""
+    cfg = {f.name: v[f.name] for f in fields(ServerConfig) if f.name in v}
+    cfg.update(
         passive_ports=parse_port_range(v["passive_ports"]),
-        masquerade_address=v["masquerade_address"],
-        max_connections=v["max_connections"],
-        max_connections_per_ip=v["max_connections_per_ip"],
-        idle_timeout=v["idle_timeout"],
-        data_timeout=v["data_timeout"],
-        read_limit=v["read_limit"],
-        write_limit=v["write_limit"],
-        min_free_bytes=v["min_free_bytes"],
         temp_patterns=tuple(v["temp_patterns"]),
-        confirm_grace=v["confirm_grace"],
-        resume_timeout=v["resume_timeout"],
-        incomplete_action=v["incomplete_action"],
-        allow_anonymous=v["allow_anonymous"],
-        auth_failed_delay=v["auth_failed_delay"],
-        tls_cert=v["tls_cert"],
-        tls_key=v["tls_key"],
-        tls_required=v["tls_required"],
-        retention_max_bytes=v["retention_max_bytes"],
         retention_max_age_s=v["retention_max_age_days"] * DAY,
-        sweep_period=v["sweep_period"],
     )
+    return ServerConfig(**cfg)
 
 
 class Sec110FtpNode(Node):
