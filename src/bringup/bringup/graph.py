@@ -24,7 +24,7 @@ ROLE_CHOICES = ("all", *ROLES)
 KINDS = ("ros_node", "process", "command", "launch")
 
 TOP_KEYS = {"version", "description", "variables", "profiles", "slots", "nodes"}
-PROFILE_KEYS = {"description", "extends", "variables"}
+PROFILE_KEYS = {"description", "extends", "variables", "env"}
 SLOT_KEYS = {"description", "option", "default", "enabled_by"}
 NODE_KEYS = {
     "name",
@@ -105,6 +105,7 @@ class Profile:
     description: str = ""
     extends: str | None = None
     variables: dict = field(default_factory=dict)
+    env: dict = field(default_factory=dict)  # defaults for every child; the caller's env wins
 
 
 @dataclass
@@ -163,6 +164,12 @@ class Graph:
         out = set(self.variables)
         for p in self.profiles.values():
             out |= set(p.variables)
+        return out
+
+    def profile_env(self, profile: str) -> dict:
+        out: dict = {}
+        for p in self.profile_chain(profile):
+            out.update(self.profiles[p].env)
         return out
 
     def profile_variables(self, profile: str) -> dict:
@@ -224,6 +231,12 @@ def parse_graph(data: Any, path) -> Graph:
             str(pdata.get("description", "")),
             pdata.get("extends"),
             _mapping(path, pdata.get("variables", {}), None, f"profiles.{pname}.variables"),
+            {
+                str(k): str(v)
+                for k, v in _mapping(
+                    path, pdata.get("env", {}), None, f"profiles.{pname}.env"
+                ).items()
+            },
         )
     for p in profiles.values():
         seen = {p.name}

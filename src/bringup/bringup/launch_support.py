@@ -6,7 +6,10 @@ translates it, so `sensorhub up` and `ros2 launch` start the same commands.
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
+import sys
 
 from launch.actions import (
     DeclareLaunchArgument,
@@ -14,14 +17,26 @@ from launch.actions import (
     GroupAction,
     IncludeLaunchDescription,
     LogInfo,
+    OpaqueFunction,
+    RegisterEventHandler,
+    SetEnvironmentVariable,
     SetLaunchConfiguration,
 )
+from launch.event_handlers import OnProcessExit
 from launch.launch_description_sources import AnyLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from bringup import domain
 from bringup.graph import load_graph
-from bringup.plan import Plan, ProcessSpec, build_plan, parse_bool, variable_overrides
+from bringup.plan import (
+    Plan,
+    ProcessSpec,
+    build_plan,
+    parse_bool,
+    variable_overrides,
+)
+from bringup.sched_exec import PARENT_ENV, PDEATHSIG_ENV
 
 # name -> (default, choices or None, description)
 ARGUMENTS = {
@@ -91,19 +106,60 @@ def plan_from_context(context) -> Plan:
     )
 
 
+class GaveUpError(RuntimeError):
+    """A node crash-looped: raised inside launch so that `ros2 launch` stops and exits 1."""
+
+
+def _give_up_handler(p: ProcessSpec, action) -> RegisterEventHandler:
+    """End the whole launch, non-zero, when ``action`` exits and launch will not respawn it.
+
+    ``respawn_max_retries`` counts every restart of the run (launch has no time window, unlike
+    the supervisor); past it, or for a node without respawn that fails, the graph is incomplete
+    and systemd (``Restart=on-failure``) should restart all of it, as with
+    ``sensorhub up --exit-on-give-up``.
+    """
+    exits = []
+
+    def on_exit(event, context):
+        if context.is_shutdown:
+            return None
+        exits.append(event.returncode)
+        if p.respawn.enabled and len(exits) <= p.respawn.max_restarts:
+            return None
+        if not p.respawn.enabled and event.returncode == 0:
+            return None
+        if p.respawn.enabled:
+            why = f"exited {len(exits)} times (respawn_max_retries {p.respawn.max_restarts})"
+        else:
+            why = f"failed with exit code {event.returncode} and has no respawn"
+        msg = f"sensorhub: {p.name} {why}: given up, stopping the graph (exit 1)"
+
+        def fail(_context):
+            raise GaveUpError(msg)
+
+        return [LogInfo(msg=msg), OpaqueFunction(function=fail)]
+
+    return RegisterEventHandler(OnProcessExit(target_action=action, on_exit=on_exit))
+
+
 def action_for(p: ProcessSpec):
     """One launch action per plan entry."""
-    prefix = shlex.join(p.prefix) if p.prefix else None
+    # Always through the scheduling trampoline: it also gives the child a parent-death signal,
+    # so a SIGTERM (or kill -9) of `ros2 launch` leaves no orphaned node.
+    prefix = shlex.join(p.prefix)
+    env = dict(p.env)
+    env[PDEATHSIG_ENV] = str(int(signal.SIGTERM))
+    env[PARENT_ENV] = str(os.getpid())
     common = {
         "respawn": p.respawn.enabled,
         "respawn_delay": p.respawn.delay,
-        "additional_env": dict(p.env),
+        "respawn_max_retries": p.respawn.max_restarts if p.respawn.enabled else -1,
+        "additional_env": env,
         "output": "screen",
         "sigterm_timeout": SIGTERM_TIMEOUT,
         "sigkill_timeout": SIGKILL_TIMEOUT,
     }
-    if prefix:
-        common["prefix"] = prefix
+    common["prefix"] = prefix
     if p.kind == "ros_node":
         params: list = list(p.params_files)
         if p.parameters:
@@ -120,10 +176,10 @@ def action_for(p: ProcessSpec):
         )
     if p.kind in ("process", "command"):
         return ExecuteProcess(cmd=list(p.argv), name=p.name, cwd=p.cwd, **common)
-    # launch: nodes of the included file get the same prefix through `launch-prefix`
-    actions = []
-    if prefix:
-        actions.append(SetLaunchConfiguration("launch-prefix", prefix))
+    # launch: nodes of the included file get the same prefix through `launch-prefix`, and the
+    # same environment (scoped to this group)
+    actions = [SetLaunchConfiguration("launch-prefix", prefix)]
+    actions += [SetEnvironmentVariable(k, v) for k, v in env.items()]
     actions.append(
         IncludeLaunchDescription(
             AnyLaunchDescriptionSource(p.launch_file),
@@ -152,5 +208,20 @@ def actions_from_plan(plan: Plan) -> list:
                     f"&ds.url={p.url} (Lichtblick: Open connection > Foxglove WebSocket)"
                 )
             )
-    out += [action_for(p) for p in plan.processes]
+    for p in plan.processes:
+        action = action_for(p)
+        out.append(action)
+        if p.kind != "launch":
+            out.append(_give_up_handler(p, action))
     return out
+
+
+def refuse_duplicates(plan: Plan) -> None:
+    """Raise (before anything starts) when this plan's nodes are already live in the domain."""
+    try:
+        live = domain.check(plan.ros_node_names(), sys.executable, plan.child_env())
+    except domain.DomainCheckError as e:
+        print(f"sensorhub: WARN {e}; starting without it", file=sys.stderr)
+        return
+    if live:
+        raise RuntimeError(domain.refusal(live))

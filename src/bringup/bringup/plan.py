@@ -104,6 +104,19 @@ class Plan:
     def names(self) -> list[str]:
         return [p.name for p in self.processes]
 
+    def ros_node_names(self) -> list[str]:
+        """Fully qualified names of the ROS nodes this plan starts (the domain check)."""
+        return [p.fqn for p in self.processes if p.kind == "ros_node"]
+
+    def child_env(self) -> dict[str, str]:
+        """The environment ROS nodes of this plan get (for probes that must see what they see)."""
+        env = dict(os.environ)
+        for p in self.processes:
+            if p.kind == "ros_node":
+                env.update(p.env)
+                break
+        return env
+
     def get(self, name: str) -> ProcessSpec:
         for p in self.processes:
             if p.name == name:
@@ -310,7 +323,10 @@ def check_parameter_types(graph_path, name: str, fqn: str, files, params: dict, 
 
 
 def sched_prefix(name: str, sched: dict, python: str) -> list[str]:
-    """The command prefix that applies nice, I/O class and CPU affinity, then execs the node."""
+    """The command prefix that applies nice, I/O class and CPU affinity, then execs the node.
+
+    Always present, even with nothing to apply: the trampoline also gives the child its
+    parent-death signal, under the supervisor and under ``ros2 launch`` alike."""
     out: list[str] = []
     if sched.get("nice") is not None:
         out += ["--nice", str(sched["nice"])]
@@ -320,8 +336,6 @@ def sched_prefix(name: str, sched: dict, python: str) -> list[str]:
         out += ["--io-class", str(sched["io_class"])]
         if sched.get("io_level") is not None:
             out += ["--io-level", str(sched["io_level"])]
-    if not out:
-        return []
     return [python, "-m", SCHED_EXEC_MODULE, "--name", name, *out, "--"]
 
 
@@ -357,6 +371,9 @@ def build_plan(
         "bag_dir": os.path.join(data_root, "bags"),
         "profile": profile,
         "role": role,
+        # per-host nodes (system_monitor) in the two-Pi split: /sensors/..., /web/...; one host
+        # running everything keeps the plain names
+        "role_ns": "" if role == "all" else role,
         "graph_dir": str(graph.path.parent.resolve()),
     }
     user_vars = graph.profile_variables(profile)
@@ -369,7 +386,14 @@ def build_plan(
                 key=f"variables.{k}",
             )
         user_vars[k] = v
-    variables["ros_log_dir"] = ros_log_dir(data_root, os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    variables["ros_log_dir"] = ros_log_dir(data_root, environ)
+    # The profile's defaults for every child (sim: discovery on this host only), unless the
+    # caller's environment already chose (the user asked otherwise).
+    chosen = set(environ)
+    if "ROS_LOCALHOST_ONLY" in environ:  # the older spelling of the same choice
+        chosen.add("ROS_AUTOMATIC_DISCOVERY_RANGE")
+    profile_env = {k: v for k, v in graph.profile_env(profile).items() if k not in chosen}
     notes: list[str] = []
 
     # 1. profile/role/enabled filter, with profile overrides merged
@@ -449,6 +473,7 @@ def build_plan(
                 _Subst(graph, n["name"], variables, user_vars, resolver),
                 resolver,
                 python,
+                profile_env,
             )
         )
     return Plan(
@@ -610,7 +635,14 @@ class _Subst:
             )
 
 
-def _spec(graph: Graph, n: dict, sub: _Subst, resolver: Resolver, python: str) -> ProcessSpec:
+def _spec(
+    graph: Graph,
+    n: dict,
+    sub: _Subst,
+    resolver: Resolver,
+    python: str,
+    profile_env: dict | None = None,
+) -> ProcessSpec:
     name = n["name"]
     kind = n.get("kind", "ros_node")
     sched = dict(sub.value(n.get("scheduling", {}), "scheduling"))
@@ -626,6 +658,8 @@ def _spec(graph: Graph, n: dict, sub: _Subst, resolver: Resolver, python: str) -
     env = {k: str(v) for k, v in sub.value(n.get("env", {}), "env").items()}
     env.setdefault("SENSORHUB_DATA_ROOT", sub.builtins["data_root"])
     env.setdefault("ROS_LOG_DIR", sub.builtins["ros_log_dir"])
+    for k, v in (profile_env or {}).items():
+        env.setdefault(k, v)
     cwd = sub.value(n["cwd"], "cwd") if n.get("cwd") else None
     try:
         respawn = RestartPolicy.from_graph(n.get("respawn"))

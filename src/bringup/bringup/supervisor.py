@@ -29,6 +29,7 @@ import time
 from collections import deque
 from urllib.parse import urlparse
 
+from bringup import domain
 from bringup.backoff import Backoff
 from bringup.plan import SCHED_EXEC_MODULE, Plan, ProcessSpec
 from bringup.sched_exec import PARENT_ENV, PDEATHSIG_ENV
@@ -40,6 +41,10 @@ EXIT_CONFIG = 2  # bad graph/options, or another supervisor owns this data root
 EXIT_GAVE_UP = 3  # a node crash-looped and was given up (or a node without respawn failed)
 
 FOXGLOVE_URL = "https://app.foxglove.dev/?ds=foxglove-websocket&ds.url={ws}"
+# Lichtblick opens a connection and applies a layout from its URL; where it is served (its
+# Docker image listens on 8080) is the user's choice: SENSORHUB_LICHTBLICK_URL.
+LICHTBLICK_BASE = "http://localhost:8080/"
+LICHTBLICK_URL = "{base}?ds=foxglove-websocket&ds.url={ws}&layoutUrl={layout}"
 STATE_FILE = "supervisor.json"
 HEARTBEAT = 1.0  # s between state file writes while running (``updated`` is the heartbeat)
 STALE_AFTER = 10.0  # s: a running supervisor's state file older than this is stale
@@ -354,14 +359,53 @@ class Supervisor:
             if not url or url in self._announced or c.state != "running":
                 continue
             u = urlparse(url)
-            if u.port and _port_open(u.hostname or "localhost", u.port):
+            if (
+                u.port
+                and _port_open(u.hostname or "localhost", u.port)
+                and c.popen is not None
+                and _group_listens(c.popen.pid, u.port)
+            ):
+                # Our own process holds the port: not some other program (or a second graph's
+                # gateway) that happens to answer on it while ours crash-loops.
                 self._announced.add(url)
-                self.say(
-                    f"web: {url} is up\n"
-                    f"    Foxglove:   {FOXGLOVE_URL.format(ws=url)}\n"
-                    f"    Lichtblick: Open connection > Foxglove WebSocket > {url}\n"
-                    f"    layout:     import {self._layout()} (Layout menu > Import from file)"
-                )
+                self.say(self._web_banner(url, bool(c.spec.parameters.get("layout_file"))))
+
+    def _another_graph_running(self) -> bool:
+        """Refuse to start nodes whose names are live in this ROS domain (bringup.domain)."""
+        names = self.plan.ros_node_names()
+        if not names or self._stop.is_set():
+            return False
+        try:
+            live = domain.check(names, self.python, self.plan.child_env())
+        except domain.DomainCheckError as e:
+            self.say(f"WARN {e}; starting without it")
+            return False
+        if live:
+            self._exit_code = EXIT_CONFIG
+            self.say(domain.refusal(live))
+            return True
+        return False
+
+    def _web_banner(self, url: str, serves_layout: bool) -> str:
+        """How to open each viewer; one link where the viewer can take the layout by URL."""
+        u = urlparse(url)
+        scheme = "https" if u.scheme == "wss" else "http"
+        layout_url = f"{scheme}://{u.netloc}/layout.json"
+        base = os.environ.get("SENSORHUB_LICHTBLICK_URL") or LICHTBLICK_BASE
+        lines = [f"web: {url} is up"]
+        if serves_layout:
+            link = LICHTBLICK_URL.format(base=base, ws=url, layout=layout_url)
+            lines.append(f"    Lichtblick: {link}")
+            lines.append("                (connected, with the sensorhub layout)")
+        else:
+            lines.append(f"    Lichtblick: {base} > Open connection > Foxglove WebSocket > {url},")
+            lines.append(
+                f"                then Layouts tab > Import from file... > {self._layout()}"
+            )
+        lines.append(f"    Foxglove:   {FOXGLOVE_URL.format(ws=url)}")
+        where = f"{self._layout()}" + (f" (or download {layout_url})" if serves_layout else "")
+        lines.append(f"                then Layout menu > Import from file... > {where}")
+        return "\n".join(lines)
 
     def _layout(self) -> str:
         """The installed Foxglove layout (written by the foxglove_gateway engineer)."""
@@ -506,6 +550,10 @@ class Supervisor:
                 self.say(f"variables set on the command line: {sets}")
             for n in self.plan.notes:
                 self.say(n)
+            if self._another_graph_running():
+                self.write_state("stopped")
+                self._finish_console()
+                return EXIT_CONFIG
             if not self.children:
                 self.say("nothing to start for this profile/role/options")
             for c in self.children:
@@ -568,6 +616,51 @@ def _port_open(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """Socket inodes listening on TCP ``port`` (any address, IPv4 and IPv6)."""
+    out = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f, None)
+                for line in f:
+                    parts = line.split()
+                    if (
+                        len(parts) > 9
+                        and parts[3] == "0A"
+                        and int(parts[1].rsplit(":", 1)[1], 16) == port
+                    ):
+                        out.add(parts[9])
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _group_listens(pgid: int, port: int) -> bool:
+    """True when a process of the group ``pgid`` (a child and what it started) holds the
+    listening socket on ``port``."""
+    inodes = _listening_inodes(port)
+    if not inodes:
+        return False
+    wanted = {f"socket:[{i}]" for i in inodes}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            if int(stat[stat.rindex(")") + 2 :].split()[2]) != pgid:
+                continue
+            fd_dir = f"/proc/{entry}/fd"
+            for fd in os.listdir(fd_dir):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"{fd_dir}/{fd}") in wanted:
+                        return True
+        except (OSError, ValueError, IndexError):
+            continue
+    return False
 
 
 def _applied(pid: int) -> dict:

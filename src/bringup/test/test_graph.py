@@ -46,7 +46,7 @@ class FakeResolver(Resolver):
 
 OURS = {
     "pbt_driver": ["pbt_driver", "pbt_sim"],
-    "foxglove_gateway": ["foxglove_gateway", "mcap_recorder"],
+    "foxglove_gateway": ["foxglove_gateway", "mcap_recorder", "pbt_scope"],
     "tim240_bridge": ["tim240_bridge", "tim240_sim"],
     "sec110_ftp": ["sec110_ftp", "sec110_sim"],
     "system_monitor": ["system_monitor"],
@@ -181,7 +181,13 @@ def test_bad_option_values(tmp_path, ours):
 def test_sim_plan(tmp_path, ours):
     data = tmp_path / "data"
     plan = build_plan(load_graph(GRAPH), "sim", "all", {"record": True}, data, ours)
-    assert plan.names() == [*SIM_SENSORS, "mcap_recorder", "foxglove_gateway", "system_monitor"]
+    assert plan.names() == [
+        *SIM_SENSORS,
+        "mcap_recorder",
+        "pbt_scope",
+        "foxglove_gateway",
+        "system_monitor",
+    ]
     root = str(data.resolve())
     sim, drv = plan.get("pbt_sim"), plan.get("pbt_driver")
     assert sim.argv[1:] == ["--link", f"{root}/run/pbt0"]
@@ -263,6 +269,7 @@ def test_distribution_variants_win_with_auto(tmp_path):
         "sick_tim240",
         "sec110_ftp",
         "rosbag2_recorder",
+        "pbt_scope",
         "foxglove_bridge",
         "system_monitor",
     ]
@@ -292,7 +299,13 @@ def test_distribution_variants_win_with_auto(tmp_path):
         tmp_path,
         everything,
     )
-    assert mine.names() == ["pbt_driver", "sec110_ftp", "foxglove_gateway", "system_monitor"]
+    assert mine.names() == [
+        "pbt_driver",
+        "sec110_ftp",
+        "pbt_scope",
+        "foxglove_gateway",
+        "system_monitor",
+    ]
     native = build_plan(
         load_graph(GRAPH), "pi", "all", {"tim240_driver": "native"}, tmp_path, everything
     )
@@ -308,7 +321,7 @@ def test_roles_are_disjoint_and_cover_all(tmp_path, ours):
     web = build_plan(g, "sim", "web", opts, tmp_path, ours).names()
     every = build_plan(g, "sim", "all", opts, tmp_path, ours).names()
     assert sensors == [*SIM_SENSORS, "mcap_recorder", "system_monitor"]
-    assert web == ["foxglove_gateway", "system_monitor"]
+    assert web == ["pbt_scope", "foxglove_gateway", "system_monitor"]
     assert set(sensors) & set(web) == {"system_monitor"}  # one monitor per host
     assert sorted(set(sensors + web)) == sorted(every)
 
@@ -431,8 +444,11 @@ def test_plan_nodes_variable_lists_this_hosts_processes(tmp_path, ours):
     # through the ROS argument path it stays a string array (never an empty one)
     assert yaml.safe_load(yaml_value(exp)) == exp
     web = build_plan(g, "sim", "web", {"web": "none"}, tmp_path / "data", ours)
-    mon = "name=system_monitor;kind=ros_node;fqn=/system_monitor;exe=system_monitor/system_monitor"
-    assert web.get("system_monitor").parameters["expected"] == [mon + ";nice=5;cpus=0,1"]
+    mon = (
+        "name=system_monitor;kind=ros_node;fqn=/web/system_monitor;"
+        "exe=system_monitor/system_monitor;nice=5;cpus=0,1"
+    )
+    assert web.get("system_monitor").parameters["expected"][-1] == mon
     # a ROS parameter file cannot hold an empty string array: nothing selected is [""]
     assert plan_nodes(g, [], {}, {}, ours) == [""]
 
@@ -727,3 +743,28 @@ def test_rotating_log_on_a_full_disk_never_raises(tmp_path):
         log.write(b"x" * 80)  # ENOSPC on flush, and rotations that fail half-way
     log.close()
     log.close()
+
+
+def test_sim_profile_keeps_discovery_on_this_host_unless_asked(tmp_path, ours):
+    """Issue 13 item 8: two students' `make run` on one LAN must not merge into one graph."""
+    g = load_graph(GRAPH)
+    plan = build_plan(g, "sim", "all", {}, tmp_path, resolver=ours, environ={})
+    assert plan.processes
+    for p in plan.processes:
+        assert p.env["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST", p.name
+    for environ in ({"ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET"}, {"ROS_LOCALHOST_ONLY": "0"}):
+        plan = build_plan(g, "sim", "all", {}, tmp_path, resolver=ours, environ=environ)
+        assert all("ROS_AUTOMATIC_DISCOVERY_RANGE" not in p.env for p in plan.processes)
+    pi = build_plan(g, "pi", "all", {}, tmp_path, resolver=ours, environ={})
+    assert all("ROS_AUTOMATIC_DISCOVERY_RANGE" not in p.env for p in pi.processes)
+
+
+def test_per_host_nodes_get_distinct_names_in_the_two_pi_split(tmp_path, ours):
+    g = load_graph(GRAPH)
+    names = {}
+    for role in ("all", "sensors", "web"):
+        plan = build_plan(g, "pi", role, {}, tmp_path, resolver=ours, environ={})
+        names[role] = set(plan.ros_node_names())
+    assert "/system_monitor" in names["all"]
+    assert not names["sensors"] & names["web"]  # both hosts in one domain: no name twice
+    assert names["sensors"] | names["web"] >= names["all"] - {"/system_monitor"}

@@ -7,8 +7,10 @@ as ros2 launch would before spawning.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -40,7 +42,7 @@ LAUNCH_FILE = SHARE / "launch" / "all.launch.py"
 GRAPH = SHARE / "config" / "graph.yaml"
 OURS = {
     "pbt_driver": ["pbt_driver", "pbt_sim"],
-    "foxglove_gateway": ["foxglove_gateway", "mcap_recorder"],
+    "foxglove_gateway": ["foxglove_gateway", "mcap_recorder", "pbt_scope"],
     "tim240_bridge": ["tim240_bridge", "tim240_sim"],
     "sec110_ftp": ["sec110_ftp", "sec110_sim"],
     "system_monitor": ["system_monitor"],
@@ -68,6 +70,7 @@ def fake_prefix(tmp_path, monkeypatch):
 
 def launch_processes(monkeypatch, args: dict) -> tuple[dict, list]:
     """Evaluate all.launch.py with these arguments; name -> prepared process details."""
+    monkeypatch.setenv("SENSORHUB_SKIP_DOMAIN_CHECK", "1")  # nothing runs; tested for real below
     monkeypatch.setattr(ExecuteLocal, "execute", lambda self, context: self.prepare(context))
     ld = get_launch_description_from_python_launch_file(str(LAUNCH_FILE))
     context = LaunchContext()
@@ -89,8 +92,19 @@ def launch_processes(monkeypatch, args: dict) -> tuple[dict, list]:
                 "cwd": d["cwd"],
                 "respawn": a._ExecuteLocal__respawn,
                 "respawn_delay": a._ExecuteLocal__respawn_delay,
+                "respawn_max_retries": a._ExecuteLocal__respawn_max_retries,
             }
     return out, actions
+
+
+class _LaunchParamsLoader(yaml.SafeLoader):
+    """launch_ros writes list parameters with yaml.dump, i.e. as ``!!python/tuple`` (rcl's
+    parser reads them as plain sequences; so do we)."""
+
+
+_LaunchParamsLoader.add_constructor(
+    "tag:yaml.org,2002:python/tuple", lambda loader, node: loader.construct_sequence(node)
+)
 
 
 def normalize(cmd: list[str]) -> dict:
@@ -112,7 +126,7 @@ def normalize(cmd: list[str]) -> dict:
             remaps.append(val)
         elif tok == "--params-file":
             if os.path.basename(val).startswith("launch_params_"):
-                data = yaml.safe_load(Path(val).read_text())
+                data = yaml.load(Path(val).read_text(), Loader=_LaunchParamsLoader)
                 for section in data.values():
                     params.update(section["ros__parameters"])
             else:
@@ -153,6 +167,8 @@ def test_launch_matches_supervisor_plan(tmp_path, monkeypatch, fake_prefix, args
         assert normalize(got["cmd"]) == normalize(p.command), p.name
         assert got["respawn"] == p.respawn.enabled
         assert got["respawn_delay"] == p.respawn.delay
+        want_retries = p.respawn.max_restarts if p.respawn.enabled else -1
+        assert got["respawn_max_retries"] == want_retries, p.name
         for k, v in p.env.items():
             assert got["env"][k] == v
         assert got["cwd"] == p.cwd
@@ -224,14 +240,12 @@ def test_real_ros2_launch_starts_the_sim_graph(procs, tmp_path, wait):
     ros2 = shutil.which("ros2")
     if ros2 is None or Resolver().package_prefix("pbt_driver") is None:
         pytest.skip("needs the ros2 CLI (ros2launch) and pbt_driver installed")
-    cfg = tmp_path / "cfg"
-    shutil.copytree(GRAPH.parent, cfg)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = yaml.safe_load((cfg / "graph.yaml").read_text())
-    data["variables"]["web_port"] = port
-    (cfg / "graph.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    ports = []
+    for _ in range(3):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    port = ports[0]
     launch_proc = procs.start(
         "ros2_launch",
         [
@@ -240,8 +254,10 @@ def test_real_ros2_launch_starts_the_sim_graph(procs, tmp_path, wait):
             "bringup",
             "all.launch.py",
             "profile:=sim",
-            f"graph:={cfg / 'graph.yaml'}",
             f"data_root:={tmp_path / 'data'}",
+            f"web_port:={ports[0]}",
+            f"tim240_port:={ports[1]}",
+            f"sec110_port:={ports[2]}",
         ],
     )
     want = {
@@ -265,3 +281,192 @@ def test_real_ros2_launch_starts_the_sim_graph(procs, tmp_path, wait):
     os.kill(launch_proc.pid, signal.SIGINT)
     assert launch_proc.popen.wait(15) == 0
     wait(lambda: all(not Path(f"/proc/{p}").exists() for p in found.values()), 10)
+
+
+def test_wrong_parameter_type_fails_before_anything_starts(tmp_path, monkeypatch):
+    """Issue 13 item 1 under launch: the same check as `sensorhub up`, naming file/node/key
+    (against the installed package's own parameter file)."""
+    if Resolver().package_prefix("pbt_driver") is None:
+        pytest.skip("needs pbt_driver installed")
+    shutil.copytree(GRAPH.parent, tmp_path / "cfg")
+    g = tmp_path / "cfg" / "graph.yaml"
+    data = yaml.safe_load(g.read_text())
+    node = next(n for n in data["nodes"] if n["name"] == "pbt_driver")
+    node["parameters"]["batch_size"] = "forty"
+    g.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(Exception, match="batch_size") as e:
+        launch_processes(monkeypatch, {"graph": str(g), "profile": "sim"})
+    assert "pbt_driver" in str(e.value)
+
+
+def test_data_root_and_variables_reach_the_processes(tmp_path, monkeypatch, fake_prefix):
+    """Items 5 and 6 under launch: logs follow data_root; set:= and NAME:= set variables."""
+    monkeypatch.delenv("ROS_LOG_DIR", raising=False)
+    monkeypatch.delenv("ROS_AUTOMATIC_DISCOVERY_RANGE", raising=False)
+    monkeypatch.delenv("ROS_LOCALHOST_ONLY", raising=False)
+    root = tmp_path / "d"
+    launched, _ = launch_processes(
+        monkeypatch,
+        {
+            "profile": "sim",
+            "data_root": str(root),
+            "set": "web_port=9123,tim240_port=2999",
+            "sec110_port": "2998",
+        },
+    )
+    for name, p in launched.items():
+        assert p["env"]["ROS_LOG_DIR"] == str(root / "logs" / "ros"), name
+        # the sim profile keeps discovery on this host
+        assert p["env"]["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST", name
+    gw = normalize(launched["foxglove_gateway"]["cmd"])
+    assert gw["params"]["port"] == 9123
+    assert "2999" in launched["tim240_sim"]["cmd"]
+    assert normalize(launched["sec110_ftp"]["cmd"])["params"]["port"] == 2998
+
+
+def _ros2_launch_or_skip() -> str:
+    ros2 = shutil.which("ros2")
+    if ros2 is None:
+        pytest.skip("needs the ros2 CLI (ros2launch)")
+    return ros2
+
+
+def _tiny_graph(tmp_path: Path, nodes: list[dict]) -> Path:
+    g = tmp_path / "tiny.yaml"
+    g.write_text(
+        yaml.safe_dump(
+            {"version": 1, "profiles": {"sim": {"description": "test"}}, "nodes": nodes},
+            sort_keys=False,
+        )
+    )
+    return g
+
+
+@pytest.mark.integration
+def test_a_given_up_node_ends_ros2_launch_nonzero(procs, tmp_path, wait):
+    """Item 2: respawn_max_retries from the graph; then launch stops everything and exits 1."""
+    ros2 = _ros2_launch_or_skip()
+    g = _tiny_graph(
+        tmp_path,
+        [
+            {
+                "name": "crasher",
+                "kind": "command",
+                "command": ["sh", "-c", "echo crashing; exit 3"],
+                "roles": ["sensors"],
+                "respawn": {"delay": 0.1, "max_restarts": 2, "window": 30},
+            },
+            {
+                "name": "bystander",
+                "kind": "command",
+                "command": ["sleep", "600"],
+                "roles": ["sensors"],
+            },
+        ],
+    )
+    p = procs.start(
+        "ros2_launch",
+        [ros2, "launch", "bringup", "all.launch.py", "profile:=sim", f"graph:={g}",
+         f"data_root:={tmp_path / 'data'}"],
+    )  # fmt: skip
+    assert p.popen.wait(120) == 1
+    out = p.output()
+    assert out.count("] crashing\n") == 3  # the first start and two respawns
+    assert "crasher exited 3 times (respawn_max_retries 2): given up" in out
+    assert not [c for c in _all_procs() if "sleep 600" in c and str(tmp_path) in c]
+
+
+def _all_procs() -> list[str]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                env = (d / "environ").read_bytes().decode(errors="replace")
+                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                out.append(cmd + " " + env)
+            except OSError:
+                continue
+    return out
+
+
+@pytest.mark.integration
+def test_sigterm_to_ros2_launch_leaves_no_orphans(procs, tmp_path, wait):
+    """Item 3: launch itself leaves its children behind on SIGTERM; the trampoline's
+    parent-death signal takes them down with it."""
+    import signal
+
+    ros2 = _ros2_launch_or_skip()
+    g = _tiny_graph(
+        tmp_path,
+        [
+            {"name": f"sleeper{i}", "kind": "command", "command": ["sleep", "601"],
+             "roles": ["sensors"]}
+            for i in range(2)
+        ],
+    )  # fmt: skip
+    p = procs.start(
+        "ros2_launch",
+        [ros2, "launch", "bringup", "all.launch.py", "profile:=sim", f"graph:={g}",
+         f"data_root:={tmp_path / 'data'}"],
+    )  # fmt: skip
+
+    def sleepers():
+        kids = {pid: c for pid, c in _children(p.pid).items() if "sleep 601" in c}
+        return kids if len(kids) == 2 else None
+
+    kids = wait(sleepers, 60, what="two sleepers under ros2 launch")
+    os.kill(p.pid, signal.SIGTERM)
+    p.popen.wait(60)
+    wait(lambda: all(not Path(f"/proc/{k}").exists() for k in kids), 30, what="no orphans")
+
+
+@pytest.mark.integration
+def test_ros2_launch_refuses_nodes_already_live_in_the_domain(procs, tmp_path):
+    """Item 8 under launch: a second graph in the same domain is refused, naming the node."""
+    ros2 = _ros2_launch_or_skip()
+    if Resolver().package_prefix("pbt_driver") is None:
+        pytest.skip("needs pbt_driver installed")
+    with live_node("pbt_driver", "pbt"):
+        g = _tiny_graph(
+            tmp_path,
+            [{"name": "pbt_driver", "package": "pbt_driver", "executable": "pbt_driver",
+              "namespace": "pbt", "roles": ["sensors"]}],
+        )  # fmt: skip
+        p = procs.start(
+            "ros2_launch",
+            [ros2, "launch", "bringup", "all.launch.py", "profile:=sim", f"graph:={g}",
+             f"data_root:={tmp_path / 'data'}"],
+        )  # fmt: skip
+        assert p.popen.wait(120) != 0
+        out = p.output()
+        assert "/pbt/pbt_driver already running in ROS domain" in out
+        assert "process started" not in out
+
+
+@contextlib.contextmanager
+def live_node(name: str, namespace: str = ""):
+    """A node of another graph: alive in this domain and answering its parameter services."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, signal_handler_options=rclpy.SignalHandlerOptions.NO)
+    node = rclpy.create_node(name, namespace=namespace, context=ctx)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(node)
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            ex.spin_once(timeout_sec=0.05)
+
+    t = threading.Thread(target=spin, daemon=True)
+    t.start()
+    try:
+        yield node
+    finally:
+        stop.set()
+        t.join(5)
+        ex.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)

@@ -49,7 +49,8 @@ def free_port() -> int:
 
 # The sim profile's whole graph, in start order (record off).
 SENSORS = ["pbt_sim", "pbt_driver", "tim240_sim", "tim240_bridge", "sec110_ftp", "sec110_sim"]
-SIM_ALL = [*SENSORS, "foxglove_gateway", "system_monitor"]
+WEB = ["pbt_scope", "foxglove_gateway", "system_monitor"]
+SIM_ALL = [*SENSORS, *WEB]
 
 
 def graph_copy(tmp_path: Path, mutate=None) -> Path:
@@ -262,7 +263,7 @@ def test_roles_start_disjoint_sets_and_one_supervisor_per_data_root(procs, tmp_p
     _, d2 = up(procs, tmp_path, graph, "--role", "web", name="web", data=tmp_path / "web")
     d1 = tmp_path / "data"
     s = wait(lambda: all_running(d1, [*SENSORS, "system_monitor"]), STARTUP, what="sensors")
-    w = wait(lambda: all_running(d2, ["foxglove_gateway", "system_monitor"]), STARTUP, what="web")
+    w = wait(lambda: all_running(d2, WEB), STARTUP, what="web")
     assert set(s) & set(w) == {"system_monitor"}  # one monitor per host in the two-Pi split
     assert not {n["pid"] for n in s.values()} & {n["pid"] for n in w.values()}
     again = subprocess.run(
@@ -494,3 +495,89 @@ def test_set_variables_from_the_command_line(tmp_path):
     r = subprocess.run([*base, "--set", "web_prot=9000"], capture_output=True, text=True)
     assert r.returncode == 2
     assert "key 'variables.web_prot'" in r.stderr and "web_port" in r.stderr
+
+
+GHOST = (
+    "import rclpy, sys\n"
+    "rclpy.init()\n"
+    "n = rclpy.create_node('pbt_driver', namespace='pbt')\n"
+    "print('alive', flush=True)\n"
+    "rclpy.spin(n)\n"
+)
+
+
+def driver_entry(tmp_path: Path) -> dict:
+    """The real PBT driver on a port that does not exist: it runs (and retries the port)."""
+    return {
+        "name": "pbt_driver",
+        "package": "pbt_driver",
+        "executable": "pbt_driver",
+        "namespace": "pbt",
+        "params": ["${share:pbt_driver}/config/pbt_driver.yaml"],
+        "parameters": {"port": str(tmp_path / "no-such-port")},
+        "roles": ["sensors"],
+    }
+
+
+def _live_in_domain(ros_node, fq: str) -> bool:
+    names = {(ns.rstrip("/") + "/" + n) for n, ns in ros_node.get_node_names_and_namespaces()}
+    return fq in names
+
+
+def test_a_second_graph_in_the_same_domain_is_refused(procs, tmp_path, wait, ros_node):
+    """Item 8: our node names already live in this ROS domain: refuse, name them, start nothing
+    (exit 2). A name left in discovery by a killed process (no answer) does not block."""
+    graph = mini_graph(tmp_path, [driver_entry(tmp_path)])
+    other = procs.start("other_graph", [sys.executable, "-u", "-c", GHOST])
+    wait(lambda: "alive" in other.output(), STARTUP, what="the other graph's driver")
+    wait(lambda: _live_in_domain(ros_node, "/pbt/pbt_driver"), STARTUP, what="discovery")
+    data = tmp_path / "data"
+    refused = subprocess.run(
+        [SENSORHUB, "up", "--graph", graph, "--profile", "sim", "--data-root", data],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "/pbt/pbt_driver already running in ROS domain" in refused.stdout
+    assert "started" not in refused.stdout
+    assert (
+        not (data / "logs" / "pbt_driver.log").exists()
+        or "started" not in (data / "logs" / "pbt_driver.log").read_text()
+    )
+    # kill -9: the name may linger in discovery, but nobody answers for it any more
+    os.kill(other.pid, signal.SIGKILL)
+    other.popen.wait(10)
+    sup, data = up(procs, tmp_path, graph, name="sensorhub2", data=tmp_path / "data2")
+    wait(lambda: all_running(data, ["pbt_driver"]), STARTUP, what="the driver starting")
+    assert "already running" not in sup.output()
+
+
+def test_web_is_announced_only_when_our_process_holds_the_port(procs, tmp_path, wait):
+    """Item 8: another program answering on the web port is not our gateway being up."""
+    port = free_port()
+    squatter = socket.socket()
+    squatter.bind(("0.0.0.0", port))
+    squatter.listen(8)
+    gw = {
+        "name": "foxglove_gateway",
+        "package": "foxglove_gateway",
+        "executable": "foxglove_gateway",
+        "params": ["${share:foxglove_gateway}/config/foxglove_gateway.yaml"],
+        "parameters": {"port": port},
+        "roles": ["web"],
+        "url": f"ws://localhost:{port}",
+        "respawn": {"delay": 0.2, "max_delay": 0.5, "max_restarts": 100, "window": 120},
+    }
+    graph = mini_graph(tmp_path, [gw])
+    try:
+        sup, _ = up(procs, tmp_path, graph)
+        wait(
+            lambda: "restarted (restart 2)" in sup.output(),
+            STARTUP * 2,
+            what="the gateway failing to bind twice",
+        )
+        assert "is up" not in sup.output()
+    finally:
+        squatter.close()
+    wait(lambda: f"web: ws://localhost:{port} is up" in sup.output(), STARTUP * 2, what="url")

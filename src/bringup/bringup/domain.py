@@ -1,0 +1,123 @@
+"""Is another graph already running our nodes in this ROS domain?
+
+Two graphs in one domain (two students' `make run` on one LAN, a second supervisor with another
+data root) silently mix their streams: two ``/pbt/pbt_driver`` publish on the same topics. Both
+launchers ask this module before they start anything and refuse, naming the nodes.
+
+A node name seen in the graph is only a duplicate if the node answers: a process killed a few
+seconds ago stays in DDS discovery until its lease expires, and must not block its own graph's
+restart. So each name found is asked for its parameter list; silence within the timeout means a
+ghost.
+
+Runs in a child process (``python -m bringup.domain NAME...``) so that neither the supervisor nor
+``ros2 launch`` keep a DDS participant (or rclpy's threads) for the life of the graph.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+DISCOVERY_WAIT = 1.5  # s: long enough for SPDP's first announcements on a busy host
+ANSWER_TIMEOUT = 2.0  # s: a live node's parameter service answers well within this
+SKIP_ENV = "SENSORHUB_SKIP_DOMAIN_CHECK"
+
+
+class DomainCheckError(RuntimeError):
+    """The probe itself could not run (rclpy missing, DDS failed): not a duplicate."""
+
+
+def _fq(name: str) -> str:
+    return "/" + name.strip("/")
+
+
+def probe(names: list[str], wait: float = DISCOVERY_WAIT, timeout: float = ANSWER_TIMEOUT):
+    """Fully qualified node names (``/pbt/pbt_driver``) among ``names`` that are live now."""
+    import rclpy
+    from rcl_interfaces.srv import ListParameters
+    from rclpy.executors import SingleThreadedExecutor
+
+    wanted = {_fq(n) for n in names}
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    try:
+        node = rclpy.create_node(
+            f"sensorhub_domain_probe_{os.getpid()}",
+            context=ctx,
+            start_parameter_services=False,
+            enable_rosout=False,
+        )
+        ex = SingleThreadedExecutor(context=ctx)
+        ex.add_node(node)
+        seen: set[str] = set()
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            ex.spin_once(timeout_sec=0.1)
+            for n, ns in node.get_node_names_and_namespaces():
+                fq = (ns.rstrip("/") + "/" + n) if ns else "/" + n
+                if fq in wanted:
+                    seen.add(fq)
+        live = []
+        pending = {}
+        for fq in sorted(seen):
+            cli = node.create_client(ListParameters, f"{fq}/list_parameters")
+            pending[fq] = (cli, None)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for fq, (cli, fut) in list(pending.items()):
+                if fut is None and cli.service_is_ready():
+                    pending[fq] = (cli, cli.call_async(ListParameters.Request()))
+                elif fut is not None and fut.done():
+                    live.append(fq)
+                    del pending[fq]
+            ex.spin_once(timeout_sec=0.05)
+        return sorted(live)
+    finally:
+        rclpy.try_shutdown(context=ctx)
+
+
+def check(names: list[str], python: str | None = None, env: dict | None = None) -> list[str]:
+    """Live duplicates among ``names``, probed in a child process (raises DomainCheckError)."""
+    if not names or os.environ.get(SKIP_ENV, "") not in ("", "0"):
+        return []
+    cmd = [python or sys.executable, "-m", "bringup.domain", *names]
+    try:
+        r = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=DISCOVERY_WAIT + ANSWER_TIMEOUT + 30,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise DomainCheckError(f"domain check did not run: {e}") from None
+    if r.returncode != 0:
+        tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise DomainCheckError(f"domain check failed (exit {r.returncode}): {tail[0]}")
+    try:
+        return list(json.loads(r.stdout.strip().splitlines()[-1]))
+    except (ValueError, IndexError):
+        raise DomainCheckError(f"domain check printed {r.stdout!r}") from None
+
+
+def refusal(live: list[str]) -> str:
+    domain = os.environ.get("ROS_DOMAIN_ID", "0") or "0"
+    return (
+        f"{', '.join(live)} already running in ROS domain {domain} (another sensorhub graph?): "
+        "not starting a second copy, whose streams would mix with it. Stop the other graph, or "
+        "give this one its own ROS_DOMAIN_ID (export ROS_DOMAIN_ID=N, 0-101)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    names = list(sys.argv[1:] if argv is None else argv)
+    print(json.dumps(probe(names)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
