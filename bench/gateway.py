@@ -21,13 +21,19 @@ Writes DIR/gateway.json (and DIR/gateway.png when matplotlib is available).
 Goals (issue 5): 50 clients each get 100% of events and >= 99% of sample batches; gateway <= 25%
 of one core at 20 clients.
 
+Web bandwidth per client with the PBT scope on (issue 14, ``--no-web`` to skip): pbt_scope runs
+in the graph with its package defaults (and a second instance with the lite profile's file on
+/pbt/scope_lite); one JS client subscribes to exactly the topics the shipped layout
+(src/bringup/config/foxglove_layout.json) shows, as Foxglove/Lichtblick do, and counts payload
+bytes per topic over the window. Goal: <= 100 kB/s per client at the default rate.
+
 Recorder restart cost (issue 12, ``--no-recorder`` to skip): mcap_recorder records a 50 Hz
 sequence and 5 Hz transient-local events; it is killed with SIGKILL several times and started
-again after the supervisor's default respawn delay (0.5 s). From the bag (repaired and resumed
-by the restarted recorder, read with the ``mcap`` package): the publish-time span lost before
-each kill (goal <= the 1 s flush interval), the time from the kill to the first message recorded
-again (goal: recording again within 1 s of the crash, respawn delay included), and events
-recorded twice (goal 0).
+again after mcap_recorder's respawn delay in graph.yaml (0.1 s). From the bag (repaired and
+resumed by the restarted recorder, read with the ``mcap`` package): the publish-time span lost
+before each kill (goal <= the 1 s flush interval), the time from the kill to the first message
+recorded again (goal: recording again within 1 s of the crash, respawn delay included), and
+events recorded twice (goal 0).
 """
 
 from __future__ import annotations
@@ -53,6 +59,9 @@ from _common import Procs, bench_domain, cpu_seconds, exe, free_port, rss_bytes,
 
 ROOT = Path(__file__).resolve().parents[1]
 JS_DIR = ROOT / "src" / "foxglove_gateway" / "test" / "js"
+LAYOUT = ROOT / "src" / "bringup" / "config" / "foxglove_layout.json"
+LITE_SCOPE = ROOT / "src" / "bringup" / "config" / "pbt_scope_lite.yaml"
+WS_OVERHEAD = 13 + 4  # B per message: Foxglove binary message header + WebSocket frame header
 REFERENCE_TOPICS = ("/pbt/samples", "/pbt/events", "/tim240/scan_filtered")
 
 
@@ -170,6 +179,15 @@ while rclpy.ok():
     t_next += 0.02
     time.sleep(max(0.0, t_next - time.monotonic()))
 """
+
+
+def _graph_recorder_respawn_delay() -> float:
+    """What the supervisor waits before restarting mcap_recorder (the graph's own setting)."""
+    from bringup.backoff import RestartPolicy
+    from bringup.graph import load_graph
+
+    g = load_graph(ROOT / "src" / "bringup" / "config" / "graph.yaml")
+    return RestartPolicy.from_graph(g.node("mcap_recorder").get("respawn")).delay
 
 
 def run_recorder_restarts(procs: Procs, tmp: Path, kills: int, respawn_delay: float) -> dict:
@@ -294,6 +312,64 @@ def _listening(port: int) -> bool:
         return False
 
 
+def layout_topics() -> list[str]:
+    import re
+
+    text = json.dumps(json.loads(LAYOUT.read_text())["configById"])
+    return sorted(set(re.findall(r'"(/[a-z0-9_/]+?)(?:[.\[{]|")', text)))
+
+
+def run_web(port: int, tmp: Path, warmup: float, window: float) -> dict:
+    """One client subscribed to the layout's topics (+ the lite scope): payload bytes/s each."""
+    topics = layout_topics()
+    regex = "|".join([*topics, "/pbt/scope_lite"])
+    out_path = tmp / "web_client.jsonl"
+    with open(out_path, "wb") as fh:
+        client = subprocess.Popen(
+            ["node", JS_DIR / "client.js", "--url", f"ws://127.0.0.1:{port}", "--mode", "count",
+             "--topics", regex, "--progress", "1.0"],
+            stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    time.sleep(warmup + window)
+    client.send_signal(signal.SIGTERM)
+    client.wait(20)
+    prog = [json.loads(x) for x in out_path.read_text().splitlines() if x.startswith("{")]
+    prog = [p for p in prog if p.get("event") == "progress"]
+    if len(prog) < 2:
+        return {"error": "the web client reported no progress"}
+    t_first = prog[0]["t"]
+    a = next((p for p in prog if p["t"] >= t_first + warmup), prog[0])
+    b = prog[-1]
+    dt = b["t"] - a["t"]
+    per = {}
+    for t in sorted(b["topics"]):
+        n1, by1 = b["topics"][t]["n"], b["topics"][t]["bytes"]
+        n0 = a["topics"].get(t, {}).get("n", 0)
+        by0 = a["topics"].get(t, {}).get("bytes", 0)
+        per[t] = {
+            "msgs_per_s": round((n1 - n0) / dt, 2),
+            "kB_per_s": round((by1 - by0 + WS_OVERHEAD * (n1 - n0)) / dt / 1000, 2),
+            "bytes_per_msg": round((by1 - by0) / max(1, n1 - n0)),
+        }
+    shown = [t for t in per if t in topics]
+    total = sum(per[t]["kB_per_s"] for t in shown)
+    lite = per.get("/pbt/scope_lite", {}).get("kB_per_s")
+    default_scope = per.get("/pbt/scope", {}).get("kB_per_s")
+    history = per.get("/pbt/event_history", {}).get("kB_per_s", 0.0)
+    return {
+        "window_s": round(dt, 1),
+        "layout_topics": topics,
+        "per_topic": per,
+        "scope_kB_per_s": default_scope,
+        "scope_lite_kB_per_s": lite,
+        "scope_and_events_kB_per_s_per_client": (
+            round(default_scope + history, 2) if default_scope is not None else None
+        ),
+        "layout_total_kB_per_s_per_client": round(total, 2),
+        "note": "payload + 17 B/message framing; Foxglove subscribes only to the layout's topics",
+    }
+
+
 def run_level(
     n: int, port: int, gw_pid: int, ref: Reference, tmp: Path, warmup: float, window: float
 ) -> dict:
@@ -366,9 +442,13 @@ def main() -> int:
     ap.add_argument("--clients", default="1,10,20,50", help="levels; 'none': recorder only")
     ap.add_argument("--no-scan-load", action="store_true")
     ap.add_argument("--no-recorder", action="store_true", help="skip the recorder restarts")
+    ap.add_argument("--no-web", action="store_true", help="skip the web bandwidth (scope on)")
     ap.add_argument("--kills", type=int, default=5, help="recorder kills (default 5)")
     ap.add_argument(
-        "--respawn-delay", type=float, default=0.5, help="s before the restart (supervisor)"
+        "--respawn-delay",
+        type=float,
+        default=None,
+        help="s before the restart (default: mcap_recorder's respawn delay in graph.yaml)",
     )
     ap.add_argument(
         "--shm",
@@ -396,7 +476,12 @@ def main() -> int:
         "host_cpus": os.cpu_count(),
         "quick": args.quick,
         "dds_transport": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "default (SHM + UDPv4)"),
-        "goals": {"events_pct": 100.0, "samples_pct": 99.0, "cpu_pct_at_20_clients": 25.0},
+        "goals": {
+            "events_pct": 100.0,
+            "samples_pct": 99.0,
+            "cpu_pct_at_20_clients": 25.0,
+            "web_kB_per_s_per_client": 100.0,
+        },
     }
     ref = Reference()
     try:
@@ -423,6 +508,25 @@ def main() -> int:
                 ],
             )
             result["graph"] = "sim graph: pbt_sim -> pbt_driver (/pbt/samples, /pbt/events)"
+            scope = exe("foxglove_gateway", "pbt_scope", optional=True)
+            if scope and not args.no_web:
+                scfg = Path(
+                    get_package_share_directory("foxglove_gateway"), "config", "pbt_scope.yaml"
+                )
+                ns = ["--ros-args", "-r", "__ns:=/pbt", "--params-file", scfg]
+                procs.start("pbt_scope", [scope, *ns])
+                lite = [
+                    "--params-file",
+                    LITE_SCOPE,
+                    "-r",
+                    "__node:=pbt_scope_lite",
+                    "-r",
+                    "scope:=scope_lite",
+                    "-r",
+                    "event_history:=event_history_lite",
+                ]
+                procs.start("pbt_scope_lite", [scope, *ns, *lite])
+                result["graph"] += " + pbt_scope (/pbt/scope, default and lite)"
         else:
             result["graph"] = "pbt_driver not installed: no PBT load (figures not representative)"
         if not args.no_scan_load:
@@ -439,6 +543,10 @@ def main() -> int:
             raise RuntimeError(f"gateway not listening on {port}")
         ref.subscribe()
         time.sleep(3.0)  # discovery: the gateway follows every topic
+        if not args.no_web:
+            web = run_web(port, tmp, warmup, window)
+            print(json.dumps(web), flush=True)
+            result["web"] = web
         result["levels"] = []
         for n in levels:
             r = run_level(n, port, gw.pid, ref, tmp, warmup, window)
@@ -446,7 +554,10 @@ def main() -> int:
             result["levels"].append(r)
         if not args.no_recorder:
             kills = min(args.kills, 2) if args.quick else args.kills
-            rr = run_recorder_restarts(procs, tmp, kills, args.respawn_delay)
+            delay = args.respawn_delay
+            if delay is None:
+                delay = _graph_recorder_respawn_delay()
+            rr = run_recorder_restarts(procs, tmp, kills, delay)
             print(json.dumps(rr), flush=True)
             result["recorder_restarts"] = rr
     finally:
@@ -471,6 +582,12 @@ def main() -> int:
         verdict["recorder_again_within_1s"] = rr["max_recording_again_after_kill_s"] <= 1.0
     if "events_recorded_twice" in rr:
         verdict["recorder_no_duplicate_events"] = rr["events_recorded_twice"] == 0
+    web = result.get("web") or {}
+    if web.get("scope_and_events_kB_per_s_per_client") is not None:
+        # what the rolling window adds per client; the layout's total is reported beside it
+        verdict["web_scope_le_100kBps_per_client"] = (
+            web["scope_and_events_kB_per_s_per_client"] <= 100.0
+        )
     result["verdict"] = verdict
     out = args.out / "gateway.json"
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -21,8 +21,8 @@ import subprocess
 import sys
 import time
 
-DISCOVERY_WAIT = 1.5  # s: long enough for SPDP's first announcements on a busy host
-ANSWER_TIMEOUT = 2.0  # s: a live node's parameter service answers well within this
+DISCOVERY_WAIT = 3.0  # s: long enough for SPDP's first announcements on a busy host
+ANSWER_TIMEOUT = 5.0  # s: a live node answers well within this, even on a loaded host
 SKIP_ENV = "SENSORHUB_SKIP_DOMAIN_CHECK"
 
 
