@@ -1,7 +1,9 @@
-"""`sensorhub`: start the graph (up), watch it (status), inspect it (plan, check).
+"""`sensorhub`: start the graph (up), watch it (status), inspect it (plan, check), analyse
+recordings (report) and generate the reference docs (docs).
 
-Exit codes of `up`: 0 stopped on request, 1 supervisor error, 2 bad graph/options or the data root
-is already supervised, 3 a node crash-looped and was given up.
+Exit codes of `up`: 0 stopped on request, 1 supervisor error, 2 bad graph/options, the data root
+is already supervised, or the graph's nodes are already running in this ROS domain (another
+graph), 3 a node crash-looped and was given up.
 """
 
 from __future__ import annotations
@@ -109,7 +111,16 @@ def main(argv=None) -> int:
         "repair", help="make a killed recorder's bag readable (valid MCAP + metadata.yaml)"
     )
     rep.add_argument("paths", nargs="+", metavar="PATH", help="bag directory, .mcap, or bags/")
+    from bringup import docgen, report
+
+    report.add_parser(sub)
+    docgen.add_parser(sub)
     a = ap.parse_args(argv)
+
+    if a.cmd == "report":
+        return report.run(a)
+    if a.cmd == "docs":
+        return docgen.run(a)
 
     if a.cmd == "bag":
         try:
