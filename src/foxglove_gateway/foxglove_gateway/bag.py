@@ -29,15 +29,29 @@ import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
-from mcap.writer import CompressionType, Writer
 
-COMPRESSIONS = {
-    "zstd": CompressionType.ZSTD,
-    "lz4": CompressionType.LZ4,
-    "none": CompressionType.NONE,
-}
+if TYPE_CHECKING:
+    from mcap.writer import Writer
+
+# Names only: mcap's writer (with importlib.metadata behind it) is imported when the first file
+# opens, so a restarted recorder subscribes first and imports while DDS matches (restart cost).
+COMPRESSIONS = ("zstd", "lz4", "none")
+
+
+def _writer_for(stream, compression: str, **kw):
+    from mcap.writer import CompressionType, Writer
+
+    kinds = {
+        "zstd": CompressionType.ZSTD,
+        "lz4": CompressionType.LZ4,
+        "none": CompressionType.NONE,
+    }
+    return Writer(stream, compression=kinds[compression], **kw)
+
+
 ROSBAG2_VERSION = 9
 LIBRARY = "sensorhub mcap_recorder"
 MCAP_MAGIC = b"\x89MCAP0\r\n"
@@ -436,9 +450,7 @@ class BagWriter:
         rel = f"{self.name}_{self._next_index}.mcap"
         self._next_index += 1
         self._stream = _KernelFile(self.directory / rel)
-        self._writer = Writer(
-            self._stream, chunk_size=self.chunk_size, compression=COMPRESSIONS[self.compression]
-        )
+        self._writer = _writer_for(self._stream, self.compression, chunk_size=self.chunk_size)
         self.files.append(FileInfo(rel))
         try:
             self._writer.start(profile="ros2", library=LIBRARY)
@@ -653,7 +665,7 @@ def repair_file(path: Path, compression: str = "zstd") -> RepairReport:
     n = 0
     good_end = 0
     with open(path, "rb") as src, open(tmp, "wb") as dst:
-        w = Writer(dst, compression=COMPRESSIONS[compression])
+        w = _writer_for(dst, compression)
         w.start(profile="ros2", library=LIBRARY)
         reader = StreamReader(src, validate_crcs=True)
         try:

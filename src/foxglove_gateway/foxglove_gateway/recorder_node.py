@@ -172,7 +172,6 @@ class RecorderNode(Node):
         self.repair_errors: list[str] = []
         self._space_checked = 0.0
         self._size_at_check = 0
-        self._check_space(force=True)
         self.get_logger().info(
             f"{'continuing' if resume else 'recording to'} {directory}"
             + (f" ({len(self.bag.files)} files there)" if resume else "")
@@ -197,13 +196,16 @@ class RecorderNode(Node):
             self._on_message,
             lambda tr: None,
         )
-        self.updater = Updater(self)
+        self.updater = Updater(self, hardware_id=f"MCAP recorder on {os.uname().nodename}")
         self.updater.add("recording", self._diag)
         self._tick = self.create_timer(TICK_S, self._on_tick)
         self._timer = self.create_timer(p["discovery_period"], self.follower.refresh)
         self._started = time.monotonic()
         self._fast = self.create_timer(TICK_S, self._fast_discovery)
+        # Subscribe first, then open the file (importing mcap's writer): DDS matches the
+        # publishers meanwhile and keeps what arrives in the readers' history (restart cost).
         self.follower.refresh()
+        self._check_space(force=True)
 
     # -- which bag
 
