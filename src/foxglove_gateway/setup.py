@@ -24,6 +24,7 @@ setup(
         "console_scripts": [
             "foxglove_gateway = foxglove_gateway.gateway_node:main",
             "mcap_recorder = foxglove_gateway.recorder_node:main",
+            "pbt_scope = foxglove_gateway.scope_node:main",
         ],
     },
 )

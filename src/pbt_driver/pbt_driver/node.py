@@ -191,6 +191,7 @@ class PbtDriverNode(Node):
         self.rate = v["sample_rate"]
         self.frame_id = v["frame_id"]
         self.pulse_on = v["pulse_on"]
+        self.threshold = float(v["threshold"])  # carried in every batch for viewers
         self.widthmap = width_map(v)
         period = v["batch_size"] / self.rate
         self.pub_samples = self.create_publisher(PbtSamples, "samples", qos.pbt_samples(period))
@@ -230,7 +231,7 @@ class PbtDriverNode(Node):
         self.state_path = Path(v["state_file"]).expanduser() if v["state_file"] else None
         self.resumed = self._resume(v["resume_max_age"])
         self._last_crossings = self._last_started = 0
-        self.diag = diag.Updater(self, hardware_id=v["port"])
+        self.diag = diag.Updater(self, hardware_id=f"PBT sensor on {v['port']}")
         self.diag.add("serial port", self._diag_port)
         self.diag.add(self.freq)
         self.diag.add("losses", self._diag_losses)
@@ -328,6 +329,7 @@ class PbtDriverNode(Node):
         m.baseline = float(baseline) if baseline is not None else 0.0
         m.lost_before = lost_before
         m.lost_total = self.reader.clock.lost_total
+        m.threshold = self.threshold
         try:
             self.pub_samples.publish(m)
             self.batches += 1
@@ -383,6 +385,7 @@ class PbtDriverNode(Node):
             self.widthmap = width_map(v)
             self.backend.set_widthmap(self.widthmap)
         self.pulse_on = v["pulse_on"]
+        self.threshold = float(v["threshold"])
 
     # -- diagnostics (executor thread, ~1 Hz) -----------------------------------------------
     def _diag_port(self, stat) -> None:

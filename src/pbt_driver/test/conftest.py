@@ -30,7 +30,7 @@ class Collector:
         self.batches: list = []
         self.events: list = []
         self.diag: list[tuple[float, dict]] = []  # (receive time, {task: (level, msg, values)})
-        self.hwid = str(hardware_id)
+        self.hwid = f"PBT sensor on {hardware_id}"  # the driver's Updater
         self.subs = [
             node.create_subscription(
                 PbtSamples, f"{ns}/samples", self._batch, qos.recorder(qos.pbt_samples(0.05))

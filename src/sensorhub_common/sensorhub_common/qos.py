@@ -63,6 +63,15 @@ SEC110_FILES = QoSProfile(
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
 
+# Views rendered for web clients (pbt_scope): only the newest matters, and a viewer that
+# connects gets it at once instead of waiting for the next one.
+WEB_VIEW = QoSProfile(
+    reliability=ReliabilityPolicy.RELIABLE,
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
 # REP 107 /diagnostics.
 DIAGNOSTICS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,

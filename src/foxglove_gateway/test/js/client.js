@@ -135,8 +135,9 @@ function startClient(index) {
       }
       out({ event: "message", client: index, topic: ch.topic, schemaName: ch.schemaName, data: msg });
     } else {
-      const c = (state.counts[ch.topic] ||= { n: 0, stamps: [] });
+      const c = (state.counts[ch.topic] ||= { n: 0, stamps: [], bytes: 0 });
       c.n++;
+      c.bytes += data.byteLength; // CDR payload bytes (the bench's web bandwidth)
       c.stamps.push(stampOf(data));
     }
   });
@@ -145,9 +146,9 @@ function startClient(index) {
     setInterval(() => {
       const topics = {};
       for (const [t, c] of Object.entries(state.counts)) {
-        topics[t] = { n: c.n, last: c.stamps[c.stamps.length - 1] };
+        topics[t] = { n: c.n, last: c.stamps[c.stamps.length - 1], bytes: c.bytes };
       }
-      out({ event: "progress", client: index, topics });
+      out({ event: "progress", client: index, t: Date.now() / 1000, topics });
     }, args.progress * 1000);
   }
   if (args.mode === "stall") {

@@ -1,0 +1,182 @@
+"""pbt_scope: the PBT stream as a rolling oscilloscope window and an event list, for web viewers.
+
+Runs on the web side of the graph (role ``web``), so the sensor host pays nothing for it: it
+subscribes ``samples`` and ``events`` (namespace ``pbt``) and publishes, at the web rate,
+``scope`` (PbtScope: one decimated window with baseline, threshold and event marks) and
+``event_history`` (PbtEventHistory: the last events newest first and the event rate). The work is
+in :mod:`foxglove_gateway.scope`; this node only moves messages.
+"""
+
+from __future__ import annotations
+
+import array
+import socket
+import sys
+import time
+
+from rclpy.node import Node
+
+from foxglove_gateway.scope import (
+    MAX_BUCKETS,
+    MAX_WINDOW_S,
+    EventHistory,
+    Scope,
+    ScopeConfig,
+    ScopeError,
+)
+from sensorhub_common import diagnostics as diag
+from sensorhub_common import qos
+from sensorhub_common.params import Param, ParamSet
+from sensorhub_common.runner import spin_node
+
+PARAMS = [
+    Param("window", 5.0, "Seconds of signal shown by the scope", min=0.05, max=MAX_WINDOW_S),
+    Param("buckets", 120,
+          "Min/max buckets per window (2 points each); bandwidth ~ 24 B x 2 x buckets x rate",
+          min=1, max=MAX_BUCKETS),
+    Param("rate", 10.0, "Scope publications per second (the web rate) [Hz]", min=0.1, max=50.0),
+    Param("history_rate", 2.0,
+          "event_history publications per second at most (new events), at least 1 Hz [Hz]",
+          min=0.1, max=50.0),
+    Param("history", 20, "Events listed in event_history, newest first", min=1, max=1000,
+          read_only=True),
+    Param("rate_window", 10.0, "Event rate averaged over this much acquisition time [s]",
+          min=0.1, max=3600.0, read_only=True),
+]  # fmt: skip
+
+
+def _f32(a) -> array.array:
+    """numpy float32 -> the message's array.array('f') without a per-element Python loop."""
+    return array.array("f", a.tobytes())
+
+
+def _stamp_s(st) -> float:
+    return st.sec + st.nanosec * 1e-9
+
+
+class PbtScopeNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("pbt_scope", **kwargs)
+        from sensorhub_msgs.msg import PbtEvent, PbtEventHistory, PbtSamples, PbtScope
+
+        self._Scope, self._History = PbtScope, PbtEventHistory
+        self.params = ParamSet(self, PARAMS, self._cross_check, self._on_change)
+        v = self.params.snapshot()
+        self.scope = Scope(ScopeConfig(v["window"], v["buckets"]))
+        self.history = EventHistory(v["history"], v["rate_window"])
+        self.frame_id = ""
+        self.bad_batches = 0
+        self.published = 0
+        self._history_dirty = True
+        self._history_sent = 0.0
+        self.pub_scope = self.create_publisher(PbtScope, "scope", qos.WEB_VIEW)
+        self.pub_history = self.create_publisher(PbtEventHistory, "event_history", qos.WEB_VIEW)
+        self.create_subscription(
+            PbtSamples, "samples", self._on_batch, qos.recorder(qos.pbt_samples(0.05))
+        )
+        self.create_subscription(PbtEvent, "events", self._on_event, qos.PBT_EVENTS)
+        self.freq = diag.FrequencyStatus(
+            diag.FrequencyStatusParam({"min": v["rate"], "max": v["rate"]}, 0.2, 5), "scope rate"
+        )
+        self._timer = self.create_timer(1.0 / v["rate"], self._tick)
+        self.diag = diag.Updater(self, hardware_id=f"PBT scope on {socket.gethostname()}")
+        self.diag.add(self.freq)
+        self.diag.add("window", self._diag_window)
+        self.get_logger().info(
+            f"{v['window']:g} s window in {v['buckets']} buckets at {v['rate']:g} Hz on "
+            f"{self.pub_scope.topic_name}; last {v['history']} events on "
+            f"{self.pub_history.topic_name}"
+        )
+
+    # -- parameters
+    @staticmethod
+    def _cross_check(v: dict) -> str | None:
+        try:
+            ScopeConfig(v["window"], v["buckets"]).check()
+        except ScopeError as e:
+            return str(e)
+        return None
+
+    def _on_change(self, changed: dict) -> None:
+        v = self.params.snapshot()
+        if "window" in changed or "buckets" in changed:
+            self.scope.reconfigure(ScopeConfig(v["window"], v["buckets"]))
+        if "rate" in changed:
+            self.destroy_timer(self._timer)
+            self._timer = self.create_timer(1.0 / v["rate"], self._tick)
+            self.freq.params.freq_bound = {"min": v["rate"], "max": v["rate"]}
+
+    # -- input
+    def _on_batch(self, m) -> None:
+        self.frame_id = m.header.frame_id
+        try:
+            self.scope.add_batch(
+                m.first_index, m.values, m.envelope, m.baseline, m.threshold, m.sample_rate,
+                _stamp_s(m.header.stamp),
+            )  # fmt: skip
+        except ScopeError as e:
+            self.bad_batches += 1
+            self.get_logger().warning(f"batch at {m.first_index} ignored: {e}", once=True)
+
+    def _on_event(self, m) -> None:
+        self.scope.add_event(m.peak_index, m.peak)
+        if self.history.add(m.peak_index, _stamp_s(m.header.stamp), m):
+            self._history_dirty = True
+
+    # -- output
+    def _tick(self) -> None:
+        now = time.time()
+        if self.scope.ready:
+            f = self.scope.render()
+            m = self._Scope()
+            sec = int(f.stamp)
+            m.header.stamp.sec, m.header.stamp.nanosec = sec, int((f.stamp - sec) * 1e9)
+            m.header.frame_id = self.frame_id
+            m.t, m.value, m.envelope = _f32(f.t), _f32(f.value), _f32(f.envelope)
+            m.baseline, m.threshold = _f32(f.baseline), _f32(f.threshold)
+            m.events = _f32(f.events)
+            m.window, m.bucket_samples, m.sample_rate = f.window, f.bucket_samples, f.sample_rate
+            m.first_index, m.last_index = max(0, f.first_index), f.last_index
+            m.missing, m.event_count = f.missing, f.event_count
+            self.pub_scope.publish(m)
+            self.published += 1
+            self.freq.tick()
+        # the list changes only with an event (at most history_rate); the rate decays with
+        # time: at least once a second
+        since = now - self._history_sent
+        if (self._history_dirty and since >= 1.0 / self.params["history_rate"]) or since >= 1.0:
+            h = self._History()
+            sec = int(now)
+            h.header.stamp.sec, h.header.stamp.nanosec = sec, int((now - sec) * 1e9)
+            h.header.frame_id = self.frame_id
+            h.rate = self.history.rate(now)
+            h.rate_window = self.history.rate_window
+            h.total = self.history.total
+            h.events = self.history.newest_first()
+            self.pub_history.publish(h)
+            self._history_dirty = False
+            self._history_sent = now
+
+    # -- diagnostics
+    def _diag_window(self, stat) -> None:
+        s = self.scope
+        if not s.ready:
+            stat.summary(diag.WARN, "no samples yet")
+        else:
+            stat.summary(diag.OK, f"{s.config.window:g} s, {s.config.buckets} buckets")
+        stat.add("samples per bucket", s.bucket)
+        stat.add("sample rate (Hz)", s.rate)
+        stat.add("batches received", s.batches)
+        stat.add("batches too late for the window", s.late)
+        stat.add("stream restarts/rate changes", s.resets)
+        stat.add("bad batches", self.bad_batches)
+        stat.add("windows published", self.published)
+        stat.add("events received", self.history.total)
+
+
+def main(args=None):
+    sys.exit(spin_node(lambda: PbtScopeNode(), args=args))  # noqa: PLW0108
+
+
+if __name__ == "__main__":
+    main()
