@@ -54,6 +54,13 @@ def _graph_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tim240-driver", default="auto", help="auto | sick_scan_xd | native | none")
     p.add_argument("--record", action="store_true", help="record to <data_root>/bags")
     p.add_argument("--recorder", default="auto", help="auto | rosbag2 | mcap_recorder")
+    p.add_argument(
+        "--compose",
+        default="auto",
+        choices=["auto", "true", "false"],
+        help="run the graph's containers (several nodes per process); auto: as the profile says"
+        " (lite: yes)",
+    )
     p.add_argument("--data-root", help="default $SENSORHUB_DATA_ROOT or ./data")
     p.add_argument(
         "--set",
@@ -71,6 +78,7 @@ def plan_from_args(a):
         "tim240_driver": a.tim240_driver,
         "record": parse_bool(a.record),
         "recorder": a.recorder,
+        "compose": a.compose,
     }
     profile = default_profile() if a.profile == "auto" else a.profile
     return build_plan(

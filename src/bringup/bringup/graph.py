@@ -23,8 +23,9 @@ ROLES = ("sensors", "web")  # "all" = every role; the two-Pi split runs one role
 ROLE_CHOICES = ("all", *ROLES)
 KINDS = ("ros_node", "process", "command", "launch")
 
-TOP_KEYS = {"version", "description", "variables", "profiles", "slots", "nodes"}
-PROFILE_KEYS = {"description", "extends", "variables", "env"}
+TOP_KEYS = {"version", "description", "variables", "profiles", "slots", "nodes", "containers"}
+PROFILE_KEYS = {"description", "extends", "variables", "env", "compose"}
+CONTAINER_KEYS = {"members", "scheduling", "respawn"}
 SLOT_KEYS = {"description", "option", "default", "enabled_by"}
 NODE_KEYS = {
     "name",
@@ -51,6 +52,7 @@ NODE_KEYS = {
     "external",
     "enabled",
     "url",
+    "component",
     "profiles",
 }
 # What a profile override of a node may change (identity keys like name/package may not).
@@ -106,6 +108,7 @@ class Profile:
     extends: str | None = None
     variables: dict = field(default_factory=dict)
     env: dict = field(default_factory=dict)  # defaults for every child; the caller's env wins
+    compose: bool | None = None  # run the graph's containers (None: as the profile extended)
 
 
 @dataclass
@@ -127,6 +130,9 @@ class Graph:
     slots: dict[str, Slot]
     nodes: list[dict]  # validated raw entries, in start order
     description: str = ""
+    # name -> {members: [node names], scheduling, respawn}: one process for those nodes, in the
+    # profiles that compose (or with the compose option)
+    containers: dict = field(default_factory=dict)
 
     def node(self, name: str) -> dict:
         for n in self.nodes:
@@ -164,6 +170,14 @@ class Graph:
         out = set(self.variables)
         for p in self.profiles.values():
             out |= set(p.variables)
+        return out
+
+    def profile_composes(self, profile: str) -> bool:
+        """Whether the profile runs the graph's containers (`compose:`, inherited)."""
+        out = False
+        for p in self.profile_chain(profile):
+            if self.profiles[p].compose is not None:
+                out = self.profiles[p].compose
         return out
 
     def profile_env(self, profile: str) -> dict:
@@ -237,6 +251,7 @@ def parse_graph(data: Any, path) -> Graph:
                     path, pdata.get("env", {}), None, f"profiles.{pname}.env"
                 ).items()
             },
+            _compose_flag(path, pdata.get("compose"), f"profiles.{pname}.compose"),
         )
     for p in profiles.values():
         seen = {p.name}
@@ -296,7 +311,60 @@ def parse_graph(data: Any, path) -> Graph:
                 )
             variants.add(key)
         nodes.append(n)
-    return Graph(path, variables, profiles, slots, nodes, str(data.get("description", "")))
+    containers = _validate_containers(
+        path, _mapping(path, data.get("containers", {}), None, "containers"),
+        {n["name"]: n for n in nodes},
+    )  # fmt: skip
+    return Graph(
+        path, variables, profiles, slots, nodes, str(data.get("description", "")), containers
+    )
+
+
+def _compose_flag(path: Path, v, key: str) -> bool | None:
+    if v is None or isinstance(v, bool):
+        return v
+    raise GraphError(path, f"must be true or false, not {v!r}", key=key)
+
+
+def _validate_containers(path: Path, raw: dict, nodes: dict) -> dict:
+    """Members are ROS nodes with a `component`, never one with a real-time thread, each in at
+    most one container; a container's name is not a node's."""
+    seen: dict[str, str] = {}
+    out = {}
+    for cname, c in raw.items():
+        key = f"containers.{cname}"
+        _check_name(path, cname, None, key)
+        c = _mapping(path, c, None, key)
+        _no_unknown(path, c, CONTAINER_KEYS, None, key + ".")
+        if cname in nodes:
+            raise GraphError(path, f"container {cname!r} has the name of a node", key=key)
+        members = c.get("members")
+        if not isinstance(members, list) or not members:
+            raise GraphError(path, "needs 'members: [node names]'", key=key + ".members")
+        for m in members:
+            if m not in nodes:
+                raise GraphError(path, f"unknown node {m!r}", key=key + ".members")
+            if "component" not in nodes[m]:
+                raise GraphError(
+                    path,
+                    f"{m!r} has no 'component' (package.module:Class) to load",
+                    key=key + ".members",
+                )
+            if (nodes[m].get("scheduling") or {}).get("rt_priority"):
+                raise GraphError(
+                    path,
+                    f"{m!r} has a real-time thread (rt_priority): it runs alone",
+                    key=key + ".members",
+                )
+            if m in seen:
+                raise GraphError(
+                    path, f"{m!r} is already in container {seen[m]!r}", key=key + ".members"
+                )
+            seen[m] = cname
+        if "scheduling" in c:
+            _mapping(path, c["scheduling"], None, key + ".scheduling")
+        out[cname] = c
+    return out
 
 
 def _validate_node(path: Path, n: dict, profiles: dict, slots: dict) -> None:
@@ -316,6 +384,15 @@ def _validate_node(path: Path, n: dict, profiles: dict, slots: dict) -> None:
     if kind not in ("ros_node",) and ("namespace" in n or "params" in n or "parameters" in n):
         bad = next(k for k in ("namespace", "params", "parameters") if k in n)
         raise GraphError(path, f"only ROS nodes (kind ros_node) take {bad!r}", name, bad)
+    if "component" in n and (
+        kind != "ros_node" or not isinstance(n["component"], str) or ":" not in n["component"]
+    ):
+        raise GraphError(
+            path,
+            "a ROS node's class as 'package.module:Class' (for containers)",
+            name,
+            "component",
+        )
     if "requires" in n and not (
         isinstance(n["requires"], list) and all(isinstance(x, str) for x in n["requires"])
     ):

@@ -58,6 +58,11 @@ ARGUMENTS = {
         ["auto", "rosbag2", "mcap_recorder"],
         "recorder; auto = ros2 bag record -s mcap if installed",
     ),
+    "compose": (
+        "auto",
+        ["auto", "true", "false"],
+        "run the graph's containers (several nodes per process); auto: as the profile says",
+    ),
     "data_root": ("", None, "data root (default $SENSORHUB_DATA_ROOT or ./data)"),
     "graph": ("", None, "graph file (default share/bringup/config/graph.yaml)"),
     "set": (
@@ -92,6 +97,7 @@ def plan_from_context(context) -> Plan:
         "tim240_driver": v["tim240_driver"],
         "record": parse_bool(v["record"], "record"),
         "recorder": v["recorder"],
+        "compose": v["compose"],
     }
     overrides = variable_overrides(
         v["set"], context.launch_configurations, graph.settable_variables()
@@ -174,7 +180,7 @@ def action_for(p: ProcessSpec):
             arguments=list(p.args),
             **common,
         )
-    if p.kind in ("process", "command"):
+    if p.kind in ("process", "command", "container"):
         return ExecuteProcess(cmd=list(p.argv), name=p.name, cwd=p.cwd, **common)
     # launch: nodes of the included file get the same prefix through `launch-prefix`, and the
     # same environment (scoped to this group)

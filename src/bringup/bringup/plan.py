@@ -7,6 +7,7 @@ scheduling prefix and respawn settings exist once. What is installed is asked th
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -24,6 +25,7 @@ from sensorhub_common.scheduling import format_cpu_list, parse_cpu_list
 TRUE_WORDS = {"true", "1", "yes", "on"}
 FALSE_WORDS = {"false", "0", "no", "off", ""}
 _VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z0-9_]+))?\}")
+CONTAINER_MODULE = "sensorhub_common.container"
 SCHED_EXEC_MODULE = "bringup.sched_exec"
 # A variable's expansion longer than this is a mistake (e.g. ${a} = ${b}${b}, ${b} = ${c}${c}...).
 MAX_EXPANSION = 65536
@@ -79,6 +81,7 @@ class ProcessSpec:
     url: str | None = None
     launch_file: str | None = None
     launch_arguments: dict[str, str] = field(default_factory=dict)
+    members: list[str] = field(default_factory=list)  # kind container: its nodes' fqns
 
     @property
     def command(self) -> list[str]:
@@ -106,13 +109,18 @@ class Plan:
 
     def ros_node_names(self) -> list[str]:
         """Fully qualified names of the ROS nodes this plan starts (the domain check)."""
-        return [p.fqn for p in self.processes if p.kind == "ros_node"]
+        out = []
+        for p in self.processes:
+            if p.kind == "ros_node":
+                out.append(p.fqn)
+            out += p.members
+        return out
 
     def child_env(self) -> dict[str, str]:
         """The environment ROS nodes of this plan get (for probes that must see what they see)."""
         env = dict(os.environ)
         for p in self.processes:
-            if p.kind == "ros_node":
+            if p.kind in ("ros_node", "container"):
                 env.update(p.env)
                 break
         return env
@@ -216,7 +224,18 @@ def variable_overrides(set_text: str, configurations: dict, known) -> dict:
 
 # Launch arguments of all.launch.py: never read as graph variables.
 RESERVED_ARGUMENTS = frozenset(
-    {"profile", "role", "web", "tim240_driver", "record", "recorder", "data_root", "graph", "set"}
+    {
+        "profile",
+        "role",
+        "web",
+        "tim240_driver",
+        "record",
+        "recorder",
+        "compose",
+        "data_root",
+        "graph",
+        "set",
+    }
 )
 
 
@@ -453,7 +472,18 @@ def build_plan(
         n for n in candidates if "slot" not in n or chosen.get(n["slot"]) == n.get("variant")
     ]
     # ${plan_nodes}: what system_monitor must find running on this host (after slot selection)
-    variables["plan_nodes"] = plan_nodes(graph, selected, variables, user_vars, resolver)
+    compose = options.get("compose", "auto")
+    if compose in ("auto", None, ""):
+        composing = graph.profile_composes(profile)
+    else:
+        try:
+            composing = parse_bool(compose, "compose")
+        except ValueError as e:
+            raise GraphError(graph.path, str(e), key="compose") from None
+    groups = _groups(graph, profile, selected) if composing else {}
+    variables["plan_nodes"] = plan_nodes(
+        graph, selected, variables, user_vars, resolver, groups, python
+    )
 
     # 3. resolve and substitute
     processes = []
@@ -476,6 +506,9 @@ def build_plan(
                 profile_env,
             )
         )
+    if groups:
+        processes = _compose(graph, groups, processes, selected, variables, user_vars, resolver,
+                             python)  # fmt: skip
     return Plan(
         str(graph.path),
         profile,
@@ -488,7 +521,15 @@ def build_plan(
     )
 
 
-def plan_nodes(graph: Graph, selected: list[dict], variables, user_vars, resolver) -> list[str]:
+def plan_nodes(
+    graph: Graph,
+    selected: list[dict],
+    variables,
+    user_vars,
+    resolver,
+    groups: dict | None = None,
+    python: str | None = None,
+) -> list[str]:
     """One ``key=value;...`` string per selected process, for system_monitor's ``expected``.
 
     name, kind, fqn (ROS nodes), exe (package/executable), cmd (commands), launch (file), and
@@ -496,7 +537,16 @@ def plan_nodes(graph: Graph, selected: list[dict], variables, user_vars, resolve
     applied. Never empty: a ROS string array parameter cannot be ``[]``, so none is ``[""]``.
     """
     out = []
+    groups = groups or {}
+    done: set[str] = set()
     for n in selected:
+        cname = groups.get(n["name"], (None, None))[0]
+        if cname is not None:
+            if cname in done:
+                continue
+            done.add(cname)
+            n = {**n, "name": cname, "kind": "command", "scheduling": groups[n["name"]][1]}
+            n["command"] = [python or sys.executable, "-m", CONTAINER_MODULE, "--name", cname]
         sub = _Subst(graph, n["name"], variables, user_vars, resolver)
         kind = n.get("kind", "ros_node")
         parts = [f"name={n['name']}", f"kind={kind}"]
@@ -524,6 +574,76 @@ def plan_nodes(graph: Graph, selected: list[dict], variables, user_vars, resolve
             parts.append(f"rt={int(sched['rt_priority'])}")
         out.append(";".join(p.replace(";", ",") for p in parts))
     return out or [""]
+
+
+def _groups(graph: Graph, profile: str, selected: list[dict]) -> dict[str, tuple[str, dict]]:
+    """member name -> (container name, the container's raw scheduling) for selected members."""
+    names = {n["name"]: n for n in selected}
+    out = {}
+    for cname, c in graph.containers.items():
+        members = [m for m in c["members"] if m in names]
+        if not members:
+            continue
+        first = graph.resolved_node(members[0], profile)
+        sched = c.get("scheduling", first.get("scheduling") or {})
+        for m in members:
+            out[m] = (cname, sched)
+    return out
+
+
+def _compose(graph, groups, processes, selected, variables, user_vars, resolver, python):
+    """Members of a container become one process at the place of its first member."""
+    by_name = {n["name"]: n for n in selected}
+    out: list[ProcessSpec] = []
+    built: dict[str, ProcessSpec] = {}
+    for p in processes:
+        if p.name not in groups:
+            out.append(p)
+            continue
+        cname, sched_raw = groups[p.name]
+        c = graph.containers[cname]
+        spec = built.get(cname)
+        if spec is None:
+            sub = _Subst(graph, cname, variables, user_vars, resolver)
+            sched = dict(sub.value(sched_raw, "scheduling"))
+            if sched.get("cpus") not in (None, ""):
+                v = sched["cpus"]
+                cpus = parse_cpu_list(v if isinstance(v, list) else str(v))
+                sched["cpus"] = format_cpu_list(cpus)
+            respawn = p.respawn
+            if "respawn" in c:
+                try:
+                    respawn = RestartPolicy.from_graph(c["respawn"])
+                except TypeError as e:
+                    raise GraphError(graph.path, str(e), cname, "respawn") from None
+                check_gives_up(graph.path, cname, respawn)
+            spec = ProcessSpec(
+                name=cname,
+                kind="container",
+                argv=[python, "-m", CONTAINER_MODULE, "--name", cname],
+                prefix=sched_prefix(cname, sched, python),
+                env=dict(p.env),
+                cwd=None,
+                scheduling=sched,
+                respawn=respawn,
+                roles=[],
+            )
+            built[cname] = spec
+            out.append(spec)
+        i = p.argv.index("--ros-args")
+        member = {
+            "name": p.name,
+            "component": by_name[p.name]["component"],
+            "ros_args": p.argv[i:],
+        }
+        spec.argv += ["--member", json.dumps(member, separators=(",", ":"))]
+        spec.members.append(p.fqn)
+        spec.roles = sorted({*spec.roles, *p.roles})
+        for k, v in p.env.items():
+            spec.env.setdefault(k, v)
+        if p.url and not spec.url:
+            spec.url, spec.parameters = p.url, dict(p.parameters)
+    return out
 
 
 def _missing(n: dict, resolver: Resolver) -> str | None:

@@ -156,12 +156,20 @@ def render(state: dict | None, col: Collector | None, width: int = 120) -> str:
         )
         nodes = state.get("nodes", [])
         extra = set(col.diag_names()) - {n["name"] for n in nodes} if col else set()
-        nodes = nodes + [{"name": n, "state": "(not ours)"} for n in sorted(extra)]
+        # nodes inside a container (several nodes, one process) are shown under its row
+        inside = {m.rsplit("/", 1)[-1]: c for c in nodes for m in c.get("members") or []}
+        rows = []
+        for n in nodes:
+            rows.append(n)
+            for m in sorted(k for k, c in inside.items() if c is n):
+                rows.append({"name": f" {m}", "diag_name": m, "state": f"> {n['name']}"})
+        extra -= set(inside)
+        nodes = rows + [{"name": n, "state": "(not ours)"} for n in sorted(extra)]
     hdr = f"{'NODE':<18} {'STATE':<10} {'PID':>7} {'RST':>3} {'CPUS':<6} {'NICE':>4} "
     hdr += f"{'DIAG':<5} MESSAGE"
     lines += ["", hdr]
     for n in nodes:
-        level, msg = col.node_diag(n["name"]) if col else ("-", "")
+        level, msg = col.node_diag(n.get("diag_name", n["name"])) if col else ("-", "")
         applied = n.get("applied", {})
         if not msg and n.get("message"):
             msg = n["message"]

@@ -452,6 +452,7 @@ class Supervisor:
                     "name": c.spec.name,
                     "fqn": c.spec.fqn,
                     "kind": c.spec.kind,
+                    "members": list(c.spec.members),
                     "state": c.state,
                     "pid": pid,
                     "restarts": c.backoff.restarts,

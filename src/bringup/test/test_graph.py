@@ -245,9 +245,83 @@ def test_pi_and_lite_profiles(tmp_path, ours):
         "rt_cpus": "3",
     }
     assert drv.scheduling["cpus"] == "3" and drv.scheduling["nice"] == -10
-    lite = build_plan(g, "lite", "all", {}, tmp_path, ours)
+    lite = build_plan(g, "lite", "all", {"compose": "false"}, tmp_path, ours)
     assert lite.get("pbt_driver").parameters == drv.parameters  # lite extends pi
     assert lite.get("foxglove_gateway").params_files[-1].endswith("foxglove_gateway_lite.yaml")
+
+
+def test_containers_put_non_real_time_nodes_into_one_process(tmp_path, ours):
+    """Issue 17: lite composes (one process per container); the PBT driver stays alone; the
+    container's command loads each member with exactly its own executable's ROS arguments."""
+    import json
+
+    g = load_graph(GRAPH)
+    alone = build_plan(g, "lite", "all", {"compose": "false", "record": "true"}, tmp_path, ours)
+    lite = build_plan(g, "lite", "all", {"record": "true"}, tmp_path, ours)
+    assert "services" not in alone.names() and "pbt_driver" in alone.names()
+    assert lite.names()[0] == "pbt_driver"
+    services = lite.get("services")
+    assert services.kind == "container"
+    assert services.members == [
+        "/tim240_bridge",
+        "/sec110_ftp",
+        "/mcap_recorder",
+        "/system_monitor",
+    ]
+    assert lite.get("web_view").members == ["/pbt/pbt_scope", "/foxglove_gateway"]
+    assert lite.get("web_view").url == alone.get("foxglove_gateway").url
+    assert set(lite.ros_node_names()) == set(alone.ros_node_names())
+    i = services.argv.index("-m")
+    assert services.argv[i + 1 : i + 4] == ["sensorhub_common.container", "--name", "services"]
+    members = [
+        json.loads(services.argv[k + 1]) for k, a in enumerate(services.argv) if a == "--member"
+    ]
+    def same(args):  # system_monitor's `expected` names the container instead (below)
+        return [a for a in args if not a.startswith("expected:=")]
+
+    for m in members:
+        own = alone.get(m["name"]).argv
+        assert same(m["ros_args"]) == same(own[own.index("--ros-args") :]), m["name"]
+    assert members[0]["component"] == "tim240_bridge.node:Tim240BridgeNode"
+    # the container is what system_monitor looks for, not its members
+    exp = lite.get("services").argv[-1]
+    assert "name=services;kind=command" in exp and "name=tim240_bridge;" not in exp
+    # sim does not compose unless asked
+    assert "services" not in build_plan(g, "sim", "all", {}, tmp_path, ours).names()
+    sim = build_plan(g, "sim", "all", {"compose": "true"}, tmp_path, ours)
+    assert "services" in sim.names() and "tim240_bridge" not in sim.names()
+    # a split host only composes what it runs
+    web = build_plan(g, "lite", "web", {}, tmp_path, ours)
+    assert web.get("services").members == ["/web/system_monitor"]
+
+
+@pytest.mark.parametrize(
+    "containers, match",
+    [
+        ({"c": {"members": ["pbt_driver"]}}, "no 'component'"),
+        ({"c": {"members": ["nope"]}}, "unknown node 'nope'"),
+        ({"c": {"members": []}}, "needs 'members"),
+        ({"pbt_sim": {"members": ["sec110_ftp"]}}, "has the name of a node"),
+        (
+            {"a": {"members": ["sec110_ftp"]}, "b": {"members": ["sec110_ftp"]}},
+            "already in container 'a'",
+        ),
+    ],
+)
+def test_bad_containers_are_refused(tmp_path, containers, match):
+    path = write_graph(tmp_path, lambda d: d.update(containers=containers))
+    with pytest.raises(GraphError, match=match):
+        load_graph(path)
+
+
+def test_a_real_time_node_is_never_a_member(tmp_path):
+    def mutate(d):
+        drv = next(n for n in d["nodes"] if n["name"] == "pbt_driver")
+        drv["component"] = "pbt_driver.node:PbtDriverNode"
+        d["containers"] = {"c": {"members": ["pbt_driver"]}}
+
+    with pytest.raises(GraphError, match="real-time thread"):
+        load_graph(write_graph(tmp_path, mutate))
 
 
 def test_distribution_variants_win_with_auto(tmp_path):

@@ -581,3 +581,49 @@ def test_web_is_announced_only_when_our_process_holds_the_port(procs, tmp_path, 
     finally:
         squatter.close()
     wait(lambda: f"web: ws://localhost:{port} is up" in sup.output(), STARTUP * 2, what="url")
+
+
+def test_a_container_runs_its_members_and_is_restarted_as_one(procs, tmp_path, wait, ros_node):
+    """Issue 17: `--compose true` runs the graph's containers (several nodes in one process);
+    each member works as on its own, and a kill -9 of the container restarts all of them."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from sensorhub_common import qos
+
+    seen: dict[str, float] = {}
+    ros_node.create_subscription(
+        DiagnosticArray,
+        "/diagnostics",
+        lambda m: seen.update({s.name.split(":")[0]: time.monotonic() for s in m.status}),
+        qos.DIAGNOSTICS,
+    )
+    graph = graph_copy(tmp_path)
+    sup, data = up(procs, tmp_path, graph, "--compose", "true")
+    names = ["pbt_sim", "pbt_driver", "tim240_sim", "services", "sec110_sim", "web_view"]
+    first = wait(lambda: all_running(data, names), STARTUP, what="the composed graph")
+    members = {"tim240_bridge", "sec110_ftp", "system_monitor", "pbt_scope", "foxglove_gateway"}
+    wait(lambda: members <= set(seen), STARTUP * 2, what="diagnostics from every member")
+    wait(lambda: "is up" in sup.output(), STARTUP, what="the web announcement")
+    assert set(state(data)["nodes"][3]["members"]) == {
+        "/tim240_bridge",
+        "/sec110_ftp",
+        "/system_monitor",
+    }
+    os.kill(first["services"]["pid"], signal.SIGKILL)
+    killed = time.monotonic()
+    after = wait(
+        lambda: (
+            ((n := all_running(data, names)) and n["services"]["pid"] != first["services"]["pid"])
+            and n
+        ),
+        STARTUP,
+        what="the container restarted",
+    )
+    assert after["services"]["restarts"] == 1
+    assert after["pbt_driver"]["pid"] == first["pbt_driver"]["pid"]  # nothing else touched
+    assert after["web_view"]["pid"] == first["web_view"]["pid"]
+    wait(
+        lambda: all(seen.get(m, 0) > killed for m in ("tim240_bridge", "sec110_ftp")),
+        STARTUP * 2,
+        what="the members back after the restart",
+    )

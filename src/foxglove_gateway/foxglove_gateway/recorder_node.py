@@ -144,8 +144,8 @@ SPECS = [
 
 
 class RecorderNode(Node):
-    def __init__(self):
-        super().__init__("mcap_recorder")
+    def __init__(self, **kwargs):
+        super().__init__("mcap_recorder", **kwargs)
         self.params = ParamSet(self, SPECS, cross_check=_reserve_check, on_change=self._on_change)
         p = self.params.snapshot()
         self._filter = TopicFilter(

@@ -36,25 +36,36 @@ def fatal_reason() -> str | None:
 
 
 def spin_node(make_node: Callable[[], object], args=None, freeze_gc: bool = True) -> int:
+    return spin_nodes([make_node], args=args, freeze_gc=freeze_gc)
+
+
+def spin_nodes(makers: list[Callable[[], object]], args=None, freeze_gc: bool = True) -> int:
+    """One process, one context (one DDS participant), one executor for every node made.
+
+    Several nodes only for the graph's containers (sensorhub_common.container): nodes are made
+    in order and shut down in reverse; any of them failing ends the process, which is then
+    restarted as one.
+    """
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     from sensorhub_common.params import ParameterError
 
     rclpy.init(args=args if args is not None else sys.argv)
-    node = None
+    nodes: list = []
     code = EXIT_OK
     _fatal.clear()
     try:
         # The executor exists before the node: a SIGTERM during a slow start-up then ends in a
         # clean shutdown instead of an RCLError from an executor built on a dead context.
         executor = SingleThreadedExecutor()
-        node = make_node()
+        for make in makers:
+            nodes.append(make())
+            executor.add_node(nodes[-1])
         if freeze_gc:
             # Start-up garbage moves to the permanent generation: later collections stay short.
             gc.collect()
             gc.freeze()
-        executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
@@ -70,7 +81,7 @@ def spin_node(make_node: Callable[[], object], args=None, freeze_gc: bool = True
         # A second Ctrl-C (terminal signals reach ros2 launch and its nodes) must not interrupt
         # destroy_node half-way; the first one already asked us to stop.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if node is not None:
+        for node in reversed(nodes):
             stop = getattr(node, "on_shutdown", None)
             if callable(stop):
                 try:

@@ -30,6 +30,7 @@ from system_monitor.procinfo import (
     ExpectedError,
     Finder,
     ProcFS,
+    matches,
     parse_expected_list,
     top_thread,
 )
@@ -334,10 +335,19 @@ class SystemMonitorNode(Node):
         if missing and now - self._last_scan >= self.params["rescan_period"]:
             self._last_scan = now
             found = self.finder.find([e for e in self.expected if e.name not in self.pids])
-            if self.get_name() in self.by_name and self.get_name() not in self.pids:
-                me = self.procfs.stat(os.getpid())  # the Finder never matches itself
-                if me is not None:
-                    found[self.get_name()] = (os.getpid(), me.starttime)
+            # The Finder never matches itself: this process is the monitor's own entry, or the
+            # container it runs in (sensorhub_common.container).
+            mine = [
+                e.name
+                for e in self.expected
+                if e.name not in self.pids
+                and e.name not in found
+                and (e.name == self.get_name() or matches(e, self.procfs.cmdline(os.getpid())))
+            ]
+            me = self.procfs.stat(os.getpid()) if mine else None
+            if me is not None:
+                for name in mine:
+                    found[name] = (os.getpid(), me.starttime)
             for name, (pid, start) in found.items():
                 self.pids[name] = (pid, start)
                 self.pid_changes[name] = self.pid_changes.get(name, -1) + 1
