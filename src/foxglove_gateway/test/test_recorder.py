@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -237,7 +238,8 @@ def test_killed_recorder_resumes_its_bag_repaired_and_without_duplicates(
     rec.popen.send_signal(signal.SIGKILL)
     rec.popen.wait(10)
 
-    # the restarted recorder gets all 20 events again (transient local) and must skip them
+    # the restarted recorder gets all 20 events and sample batches again (transient local) and
+    # must skip those it has
     rec2 = recorder("recorder2", **params)
     _following(rec2, ["/t/events", "/t/seq"], wait)
     assert f"continuing {bag}" in rec2.output()
@@ -252,7 +254,10 @@ def test_killed_recorder_resumes_its_bag_repaired_and_without_duplicates(
     wait(second_file_has_all, 30, what="10 new events in the new file")
     rec2.popen.send_signal(signal.SIGTERM)
     assert rec2.popen.wait(15) == 0, rec2.output()[-3000:]
-    assert "20 duplicates skipped" in rec2.output()
+    # every event again (transient local), and the sample batches the first recorder had on
+    # disk (samples are transient local too: a late subscriber must not lose them)
+    skipped = int(re.search(r"(\d+) duplicates skipped", rec2.output()).group(1))
+    assert 20 <= skipped <= 40
     assert [p.name for p in (tmp_path / "data" / "bags").iterdir()] == [bag.name]  # one bag
 
     by_topic = _check_bag_with_standard_readers(bag)

@@ -33,6 +33,8 @@ from sensorhub_common import qos, scheduling
 from sensorhub_common.params import Param, ParamSet
 from sensorhub_common.runner import fatal, spin_node
 
+STATE_FIRST_PERIOD_S = 0.1  # s: until the first state file is written
+STATE_PERIOD_S = 1.0  # s: then the state file is rewritten this often
 DETECTOR_KEYS = tuple(DetectorParams.__dataclass_fields__)
 WIDTH_KEYS = {
     "pulse_mode": "mode",
@@ -244,7 +246,9 @@ class PbtDriverNode(Node):
         self.backend.start()
         self.reader.start()
         if self.state_path is not None:
-            self.create_timer(1.0, self._save_state)
+            # Fast until the first state is on disk: a kill in the first seconds must not let
+            # the next start reuse sample indices; then once a second.
+            self._state_timer = self.create_timer(STATE_FIRST_PERIOD_S, self._save_state)
         if v["lock_memory"]:
             self.sched.record(scheduling.lock_memory(), "process", self.get_logger())
         self.get_logger().info(
@@ -289,6 +293,10 @@ class PbtDriverNode(Node):
             tmp = self.state_path.with_name(self.state_path.name + ".tmp")
             tmp.write_text(json.dumps(st))
             os.replace(tmp, self.state_path)
+            t = getattr(self, "_state_timer", None)
+            if t is not None and not final and t.timer_period_ns < STATE_PERIOD_S * 1e9:
+                self.destroy_timer(t)
+                self._state_timer = self.create_timer(STATE_PERIOD_S, self._save_state)
         except OSError as e:
             self.get_logger().warning(f"cannot write {self.state_path}: {e}")
 

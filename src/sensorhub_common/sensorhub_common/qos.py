@@ -26,14 +26,18 @@ PBT_LIVELINESS_LEASE_S = 1.0
 
 
 def pbt_samples(batch_period_s: float) -> QoSProfile:
-    """Reliable keep-last-100; the deadline (2 batch periods) makes a stalled reader visible."""
+    """Reliable keep-last-100; the deadline (2 batch periods) makes a stalled reader visible.
+
+    Transient local: a subscriber that matches late (the recorder after a restart, any
+    subscriber of a respawned driver before DDS has matched it) still gets the last 100 batches
+    (5 s at the defaults) instead of losing them; the recorder drops those it already has."""
     if not batch_period_s > 0.0:
         raise ValueError(f"batch period must be > 0 s, got {batch_period_s!r}")
     return QoSProfile(
         reliability=ReliabilityPolicy.RELIABLE,
         history=HistoryPolicy.KEEP_LAST,
         depth=PBT_SAMPLES_DEPTH,
-        durability=DurabilityPolicy.VOLATILE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
         deadline=Duration(nanoseconds=round(2.0 * batch_period_s * 1e9)),
         liveliness=LivelinessPolicy.AUTOMATIC,
         liveliness_lease_duration=Duration(nanoseconds=round(PBT_LIVELINESS_LEASE_S * 1e9)),

@@ -13,7 +13,7 @@ VOL, TL = DurabilityPolicy.VOLATILE, DurabilityPolicy.TRANSIENT_LOCAL
 @pytest.mark.parametrize(
     ("profile", "reliability", "depth", "durability"),
     [
-        (qos.pbt_samples(0.05), R, 100, VOL),
+        (qos.pbt_samples(0.05), R, 100, TL),
         (qos.PBT_EVENTS, R, 1000, TL),
         (qos.SCAN, BE, 5, VOL),
         (qos.SEC110_FILES, R, 100, TL),
