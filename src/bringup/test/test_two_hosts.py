@@ -1,0 +1,250 @@
+"""Two Pis on one machine (issue 15): network namespaces joined by a veth pair, made here.
+
+`sensorhub up --role sensors` runs in one namespace, `--role web` in the other, same
+ROS_DOMAIN_ID, discovery over the veth link (the root conftest's localhost-only discovery is
+overridden for these processes). An independent Foxglove WebSocket client (the JS client of
+foxglove_gateway's tests) on the web host sees /pbt/samples from the sensors host; with the link
+down the sensors host keeps acquiring, and after it comes back the web host resumes.
+
+Skips with the reason when namespaces cannot be made (not root, no `ip`, no node/npm).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bringup.plan import Resolver
+
+pytestmark = pytest.mark.integration
+
+CONFIG = Path(Resolver().share("bringup") or "", "config")
+SENSORHUB = shutil.which("sensorhub")
+IP = shutil.which("ip")
+NEEDED = ("pbt_driver", "foxglove_gateway", "system_monitor")
+_missing = [p for p in NEEDED if Resolver().package_prefix(p) is None]
+if _missing or SENSORHUB is None:
+    pytest.skip(
+        f"needs {', '.join(_missing) or 'sensorhub on PATH'} installed (make build)",
+        allow_module_level=True,
+    )
+
+STARTUP = 120.0  # two supervisors and their rclpy processes on a loaded 2-core box
+DEADLINE = 90.0  # DDS rediscovery after the link comes back included
+CLIENT = Path(__file__).resolve().parents[2] / "foxglove_gateway" / "test" / "js"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=30)
+
+
+def netns_or_skip(name: str) -> None:
+    if IP is None:
+        pytest.skip("iproute2 (`ip`) is not installed: cannot make network namespaces")
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root (CAP_NET_ADMIN / CAP_SYS_ADMIN)")
+    r = run(IP, "netns", "add", name)
+    if r.returncode != 0:
+        pytest.skip(f"cannot create a network namespace here: {r.stderr.strip()}")
+
+
+class TwoHosts:
+    """Namespaces <tag>s (sensors) and <tag>w (web), veth <tag>a/<tag>b, 10.x.y.1/.2 (/30)."""
+
+    def __init__(self):
+        tag = f"shub{os.getpid() % 10000}{random.randint(0, 99)}"
+        self.ns = {"sensors": f"{tag}s", "web": f"{tag}w"}
+        self.dev = {"sensors": f"{tag}a", "web": f"{tag}b"}
+        net = f"10.{random.randint(64, 127)}.{random.randint(0, 255)}"
+        self.addr = {"sensors": f"{net}.1", "web": f"{net}.2"}
+        self.made: list[str] = []
+
+    def create(self) -> None:
+        netns_or_skip(self.ns["sensors"])
+        self.made.append(self.ns["sensors"])
+        steps = [
+            (IP, "netns", "add", self.ns["web"]),
+            (
+                IP,
+                "link",
+                "add",
+                self.dev["sensors"],
+                "netns",
+                self.ns["sensors"],
+                "type",
+                "veth",
+                "peer",
+                "name",
+                self.dev["web"],
+                "netns",
+                self.ns["web"],
+            ),
+        ]
+        for role in ("sensors", "web"):
+            ns, dev = self.ns[role], self.dev[role]
+            steps += [
+                (IP, "-n", ns, "addr", "add", f"{self.addr[role]}/30", "dev", dev),
+                (IP, "-n", ns, "link", "set", "lo", "up"),
+                (IP, "-n", ns, "link", "set", dev, "up", "multicast", "on"),
+                # DDS discovery is multicast: route it over the link (no default route here)
+                (IP, "-n", ns, "route", "add", "224.0.0.0/4", "dev", dev),
+            ]
+        for i, argv in enumerate(steps):
+            r = run(*argv)
+            if r.returncode != 0:
+                pytest.fail(f"{' '.join(argv)}: {r.stderr.strip()}")
+            if i == 0:
+                self.made.append(self.ns["web"])
+
+    def link(self, up: bool) -> None:
+        r = run(
+            IP,
+            "-n",
+            self.ns["sensors"],
+            "link",
+            "set",
+            self.dev["sensors"],
+            "up" if up else "down",
+        )
+        assert r.returncode == 0, r.stderr
+
+    def argv(self, role: str, *cmd) -> list:
+        return [IP, "netns", "exec", self.ns[role], *cmd]
+
+    def destroy(self) -> None:
+        for ns in self.made:
+            run(IP, "netns", "del", ns)
+
+
+def state(data: Path) -> dict:
+    try:
+        return json.loads((data / "run" / "supervisor.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def running(data: Path, names) -> dict | None:
+    n = {x["name"]: x for x in state(data).get("nodes", [])}
+    return n if set(names) <= set(n) and all(n[k]["state"] == "running" for k in names) else None
+
+
+def driver_index(data: Path) -> int:
+    """The sensors host's own count of acquired samples (the driver's saved state, 1 Hz)."""
+    try:
+        return int(json.loads((data / "run" / "pbt_driver.state.json").read_text())["next_index"])
+    except (OSError, ValueError, KeyError):
+        return -1
+
+
+def newest_sample_stamp(log: Path) -> float:
+    """Newest /pbt/samples header stamp [s] the JS client reported (count mode, --progress)."""
+    newest = -1.0
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return newest
+    for line in text.splitlines():
+        if not line.startswith('{"event":"progress"'):
+            continue
+        try:
+            t = json.loads(line)["topics"].get("/pbt/samples")
+        except ValueError:
+            continue
+        if t and t.get("last"):
+            newest = max(newest, float(t["last"]))
+    return newest
+
+
+@pytest.fixture
+def hosts():
+    h = TwoHosts()
+    try:
+        h.create()
+        yield h
+    finally:
+        h.destroy()
+
+
+def test_sensors_and_web_on_two_hosts_survive_a_link_outage(procs, tmp_path, wait, hosts):
+    if not shutil.which("node") or not (CLIENT / "node_modules" / "@foxglove").is_dir():
+        pytest.skip("the JS Foxglove client needs node and `npm ci` in foxglove_gateway/test/js")
+    cfg = tmp_path / "cfg"
+    shutil.copytree(CONFIG, cfg)
+    g = yaml.safe_load((cfg / "graph.yaml").read_text())
+    for var in ("web_port", "tim240_port", "sec110_port"):
+        g["variables"][var] = free_port()
+    (cfg / "graph.yaml").write_text(yaml.safe_dump(g, sort_keys=False))
+    port = g["variables"]["web_port"]
+    # discovery beyond localhost, over the veth link only (each namespace has nothing else)
+    env = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET", "ROS_LOCALHOST_ONLY": "0"}
+    base = [SENSORHUB, "up", "--graph", cfg / "graph.yaml", "--profile", "sim", "--no-color"]
+    d_s, d_w = tmp_path / "sensors", tmp_path / "web"
+    procs.start(
+        "sensors", hosts.argv("sensors", *base, "--role", "sensors", "--data-root", d_s), env=env
+    )
+    web = procs.start(
+        "web", hosts.argv("web", *base, "--role", "web", "--data-root", d_w), env=env
+    )
+    wait(lambda: running(d_s, ["pbt_sim", "pbt_driver"]), STARTUP, what="sensors host up")
+    wait(lambda: running(d_w, ["foxglove_gateway"]), STARTUP, what="web host up")
+
+    url = f"ws://127.0.0.1:{port}"
+    # the supervisor announces the URL once the port answers (inside the web namespace)
+    wait(lambda: f"ws://localhost:{port}" in web.output(), STARTUP, what="the web port open")
+    client = procs.start(
+        "client",
+        hosts.argv(
+            "web",
+            "node",
+            CLIENT / "client.js",
+            "--url",
+            url,
+            "--mode",
+            "count",
+            "--topics",
+            "/pbt/samples",
+            "--progress",
+            "1",
+        ),
+    )
+    log = client.log
+    wait(lambda: newest_sample_stamp(log) > 0, DEADLINE, what="/pbt/samples on the web host")
+    first = newest_sample_stamp(log)
+    wait(lambda: newest_sample_stamp(log) > first + 2, DEADLINE, what="samples keep coming")
+
+    # link down: the sensors host keeps acquiring, nothing restarts; the web host goes quiet
+    before = {n: v["pid"] for n, v in running(d_s, ["pbt_driver"]).items()}
+    hosts.link(False)
+    t_down = time.time()
+    i0 = wait(lambda: driver_index(d_s) > 0 and driver_index(d_s), 30, what="driver state")
+    wait(lambda: driver_index(d_s) > i0 + 4 * 800, 60, what="acquiring with the link down")
+    stale = newest_sample_stamp(log)
+    assert stale < t_down + 2.0, "the web host got PBT data with the link down"
+    now = running(d_s, ["pbt_driver"])
+    assert now and {n: v["pid"] for n, v in now.items()} == before
+    assert now["pbt_driver"]["restarts"] == 0
+
+    # link up: the web host resumes with fresh data
+    hosts.link(True)
+    t_up = time.time()
+    wait(
+        lambda: newest_sample_stamp(log) > t_up,
+        DEADLINE,
+        what="the web host's client getting new /pbt/samples after the link came back",
+    )
+    assert running(d_w, ["foxglove_gateway"])["foxglove_gateway"]["restarts"] == 0
