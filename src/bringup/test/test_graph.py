@@ -218,7 +218,7 @@ def test_sim_plan(tmp_path, ours):
     assert plan.get("tim240_sim").argv[1:] == ["--host", "127.0.0.1", "--port", "2111"]
     tim = plan.get("tim240_bridge")
     assert tim.parameters == {"driver": "native", "hostname": "127.0.0.1", "port": 2111}
-    # the FTP landing zone: loopback, the sim-only account file, idle I/O, nice 10
+    # the FTP landing zone: loopback, the sim-only account file, lowest best-effort I/O, nice 10
     ftp = plan.get("sec110_ftp")
     assert ftp.parameters == {
         "data_root": root,
@@ -226,7 +226,7 @@ def test_sim_plan(tmp_path, ours):
         "port": 2121,
         "credentials_file": str(CONFIG.resolve() / "sec110_users_sim.yaml"),
     }
-    assert ftp.prefix[ftp.prefix.index("--io-class") + 1] == "idle"
+    assert ftp.prefix[ftp.prefix.index("--io-class") + 1] == "best-effort"
     assert ftp.scheduling["nice"] == 10
     up = plan.get("sec110_sim").argv[1:]
     assert up[:4] == ["--host", "127.0.0.1", "--port", "2121"]
