@@ -276,6 +276,7 @@ def test_containers_put_non_real_time_nodes_into_one_process(tmp_path, ours):
     members = [
         json.loads(services.argv[k + 1]) for k, a in enumerate(services.argv) if a == "--member"
     ]
+
     def same(args):  # system_monitor's `expected` names the container instead (below)
         return [a for a in args if not a.startswith("expected:=")]
 
