@@ -11,6 +11,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from sensorhub_common import qos
@@ -159,6 +160,11 @@ class TopicFollower:
                 lambda data, info, tr=tr: self.on_message(tr, data, info),
                 profile,
                 raw=True,
+                # No QoS event handlers: the QoS is taken from the publishers (resubscribed when
+                # they change), and rclpy's executor rebuilds its wait set on every wake-up with
+                # two handlers per subscription: most of the gateway's and recorder's CPU time
+                # (issue 17, profiled).
+                event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False),
             )
 
     def _skip(self, name: str, reason: str) -> None:

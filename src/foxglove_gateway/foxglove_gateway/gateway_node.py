@@ -8,6 +8,7 @@ TLS, per-client figures). Per-topic rate caps decimate before the SDK, for every
 
 from __future__ import annotations
 
+import socket
 import ssl
 import sys
 import threading
@@ -122,6 +123,12 @@ SPECS = [
         "subscription_depth", 100, "Queue depth of each ROS subscription", 1, 10000, read_only=True
     ),
     Param("server_name", "sensorhub", "Server name shown by Foxglove", read_only=True),
+    Param(
+        "layout_file",
+        "",
+        "Foxglove/Lichtblick layout served at GET /layout.json on the web port ('' = none)",
+        read_only=True,
+    ),
 ]
 
 
@@ -129,16 +136,26 @@ def _clean(patterns: list[str]) -> list[str]:
     return [p for p in patterns if p]  # YAML/CLI cannot give an empty string array: [""] = none
 
 
-class _PublishListener:
-    """SDK callbacks for opt-in client publishing.
+class _SubscriptionListener:
+    """SDK callbacks for (un)subscriptions: web subscribers per topic, from the SDK itself.
 
-    Only installed when publishing is allowed: SDK callbacks run on the SDK's threads and take
-    the GIL, so the read-only gateway keeps that path out entirely (subscriptions are counted by
-    the front instead).
-    """
+    These run on the SDK's threads and take the GIL, but only when a client (un)subscribes
+    (a few per connection), never per message."""
 
     def __init__(self, node: GatewayNode):
         self.node = node
+
+    def on_subscribe(self, client, channel) -> None:
+        subs = self.node.web_subscribers
+        subs[channel.id] = subs.get(channel.id, 0) + 1
+
+    def on_unsubscribe(self, client, channel) -> None:
+        subs = self.node.web_subscribers
+        subs[channel.id] = max(0, subs.get(channel.id, 0) - 1)
+
+
+class _PublishListener(_SubscriptionListener):
+    """... and opt-in client publishing (only installed when publishing is allowed)."""
 
     def on_client_advertise(self, client, channel) -> None:
         self.node.client_advertise(client, channel)
@@ -151,12 +168,13 @@ class _PublishListener:
 
 
 class GatewayNode(Node):
-    def __init__(self):
-        super().__init__("foxglove_gateway")
+    def __init__(self, **kwargs):
+        super().__init__("foxglove_gateway", **kwargs)
         self.params = ParamSet(self, SPECS, cross_check=_tls_check, on_change=self._on_change)
         p = self.params.snapshot()
         self.schemas = SchemaCache()
         self._offered: dict[int, int] = {}  # SDK channel id -> messages logged
+        self.web_subscribers: dict[int, int] = {}  # SDK channel id -> subscribed clients (SDK)
         self._client_pubs: dict[tuple[int, int], object] = {}
         self._pub_lock = threading.Lock()
         self._publish_filter = TopicFilter(p["client_publish_allow"])
@@ -170,7 +188,11 @@ class GatewayNode(Node):
             port=0,
             capabilities=caps,
             supported_encodings=["cdr"] if p["allow_client_publish"] else None,
-            server_listener=_PublishListener(self) if p["allow_client_publish"] else None,
+            server_listener=(
+                _PublishListener(self)
+                if p["allow_client_publish"]
+                else _SubscriptionListener(self)
+            ),
             context=self.ctx,
             message_backlog_size=p["client_backlog"],
         )
@@ -195,6 +217,7 @@ class GatewayNode(Node):
             ping_interval=p["ping_interval"],
             ping_timeout=p["ping_timeout"],
             max_handshakes=p["max_handshakes"],
+            layout_file=p["layout_file"],
         )
         try:
             port = self.front.start()
@@ -216,7 +239,9 @@ class GatewayNode(Node):
             self._on_message,
             self._on_gone,
         )
-        self.updater = Updater(self)
+        self.updater = Updater(
+            self, hardware_id=f"Foxglove WebSocket {socket.gethostname()}:{port}"
+        )
         self.updater.add("clients", self._diag_clients)
         self.updater.add("topics", self._diag_topics)
         self._timer = self.create_timer(p["discovery_period"], self.follower.refresh)
@@ -261,9 +286,9 @@ class GatewayNode(Node):
             schema=foxglove.Schema(name=type_name, encoding="ros2msg", data=schema.encode()),
             context=self.ctx,
         )
-        self._offered[channel.id()] = 0
         return {
             "channel": channel,
+            "cid": channel.id(),
             "limiter": self._limiter(name),
             "received": 0,
             "forwarded": 0,
@@ -280,13 +305,13 @@ class GatewayNode(Node):
         ch = d["channel"]
         ch.log(data, log_time=time.time_ns())
         d["forwarded"] += 1
-        cid = ch.id()
+        cid = d["cid"]
         self._offered[cid] = self._offered.get(cid, 0) + 1
 
     def _on_gone(self, tr) -> None:
         ch = tr.data.get("channel")
         if ch is not None:
-            self._offered.pop(ch.id(), None)
+            self._offered.pop(tr.data.get("cid"), None)
             ch.close()
 
     # -- client publish (opt-in)
@@ -338,6 +363,7 @@ class GatewayNode(Node):
         stat.add("refused in handshake (503)", snap.handshake_refused_total)
         stat.add("refused subprotocol (400)", snap.bad_subprotocol_total)
         stat.add("subscriptions", sum(c["subscriptions"] for c in snap.clients))
+        stat.add("layout served (GET /layout.json)", snap.layout_served_total)
         for c in snap.clients:
             stat.add(
                 f"client {c['id']} ({c['peer']})",
@@ -357,10 +383,13 @@ class GatewayNode(Node):
         for name, tr in sorted(topics.items()):
             d = tr.data
             cap = d["limiter"].max_hz if d["limiter"] is not None else 0
+            web = self.web_subscribers.get(d["cid"], 0)
             stat.add(
                 name,
                 f"received {d['received']}, forwarded {d['forwarded']}, decimated "
-                f"{d['decimated']}" + (f" (cap {cap:g} Hz)" if cap else ""),
+                f"{d['decimated']}"
+                + (f" (cap {cap:g} Hz)" if cap else "")
+                + f", {web} web subscriber{'' if web == 1 else 's'}",
             )
         for name, reason in sorted(self.follower.skipped.items()):
             stat.add(f"{name} (skipped)", reason)

@@ -1,19 +1,24 @@
-"""The public WebSocket front: client limit, TLS and per-client delivery figures (no rclpy).
+"""The public WebSocket front: client limit, TLS, hardening and the layout (no rclpy).
 
 The foxglove SDK server has no connect callback and no client limit, so it listens on a loopback
-port and this asyncio front owns the public one. Per connection the front reads the HTTP request;
-a WebSocket upgrade beyond ``max_clients`` is answered by the front itself (handshake, a Foxglove
-``status`` error the app shows, then close code 1013 "try again later" with the same reason), any
-other upgrade is spliced byte for byte to the SDK server over its own loopback connection.
+port and this asyncio front owns the public one. Per connection the front reads the HTTP request
+and decides there: connections still in the request are capped (503), plain HTTP gets a hint
+(426) or, for ``GET /layout.json``, the layout file; an upgrade with no supported subprotocol
+gets 400 naming it; one beyond ``max_clients`` is answered by the front itself (handshake, a
+Foxglove ``status`` error the app shows, then close code 1013 with the same reason). Any other
+upgrade is spliced to the SDK server over its own loopback connection.
 
-Isolation: each client has its own upstream connection and the front only reads from upstream
-while the client's write buffer is below ``HIGH_WATER``. A stalled client therefore fills its own
-socket buffers, then the SDK's per-client backlog, where the SDK drops that client's oldest data;
-the others are untouched.
+The splice runs in protocol callbacks (issue 17: the stream/coroutine proxy cost as much CPU as
+the SDK). Client frames, small and few, are parsed: the message size limit (close 1009 before a
+byte of an oversized payload is held), subscriptions, liveness (ping/pong). Server bytes are
+written through as they come; only the frame lengths are followed, so the front's own ping and
+close frames go in between two server frames, and the few text frames (advertisements, status)
+are read for the "Unknown channel ID" workaround. Nothing is copied or decoded per message.
 
-Figures: the front scans frame headers (both directions, without copying payloads) to learn each
-client's subscriptions (client ``subscribe``/``unsubscribe`` text frames) and count the message
-data frames delivered per subscription, against what the gateway offered on those channels.
+Isolation: each client has its own upstream connection and the front stops reading upstream
+while the client's write buffer is above ``HIGH_WATER``. A stalled client therefore fills its
+own socket buffers, then the SDK's per-client backlog, where the SDK drops that client's oldest
+data; the others are untouched.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ UPSTREAM_RCVBUF = 128 * 1024
 DOWNSTREAM_SNDBUF = 256 * 1024
 MAX_HEAD = 16 * 1024
 MAX_CONTROL_TEXT = 1024 * 1024
-OP_MESSAGE_DATA = 0x01  # server binary opcode of a subscription message
+MAX_LAYOUT = 4 * 1024 * 1024  # GET /layout.json: a Foxglove layout is a few 10 kB
 
 
 # ---------------------------------------------------------------- WebSocket framing helpers
@@ -261,28 +266,29 @@ class FrameScanner:
 
 
 @dataclass
+# ---------------------------------------------------------------- per-client figures
+
+
+@dataclass
 class ClientStats:
-    """What one connected client asked for and got (thread-safe enough: ints under the GIL)."""
+    """What one connected client asked for and got (ints under the GIL, read by any thread)."""
 
     id: int
     peer: str
     connected_at: float
     subscriptions: dict[int, int] = field(default_factory=dict)  # subscription id -> channel id
     offered_base: dict[int, int] = field(default_factory=dict)  # subscription id -> offered then
-    delivered_by_sub: dict[int, int] = field(default_factory=dict)
     offered_closed: int = 0  # offered on subscriptions since removed
-    delivered_closed: int = 0
-    frames_down: int = 0
+    messages_down: int = 0  # binary (message data) frames forwarded
+    frames_down: int = 0  # server frames forwarded (messages, advertisements, status)
     bytes_down: int = 0
     pending_bytes: int = 0  # in the front's write buffer towards this client
     resubscribed: int = 0  # subscribes repeated after the SDK's "Unknown channel ID"
     unknown_subscribes: int = 0  # subscribes to channels never (or long ago) advertised
     last_rx: float = 0.0  # monotonic time of the last bytes from the client
 
-    def delivered(self) -> int:
-        return self.delivered_closed + sum(self.delivered_by_sub.values())
-
     def offered(self, offered_of: Callable[[int], int]) -> int:
+        """Messages the gateway logged on this client's channels while it was subscribed."""
         now = sum(
             max(0, offered_of(ch) - self.offered_base.get(sub, 0))
             for sub, ch in list(self.subscriptions.items())
@@ -290,9 +296,102 @@ class ClientStats:
         return self.offered_closed + now
 
 
+class _ServerStream:
+    """Frame boundaries of the SDK->client byte stream, without copying it.
+
+    Only the lengths in the frame headers are read, so the front knows where a server frame
+    ends and can slip its own ping or close frame in between. Text frames (server info,
+    advertisements, status: a few per client and minute) are collected and handed to
+    ``on_text``; the binary message frames, nearly all of the bytes, are passed over."""
+
+    MAX_TEXT = MAX_CONTROL_TEXT
+
+    def __init__(self, on_text: Callable[[bytes], None]):
+        self._on_text = on_text
+        self.in_head = True  # the SDK's HTTP 101 response comes first
+        self._head_tail = b""
+        self._hdr = bytearray()
+        self._need = 0  # payload bytes of the current frame still to pass
+        self._text: bytearray | None = None
+        self.frames = 0
+        self.binary = 0  # message data frames (opcode 2)
+
+    @property
+    def at_boundary(self) -> bool:
+        return not self.in_head and not self._need and not self._hdr
+
+    def walk(self, mv: memoryview, on_boundary: Callable[[int], None] | None = None) -> None:
+        """Advance over ``mv``; with ``on_boundary``, call it with each offset in ``mv`` where a
+        frame (or the HTTP head) ends."""
+        n = len(mv)
+        pos = 0
+        if self.in_head:
+            probe = self._head_tail + bytes(mv[: min(n, MAX_HEAD)])
+            end = probe.find(b"\r\n\r\n")
+            if end < 0:
+                self._head_tail = probe[-3:]
+                return
+            pos = end + 4 - len(self._head_tail)
+            self.in_head = False
+            self._head_tail = b""
+            if on_boundary is not None:
+                on_boundary(pos)
+        while pos < n:
+            need = self._need
+            if need:
+                k = n - pos if n - pos < need else need
+                if self._text is not None and len(self._text) < self.MAX_TEXT:
+                    self._text += mv[pos : pos + k]
+                pos += k
+                self._need = need - k
+                if not self._need:
+                    self._frame_done(on_boundary, pos)
+                continue
+            h = self._hdr
+            take = min(n - pos, 14 - len(h))
+            h += mv[pos : pos + take]
+            if len(h) < 2:
+                pos += take
+                continue
+            length = h[1] & 0x7F
+            hlen = 2 + (4 if h[1] & 0x80 else 0)
+            if length == 126:
+                hlen += 2
+            elif length == 127:
+                hlen += 8
+            if len(h) < hlen:
+                pos += take
+                continue
+            if length == 126:
+                length = struct.unpack_from(">H", h, 2)[0]
+            elif length == 127:
+                length = struct.unpack_from(">Q", h, 2)[0]
+            opcode = h[0] & 0x0F
+            pos += take - (len(h) - hlen)  # bytes after the header belong to the payload
+            h.clear()
+            self._text = bytearray() if opcode == 0x1 else None
+            if opcode == 0x2:
+                self.binary += 1
+            self._need = length
+            if not length:
+                self._frame_done(on_boundary, pos)
+
+    def _frame_done(self, on_boundary, pos: int) -> None:
+        self.frames += 1
+        text = self._text
+        if text is not None:
+            self._text = None
+            try:
+                self._on_text(bytes(text))
+            except Exception:  # figures and the workaround are best effort
+                pass
+        if on_boundary is not None:
+            on_boundary(pos)
+
+
 class _ClientTracker:
-    """Feeds a ClientStats from the two frame scanners of one proxied connection, and repairs
-    subscriptions the SDK refused as "Unknown channel ID".
+    """Client frames (parsed: size limit, subscriptions, keepalive) and the few server text
+    frames of one connection; repairs subscriptions the SDK refused as "Unknown channel ID".
 
     foxglove-sdk 0.30 can send a new channel's advertisement before the server can resolve the
     channel, so a client that subscribes at once (Foxglove does) sometimes gets "Unknown channel
@@ -317,14 +416,8 @@ class _ClientTracker:
         self._offered_of = offered_of
         self._clock = clock
         self.up = FrameScanner(self._client_frame, max_message=max_message)
-        self.down = FrameScanner(self._server_frame, binary_prefix=5, skip_http_head=True)
-        self.up_writer: asyncio.StreamWriter | None = None
-        self.up_at_boundary = True  # no partial client frame held back
-        self.pending_inject: list[bytes] = []
-        self.down_writer: asyncio.StreamWriter | None = None
-        self.down_inject: list[bytes] = []  # server-side frames (ping, close) for the client
-        self.closing = False  # a close frame is queued: forward nothing after it
-        self.close_sent = asyncio.Event()  # binds to the running loop on first use
+        self.down = _ServerStream(self._server_text)
+        self.inject_up: Callable[[bytes], None] | None = None
         self._retries: dict[int, int] = {}
         self.advertised_at: dict[int, float] = {}  # channel id -> when the client saw it
 
@@ -338,37 +431,27 @@ class _ClientTracker:
                 sid, ch = int(sub["id"]), int(sub["channelId"])
                 s.subscriptions[sid] = ch
                 s.offered_base[sid] = self._offered_of(ch)
-                s.delivered_by_sub.setdefault(sid, 0)
         elif msg.get("op") == "unsubscribe":
             for sid in msg.get("subscriptionIds", []):
-                self._drop(int(sid))
+                ch = s.subscriptions.pop(int(sid), None)
+                if ch is not None:
+                    base = s.offered_base.pop(int(sid), 0)
+                    s.offered_closed += max(0, self._offered_of(ch) - base)
 
-    def _drop(self, sid: int) -> None:
-        s = self.stats
-        ch = s.subscriptions.pop(sid, None)
-        if ch is not None:
-            s.offered_closed += max(0, self._offered_of(ch) - s.offered_base.pop(sid, 0))
-        s.delivered_closed += s.delivered_by_sub.pop(sid, 0)
-
-    def _server_frame(self, opcode: int, fin: bool, prefix: bytes) -> None:
-        s = self.stats
-        s.frames_down += 1
-        if opcode == 0x2 and len(prefix) == 5 and prefix[0] == OP_MESSAGE_DATA:
-            sid = int.from_bytes(prefix[1:5], "little")
-            if sid in s.delivered_by_sub:
-                s.delivered_by_sub[sid] += 1
-        elif opcode == 0x1 and fin and b'"advertise"' in prefix[:64]:
-            msg = json.loads(prefix)
+    def _server_text(self, payload: bytes) -> None:
+        head = payload[:64]
+        if b'"advertise"' in head:
+            msg = json.loads(payload)
             if msg.get("op") == "advertise":
                 now = self._clock()
                 for ch in msg.get("channels", []):
                     self.advertised_at[int(ch["id"])] = now
-        elif opcode == 0x1 and fin and b'"unadvertise"' in prefix[:64]:
-            msg = json.loads(prefix)
+        elif b'"unadvertise"' in head:
+            msg = json.loads(payload)
             for cid in msg.get("channelIds", []):
                 self.advertised_at.pop(int(cid), None)
-        elif opcode == 0x1 and fin and b"Unknown channel ID" in prefix:
-            msg = json.loads(prefix)
+        elif b"Unknown channel ID" in payload:
+            msg = json.loads(payload)
             if msg.get("op") != "status":
                 return
             text = str(msg.get("message", ""))
@@ -391,30 +474,9 @@ class _ClientTracker:
             asyncio.get_running_loop().call_later(self.RESUBSCRIBE_DELAY_S, self._inject, frame)
 
     def _inject(self, frame: bytes) -> None:
-        """Write a client frame upstream now if no client frame is half sent, else queue it."""
-        w = self.up_writer
-        if w is None or w.is_closing():
-            return
-        self.stats.resubscribed += 1
-        if self.up_at_boundary:
-            w.write(frame)
-        else:
-            self.pending_inject.append(frame)
-
-    def send_down(self, frame: bytes, close: bool = False) -> None:
-        """A frame of the front's own for the client (ping, close): written between server
-        frames, at once when no server frame is half forwarded, else at the next boundary."""
-        if self.closing:
-            return
-        self.closing = close
-        w = self.down_writer
-        at_boundary = not self.down._in_head and self.down.boundary == self.down.fed
-        if w is not None and at_boundary and not self.down_inject:
-            w.write(frame)
-            if close:
-                self.close_sent.set()
-        else:
-            self.down_inject.append(frame)
+        if self.inject_up is not None:
+            self.stats.resubscribed += 1
+            self.inject_up(frame)
 
 
 @dataclass
@@ -429,6 +491,182 @@ class FrontSnapshot:
     handshake_refused_total: int = 0
     bad_subprotocol_total: int = 0
     handshaking: int = 0
+    layout_served_total: int = 0
+
+
+# ---------------------------------------------------------------- the splice
+
+
+class _Side(asyncio.Protocol):
+    """One socket of a spliced connection; hands everything to the _Splice."""
+
+    def __init__(self, splice: _Splice, upstream: bool):
+        self.splice = splice
+        self.upstream = upstream
+
+    def data_received(self, data: bytes) -> None:
+        if self.upstream:
+            self.splice.from_server(data)
+        else:
+            self.splice.from_client(data)
+
+    def eof_received(self):
+        self.splice.finish()
+        return False
+
+    def connection_lost(self, exc) -> None:
+        self.splice.finish()
+
+    # the other side's reading follows this side's write buffer (back-pressure)
+    def pause_writing(self) -> None:
+        self.splice.pause(self.upstream)
+
+    def resume_writing(self) -> None:
+        self.splice.resume(self.upstream)
+
+
+class _Splice:
+    """Client <-> SDK bytes in protocol callbacks (no coroutine, no stream buffer per chunk).
+
+    Client -> SDK: parsed frame by frame (size limit, subscriptions, liveness) and forwarded at
+    frame boundaries only, so the front can add a frame of its own (a repeated subscribe).
+    SDK -> client: written through as it comes; only the frame lengths are followed, so a ping
+    or close frame of the front goes in between two server frames.
+    """
+
+    def __init__(self, front: ClientLimitFront, stats: ClientStats, client_t, tracker):
+        self.front = front
+        self.stats = stats
+        self.client_t = client_t
+        self.up_t: asyncio.Transport | None = None
+        self.tracker = tracker
+        tracker.inject_up = self.inject_up
+        self.held = bytearray()  # bytes of a client frame not yet complete
+        self.sent_up = 0
+        self.pending_up: list[bytes] = []
+        self.down_inject: list[bytes] = []
+        self.closing = False  # a close frame of ours is queued: nothing after it
+        self.close_sent = False
+        self.done = asyncio.get_running_loop().create_future()
+
+    # -- client -> SDK
+    def from_client(self, data: bytes) -> None:
+        if self.close_sent or self.closing:
+            return  # read and dropped while the close is under way
+        st = self.stats
+        st.last_rx = time.monotonic()
+        up = self.tracker.up
+        up.feed(data)
+        if up.oversize:
+            front = self.front
+            front.too_big_total += 1
+            reason = f"message too big: {up.oversize} bytes (limit {front.max_message_bytes})"
+            front.log(f"client {st.id} ({st.peer}): {reason}; closing (1009)")
+            self.held.clear()
+            self.send_down(_close_frame(CLOSE_TOO_BIG, reason), close=True)
+            return
+        held = self.held
+        held += data
+        cut = up.boundary - self.sent_up
+        if cut > 0 and self.up_t is not None:
+            self.up_t.write(bytes(held[:cut]))
+            del held[:cut]
+            self.sent_up += cut
+        if not held and self.pending_up and self.up_t is not None:
+            for frame in self.pending_up:
+                self.up_t.write(frame)
+            self.pending_up.clear()
+
+    def inject_up(self, frame: bytes) -> None:
+        """A client frame of the front's own: now if no client frame is half sent, else next."""
+        if self.up_t is None or self.up_t.is_closing():
+            return
+        if self.held:
+            self.pending_up.append(frame)
+        else:
+            self.up_t.write(frame)
+
+    # -- SDK -> client
+    def from_server(self, data: bytes) -> None:
+        if self.close_sent:
+            return
+        st = self.stats
+        st.bytes_down += len(data)
+        down = self.tracker.down
+        if not self.down_inject:
+            down.walk(memoryview(data))
+            self.client_t.write(data)
+        else:
+            mv = memoryview(data)
+            start = [0]
+
+            def boundary(pos: int) -> None:
+                if self.down_inject and not self.close_sent:
+                    self.client_t.write(mv[start[0] : pos])
+                    start[0] = pos
+                    self._write_injected()
+
+            down.walk(mv, boundary)
+            if not self.close_sent and start[0] < len(data):
+                self.client_t.write(mv[start[0] :])
+        st.frames_down = down.frames
+        st.messages_down = down.binary
+        st.pending_bytes = self.client_t.get_write_buffer_size()
+
+    def send_down(self, frame: bytes, close: bool = False) -> None:
+        """Ping or close for the client: at once between server frames, else at the next end
+        of a server frame."""
+        if self.closing:
+            return
+        self.closing = close
+        self.down_inject.append(frame)
+        if self.tracker.down.at_boundary:
+            self._write_injected()
+
+    def _write_injected(self) -> None:
+        for frame in self.down_inject:
+            self.client_t.write(frame)
+        self.down_inject.clear()
+        if self.closing:
+            self.close_sent = True
+            self._after_close()
+
+    def _after_close(self) -> None:
+        """Our close frame is out: stop the SDK side, then give the client a moment to read it
+        (closing with unread input would reset the connection and could lose the frame)."""
+        if self.up_t is not None:
+            self.up_t.close()
+        loop = asyncio.get_running_loop()
+        loop.call_later(2.0, self.finish)
+
+    # -- flow control and the end
+    def pause(self, upstream_full: bool) -> None:
+        t = self.client_t if upstream_full else self.up_t
+        if t is not None and not t.is_closing():
+            t.pause_reading()
+
+    def resume(self, upstream_full: bool) -> None:
+        t = self.client_t if upstream_full else self.up_t
+        if t is not None and not t.is_closing():
+            t.resume_reading()
+        if not upstream_full:
+            self.stats.pending_bytes = self.client_t.get_write_buffer_size()
+
+    def finish(self) -> None:
+        if self.closing and not self.close_sent:
+            return  # the close frame still waits for the end of a server frame (timeout)
+        for t in (self.up_t, self.client_t):
+            if t is not None and not t.is_closing():
+                t.close()
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def abort(self) -> None:
+        for t in (self.up_t, self.client_t):
+            if t is not None:
+                t.abort()
+        if not self.done.done():
+            self.done.set_result(None)
 
 
 # ---------------------------------------------------------------- the front server
@@ -452,6 +690,7 @@ class ClientLimitFront:
         ping_timeout: float = 10.0,
         max_handshakes: int = 16,
         handshake_timeout: float = 10.0,
+        layout_file: str = "",
     ):
         self.host = host
         self.port = port
@@ -461,6 +700,7 @@ class ClientLimitFront:
         self.offered_of = offered_of or (lambda _ch: 0)
         self.log = log
         self.name = name
+        self.layout_file = layout_file  # served at GET /layout.json ('' = 404)
         self._clients: dict[int, ClientStats] = {}
         self._next_id = 1
         self.accepted_total = 0
@@ -479,6 +719,7 @@ class ClientLimitFront:
         self.ping_timeout_total = 0  # clients closed for not answering pings
         self.handshake_refused_total = 0  # connections beyond max_handshakes
         self.bad_subprotocol_total = 0  # upgrades without foxglove.sdk.v1
+        self.layout_served_total = 0
 
     # -- lifecycle (called from the node's thread)
 
@@ -552,7 +793,7 @@ class ClientLimitFront:
         now = time.monotonic()
         for c in list(self._clients.values()):
             offered = c.offered(self.offered_of)
-            delivered = c.delivered()
+            delivered = c.messages_down
             clients.append(
                 {
                     "id": c.id,
@@ -561,7 +802,8 @@ class ClientLimitFront:
                     "subscriptions": len(c.subscriptions),
                     "offered": offered,
                     "delivered": delivered,
-                    "delivered_pct": 100.0 * delivered / offered if offered else 100.0,
+                    "delivered_pct": min(100.0, 100.0 * delivered / offered) if offered else 100.0,
+                    "frames": c.frames_down,
                     "bytes": c.bytes_down,
                     "pending_bytes": c.pending_bytes,
                     "resubscribed": c.resubscribed,
@@ -579,6 +821,7 @@ class ClientLimitFront:
             self.handshake_refused_total,
             self.bad_subprotocol_total,
             self._handshaking,
+            self.layout_served_total,
         )
 
     # -- connection handling (loop thread)
@@ -620,13 +863,17 @@ class ClientLimitFront:
             head = await asyncio.wait_for(
                 reader.readuntil(b"\r\n\r\n"), timeout=self.handshake_timeout
             )
-            _method, _target, headers = parse_request_head(head)
+            method, target, headers = parse_request_head(head)
         except (asyncio.TimeoutError, asyncio.LimitOverrunError, ValueError):
             writer.write(http_response(400, "Bad Request", "bad or slow HTTP request\n"))
             await writer.drain()
             return
         finally:
             self._handshaking -= 1
+        if not is_websocket_upgrade(headers) and target.split("?", 1)[0] == "/layout.json":
+            writer.write(self._layout_response(method))
+            await writer.drain()
+            return
         if not is_websocket_upgrade(headers):
             writer.write(
                 http_response(
@@ -680,7 +927,6 @@ class ClientLimitFront:
             await asyncio.get_running_loop().sock_connect(
                 up_sock, ("127.0.0.1", self.upstream_port)
             )
-            up_r, up_w = await asyncio.open_connection(sock=up_sock, limit=MAX_HEAD * 2)
         except OSError as e:
             up_sock.close()
             del self._clients[cid]
@@ -691,131 +937,95 @@ class ClientLimitFront:
             sock = writer.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, DOWNSTREAM_SNDBUF)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        writer.transport.set_write_buffer_limits(high=HIGH_WATER)
         tracker = _ClientTracker(stats, self.offered_of, max_message=self.max_message_bytes)
         self.log(f"client {cid} connected from {peer} ({len(self._clients)}/{self.max_clients})")
         try:
-            up_w.write(head)  # the request head as received; frames follow it
-            await self._splice(reader, writer, up_r, up_w, tracker)
+            await self._splice(reader, writer, up_sock, head, tracker)
         finally:
             self._clients.pop(cid, None)
-            with contextlib.suppress(Exception):
-                up_w.close()
             self.log(f"client {cid} ({peer}) disconnected")
 
-    async def _splice(self, reader, writer, up_r, up_w, tracker: _ClientTracker) -> None:
-        stats = tracker.stats
-
-        tracker.up_writer = up_w
-        tracker.down_writer = writer
-        held = bytearray()  # bytes of a client frame not yet complete (<= max_message_bytes)
-        sent = 0
-
-        async def client_to_server():
-            # Forwarded frame by frame, so the tracker can slip a frame in between.
-            nonlocal sent
-            while data := await reader.read(65536):
-                stats.last_rx = time.monotonic()
-                tracker.up.feed(data)
-                if tracker.up.oversize:
-                    self.too_big_total += 1
-                    reason = (
-                        f"message too big: {tracker.up.oversize} bytes "
-                        f"(limit {self.max_message_bytes})"
-                    )
-                    self.log(f"client {stats.id} ({stats.peer}): {reason}; closing (1009)")
-                    tracker.send_down(_close_frame(CLOSE_TOO_BIG, reason), close=True)
-                    return
-                held.extend(data)
-                cut = tracker.up.boundary - sent
-                if cut > 0:
-                    up_w.write(bytes(held[:cut]))
-                    del held[:cut]
-                    sent += cut
-                tracker.up_at_boundary = not held
-                if not held and tracker.pending_inject:
-                    for frame in tracker.pending_inject:
-                        up_w.write(frame)
-                    tracker.pending_inject.clear()
-                await up_w.drain()
-
-        async def server_to_client():
-            while not tracker.close_sent.is_set() and (data := await up_r.read(65536)):
-                start = tracker.down.fed
-                tracker.down.feed(data)
-                stats.bytes_down += len(data)
-                cut = tracker.down.boundary - start
-                if tracker.down_inject and 0 <= cut <= len(data):
-                    # our own frames go in where a server frame ends
-                    writer.write(data[:cut])
-                    for frame in tracker.down_inject:
-                        writer.write(frame)
-                    tracker.down_inject.clear()
-                    if tracker.closing:
-                        tracker.close_sent.set()
-                        await writer.drain()
-                        return
-                    writer.write(data[cut:])
-                else:  # (when closing: the rest of the server frame the close waits for)
-                    writer.write(data)
-                stats.pending_bytes = writer.transport.get_write_buffer_size()
-                # Back-pressure: stop reading upstream while this client is behind.
-                await writer.drain()
-                stats.pending_bytes = writer.transport.get_write_buffer_size()
-
-        async def keepalive():
-            """Ping a quiet client; close one that sent nothing for interval + timeout (a
-            silent or stalled client must not hold a slot forever)."""
-            interval, timeout = self.ping_interval, self.ping_timeout
-            step = min(interval, timeout) / 4
-            pinged = False
-            while True:
-                await asyncio.sleep(step)
-                idle = time.monotonic() - stats.last_rx
-                if idle < interval:
-                    pinged = False
-                    continue
-                if idle >= interval + timeout:
-                    self.ping_timeout_total += 1
-                    reason = f"no pong within {timeout:g} s"
-                    self.log(f"client {stats.id} ({stats.peer}): {reason}; closing")
-                    tracker.send_down(_close_frame(CLOSE_GOING_AWAY, reason), close=True)
-                    return
-                if not pinged:
-                    tracker.send_down(encode_frame(0x9, b"sensorhub"))
-                    pinged = True
-
-        tasks = [asyncio.create_task(client_to_server()), asyncio.create_task(server_to_client())]
-        if self.ping_interval > 0:
-            tasks.append(asyncio.create_task(keepalive()))
+    def _layout_response(self, method: str) -> bytes:
+        """GET /layout.json: the layout file, readable by Foxglove/Lichtblick in a browser
+        (``layoutUrl``), so it needs CORS; 404 when no ``layout_file`` is set or readable."""
+        cors = "Access-Control-Allow-Origin: *\r\n"
+        if method not in ("GET", "HEAD"):
+            return http_response(405, "Method Not Allowed", "GET only\n", extra=cors)
+        path = self.layout_file
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            if tracker.closing:
-                # the close frame waits for the end of the server frame in flight; a client
-                # that does not read at all is cut off
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(tracker.close_sent.wait(), 2.0)
-                if tracker.close_sent.is_set():
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(writer.drain(), 2.0)
-                    for t in tasks:
-                        t.cancel()
-                    # Read and drop what the client still sends, briefly: closing with unread
-                    # data would reset the connection and could discard our close frame.
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(_discard(reader), 2.0)
-                    writer.close()
-                else:
-                    writer.transport.abort()
+            if not path:
+                raise FileNotFoundError("layout_file not set")
+            with open(path, "rb") as f:
+                body = f.read(MAX_LAYOUT + 1)
+            if len(body) > MAX_LAYOUT:
+                raise OSError(f"larger than {MAX_LAYOUT} bytes")
+        except OSError as e:
+            return http_response(404, "Not Found", f"{self.name}: no layout ({e})\n", extra=cors)
+        self.layout_served_total += 1
+        head = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nCache-Control: no-cache\r\n{cors}"
+            "Connection: close\r\n\r\n"
+        ).encode()
+        return head + (body if method == "GET" else b"")
+
+    async def _splice(self, reader, writer, up_sock, head: bytes, tracker) -> None:
+        """Hand both sockets to protocol callbacks (_Splice) until either side ends."""
+        loop = asyncio.get_running_loop()
+        stats = tracker.stats
+        client_t = writer.transport
+        splice = _Splice(self, stats, client_t, tracker)
+        client_side = _Side(splice, upstream=False)
+        leftover = bytes(reader._buffer)  # bytes after the head the stream already read
+        reader._buffer.clear()
+        client_t.set_write_buffer_limits(high=HIGH_WATER)
+        client_t.set_protocol(client_side)
+        up_t, _ = await loop.create_connection(lambda: _Side(splice, upstream=True), sock=up_sock)
+        up_t.set_write_buffer_limits(high=HIGH_WATER)
+        splice.up_t = up_t
+        up_t.write(head)  # the request head as received; frames follow it
+        if leftover:
+            splice.from_client(leftover)
+        keepalive = None
+        if self.ping_interval > 0:
+            keepalive = asyncio.create_task(self._keepalive(splice))
+        try:
+            await splice.done
+        except asyncio.CancelledError:
+            splice.abort()
+            raise
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if keepalive is not None:
+                keepalive.cancel()
+            for t in (up_t, client_t):
+                if not t.is_closing():
+                    t.close()
 
-
-async def _discard(reader: asyncio.StreamReader) -> None:
-    while await reader.read(65536):
-        pass
+    async def _keepalive(self, splice: _Splice) -> None:
+        """Ping a quiet client; close one that sent nothing for interval + timeout (a silent or
+        stalled client must not hold a slot forever)."""
+        stats = splice.stats
+        pinged = False
+        while not splice.closing:
+            interval, timeout = self.ping_interval, self.ping_timeout
+            await asyncio.sleep(min(interval, timeout) / 4)
+            idle = time.monotonic() - stats.last_rx
+            if idle < interval:
+                pinged = False
+                continue
+            if idle >= interval + timeout:
+                self.ping_timeout_total += 1
+                reason = f"no pong within {timeout:g} s"
+                self.log(f"client {stats.id} ({stats.peer}): {reason}; closing")
+                splice.send_down(_close_frame(CLOSE_GOING_AWAY, reason), close=True)
+                # a client that does not read at all never lets the close frame out
+                await asyncio.sleep(2.0)
+                if not splice.close_sent:
+                    splice.abort()
+                return
+            if not pinged:
+                splice.send_down(encode_frame(0x9, b"sensorhub"))
+                pinged = True
 
 
 def _close_frame(code: int, reason: str) -> bytes:

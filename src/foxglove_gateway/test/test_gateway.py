@@ -269,6 +269,12 @@ def test_stalled_client_does_not_reduce_what_others_receive(ros_node, gateway, j
         return any("%" in f and not f.split("(")[1].startswith("100.0%") for f in figs) and figs
 
     wait(lambda: healthy.last_stamp("/t/big") >= n, 30, what="the healthy client's last message")
+
+    def web_subscribers():  # counted by the SDK's own subscribe callbacks (issue 17)
+        v = _diag_values(diags[-3:], "foxglove_gateway: topics") or {}
+        return "2 web subscribers" in v.get("/t/big", "")
+
+    wait(web_subscribers, 10, what="both clients counted as /t/big web subscribers")
     healthy.finish()
     (counts,) = healthy.events("counts")
     got = sorted(int(s.split(".")[0]) for s in counts["topics"]["/t/big"]["stamps"])

@@ -17,6 +17,7 @@ from foxglove_gateway.wsfront import (
     CLOSE_TRY_AGAIN_LATER,
     ClientLimitFront,
     FrameScanner,
+    _ServerStream,
     accept_key,
     encode_frame,
     parse_request_head,
@@ -64,6 +65,37 @@ def test_scanner_handles_any_chunking_and_masks():
         for i in range(0, len(stream), step):
             sc.feed(stream[i : i + step])
         assert got == expected, step
+
+
+def test_server_stream_finds_every_frame_end_in_any_chunking():
+    """The SDK->client side follows frame lengths only: every boundary found, text frames
+    whole, whatever the read sizes (issue 17: no per-message parsing, yet a safe place for
+    the front's own ping/close frames)."""
+    frames = [
+        encode_frame(0x1, json.dumps({"op": "advertise", "channels": []}).encode()),
+        _data_frame(7, b"x" * 300),  # 16-bit length
+        _data_frame(8, b"y" * 70000),  # 64-bit length
+        encode_frame(0x2, b""),  # empty payload
+        encode_frame(0x1, b'{"op":"status"}'),
+    ]
+    head = b"HTTP/1.1 101 Switching Protocols\r\nX: y\r\n\r\n"
+    stream = head + b"".join(frames)
+    ends, pos = [len(head)], len(head)
+    for fr in frames:
+        pos += len(fr)
+        ends.append(pos)
+    for step in (1, 2, 3, 7, 64, 1000, len(stream)):
+        texts: list = []
+        found: list = []
+        ss = _ServerStream(texts.append)
+        for i in range(0, len(stream), step):
+            chunk = stream[i : i + step]
+            ss.walk(memoryview(chunk), lambda p, i=i, found=found: found.append(i + p))
+            assert ss.at_boundary == (i + len(chunk) in ends), (step, i)
+        assert found == ends, step
+        assert ss.frames == len(frames)
+        assert texts == [json.dumps({"op": "advertise", "channels": []}).encode(),
+                         b'{"op":"status"}'], step  # fmt: skip
 
 
 def test_refusal_is_a_handshake_status_and_close():
@@ -136,11 +168,9 @@ def _recv_until(sock, n: int, timeout: float = 5.0) -> bytes:
 def front():
     made = []
 
-    def make(frames: bytes, max_clients: int, offered=None, upstream=_FakeUpstream, **kw):
+    def make(frames: bytes, max_clients: int, upstream=_FakeUpstream, **kw):
         up = upstream(frames)
-        f = ClientLimitFront(
-            "127.0.0.1", 0, up.port, max_clients, offered_of=offered, log=lambda s: None, **kw
-        )
+        f = ClientLimitFront("127.0.0.1", 0, up.port, max_clients, log=lambda s: None, **kw)
         f.start()
         made.append((f, up))
         return f, up
@@ -154,7 +184,7 @@ def front():
 def test_front_splices_counts_and_refuses_beyond_the_limit(front, wait):
     frames = b"".join(_data_frame(1, os.urandom(100)) for _ in range(5))
     offered = {42: 10}
-    f, up = front(frames, 1, offered=lambda ch: offered.get(ch, 0))
+    f, up = front(frames, 1, offered_of=lambda ch: offered.get(ch, 0))
     a = socket.create_connection(("127.0.0.1", f.port))
     a.sendall(_upgrade())
     sub = json.dumps({"op": "subscribe", "subscriptions": [{"id": 1, "channelId": 42}]})
@@ -162,12 +192,12 @@ def test_front_splices_counts_and_refuses_beyond_the_limit(front, wait):
     got = _recv_until(a, len(b"HTTP/1.1 101 Switching Protocols\r\n\r\n") + len(frames))
     assert got.endswith(frames)  # byte for byte
     wait(lambda: f.active == 1, 5, what="one active client")
+    wait(lambda: f.snapshot().clients[0]["frames"] == 5, 5, what="5 server frames counted")
     offered[42] = 15  # the gateway logged 5 more on channel 42 since the subscription
-    wait(lambda: f.snapshot().clients[0]["delivered"] == 5, 5, what="5 deliveries counted")
     c = f.snapshot().clients[0]
-    assert c["subscriptions"] == 1
-    assert c["offered"] == 5
-    assert c["delivered_pct"] == 100.0
+    assert c["subscriptions"] == 1  # from the client's subscribe frame
+    assert (c["delivered"], c["offered"], c["delivered_pct"]) == (5, 5, 100.0)
+    assert c["bytes"] == len(b"HTTP/1.1 101 Switching Protocols\r\n\r\n") + len(frames)
 
     b = socket.create_connection(("127.0.0.1", f.port))
     b.sendall(_upgrade())
@@ -407,4 +437,82 @@ def test_front_names_the_supported_subprotocol(front, proto):
     assert (proto or "none").encode() in body
     assert f.snapshot().bad_subprotocol_total == 1
     assert up.received == []  # never reached the SDK server
+    s.close()
+
+
+class _TricklingUpstream(_FakeUpstream):
+    """Sends big data frames in small pieces with pauses: a ping of the front must never land
+    inside one of them."""
+
+    def _serve(self, conn):
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+        data = b"".join(_data_frame(1, bytes([k]) * 5000) for k in range(20))
+        try:
+            for i in range(0, len(data), 1500):
+                conn.sendall(data[i : i + 1500])
+                time.sleep(0.01)
+            while conn.recv(65536):
+                pass
+        except OSError:
+            pass
+
+
+def test_pings_go_between_server_frames_never_inside(front, wait):
+    f, _up = front(b"", 1, upstream=_TricklingUpstream, ping_interval=0.05, ping_timeout=30.0)
+    s = socket.create_connection(("127.0.0.1", f.port))
+    s.sendall(_upgrade())
+    got = []
+    s.settimeout(10.0)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(65536)
+    sc = FrameScanner(lambda o, fin, p: got.append((o, p)), 16)
+    sc.feed(data.split(b"\r\n\r\n", 1)[1])
+    while sum(1 for o, _ in got if o == 0x2) < 20:
+        chunk = s.recv(65536)
+        assert chunk
+        sc.feed(chunk)
+    assert not sc.broken
+    data_frames = [p for o, p in got if o == 0x2]
+    assert [p[13] for p in data_frames] == list(range(20))  # all there, in order, intact
+    assert any(o == 0x9 for o, _ in got)  # and pings in between
+    s.close()
+
+
+def test_layout_json_is_served_with_cors(front, tmp_path):
+    layout = tmp_path / "layout.json"
+    layout.write_text(json.dumps({"configById": {"Plot!1": {}}}))
+    f, up = front(b"", 1, layout_file=str(layout))
+    s = socket.create_connection(("127.0.0.1", f.port))
+    s.sendall(
+        b"GET /layout.json HTTP/1.1\r\nHost: x\r\nOrigin: https://lichtblick.example\r\n\r\n"
+    )
+    reply = _recv_until(s, 100_000, timeout=5.0)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "HTTP/1.1 200 OK"
+    assert "Content-Type: application/json" in lines
+    assert "Access-Control-Allow-Origin: *" in lines
+    assert json.loads(body) == {"configById": {"Plot!1": {}}}
+    assert f.snapshot().layout_served_total == 1
+    assert up.received == []  # answered by the front, never the SDK
+    s.close()
+    # the WebSocket on the same port still works
+    ws = socket.create_connection(("127.0.0.1", f.port))
+    ws.sendall(_upgrade())
+    assert _recv_until(ws, 12).startswith(b"HTTP/1.1 101")
+    ws.close()
+
+
+@pytest.mark.parametrize("configured", ["", "missing.json"])
+def test_layout_json_without_a_layout_is_404(front, tmp_path, configured):
+    f, _up = front(b"", 1, layout_file=str(tmp_path / configured) if configured else "")
+    s = socket.create_connection(("127.0.0.1", f.port))
+    s.sendall(b"GET /layout.json HTTP/1.1\r\nHost: x\r\n\r\n")
+    reply = _recv_until(s, 100_000, timeout=5.0)
+    assert reply.startswith(b"HTTP/1.1 404")
+    assert b"Access-Control-Allow-Origin: *" in reply
     s.close()

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import numpy as np
 
 from pbt_driver.detector import Detector, DetectorParams, Event
 from pbt_driver.frames import make_decoder
@@ -42,37 +41,50 @@ class AcqConfig:
 
 
 class Batcher:
-    """Preallocated value/envelope buffers; emits full batches and the partial one before a gap."""
+    """Collects values and envelope; emits full batches and the partial one before a gap.
+
+    The batch is built in Python lists (an append per sample is cheaper than a numpy store)
+    and handed over as float32 ``array('f')``, the type PbtSamples' float32[] fields hold, so
+    the message takes it without a conversion and the driver needs no numpy."""
 
     def __init__(self, size: int, emit: Callable):
         self.size = size
-        self.values = np.zeros(size, dtype=np.float32)
-        self.env = np.zeros(size, dtype=np.float32)
-        self.n = 0
+        self._v: list[float] = []
+        self._e: list[float] = []
         self.first = 0
         self.lost_before = 0
+        self._baseline = 0.0
         self._emit = emit
+
+    @property
+    def n(self) -> int:
+        return len(self._v)
 
     def gap(self, lost: int) -> None:
         self.flush()
         self.lost_before += lost
 
+    def add_one(self, index: int, value: float, env: float, baseline: float) -> None:
+        v = self._v
+        if not v:
+            self.first = index
+        v.append(value)
+        self._e.append(env)
+        self._baseline = baseline
+        if len(v) == self.size:
+            self.flush(baseline)
+
     def add(self, first_index: int, values, env, baseline: float) -> None:
         i = 0
         total = len(values)
         while i < total:
-            if self.n == 0:
+            if not self._v:
                 self.first = first_index + i
-            k = min(self.size - self.n, total - i)
-            if k == 1:  # the common case at one sample per read: no temporary array
-                self.values[self.n] = values[i]
-                self.env[self.n] = env[i]
-            else:
-                self.values[self.n : self.n + k] = values[i : i + k]
-                self.env[self.n : self.n + k] = env[i : i + k]
-            self.n += k
+            k = min(self.size - len(self._v), total - i)
+            self._v.extend(values[i : i + k])
+            self._e.extend(env[i : i + k])
             i += k
-            if self.n == self.size:
+            if len(self._v) == self.size:
                 self.flush(baseline)
         self._baseline = baseline
 
@@ -80,17 +92,18 @@ class Batcher:
         """A gap with no sample after it (yet): an empty batch that carries lost_before."""
         self.flush(baseline)
         if self.lost_before:
-            b = baseline if baseline is not None else getattr(self, "_baseline", 0.0)
-            self._emit(next_index, self.values[:0], self.env[:0], b, self.lost_before)
+            b = baseline if baseline is not None else self._baseline
+            self._emit(next_index, array("f"), array("f"), b, self.lost_before)
             self.lost_before = 0
 
     def flush(self, baseline: float | None = None) -> None:
-        if self.n == 0:
+        if not self._v:
             return
-        b = baseline if baseline is not None else getattr(self, "_baseline", 0.0)
-        self._emit(self.first, self.values[: self.n], self.env[: self.n], b, self.lost_before)
+        b = baseline if baseline is not None else self._baseline
+        values, env = array("f", self._v), array("f", self._e)
+        self._v, self._e = [], []
+        self._emit(self.first, values, env, b, self.lost_before)
         self.lost_before = 0
-        self.n = 0
 
 
 class Reader:
@@ -122,6 +135,8 @@ class Reader:
         self.detector = Detector(det_params, cfg.sample_rate)
         self._pending_params: DetectorParams | None = None
         self.batcher = Batcher(cfg.batch_size, on_batch)
+        self._feed_one = getattr(self.decoder, "feed_one", None)  # ascii only
+        self._fast_ok = self._feed_one is not None
         self._on_confirm, self._on_event = on_confirm, on_event
         self._on_port, self._on_start, self._tick = on_port, on_start, tick
         self._on_fatal = on_fatal
@@ -262,7 +277,34 @@ class Reader:
             )
 
     def process(self, data, t_read: float, drained: bool = True, tr=None) -> None:
-        """Decode and index one read (a silence may hold samples back: see timing.py)."""
+        """Decode and index one read (a silence may hold samples back: see timing.py).
+
+        A low-latency port delivers one sample per read, 800 times a second: that case takes
+        a scalar path (one value through decoder, clock, detector and batch, no lists or
+        segments) whenever each stage has nothing else pending; anything else, and every
+        bigger read, takes the chunk path. Both leave identical state (test_fastpath.py)."""
+        if self._fast_ok:
+            x = self._feed_one(data)
+            if x is not None:
+                self.last_data = t_read
+                self.samples += 1
+                self._tick(1)
+                key = self.decoder.line_no
+                i = None
+                if self._pending_params is None:
+                    i = self.clock.assign_one(x, key, t_read, drained)
+                if i is None:
+                    self._chunk([x], [key], t_read, drained)
+                    return
+                det = self.detector
+                e, notes = det.process_one(x, i)
+                for kind, ev in notes:
+                    self._dispatch(kind, ev)
+                self.batcher.add_one(i, x, e, det.baseline)
+                if self.state_wanted:
+                    self.state_wanted = False
+                    self.saved_state = self.clock.state(self.wall_minus_mono)
+                return
         dec = self.decoder.feed(data)
         values = dec.values
         if not values:
@@ -270,7 +312,10 @@ class Reader:
         self.last_data = t_read
         self.samples += len(values)
         self._tick(len(values))
-        segs = self.clock.assign(values, dec.keys, t_read, drained)
+        self._chunk(values, dec.keys, t_read, drained)
+
+    def _chunk(self, values, keys, t_read: float, drained: bool) -> None:
+        segs = self.clock.assign(values, keys, t_read, drained)
         if len(segs) == 1 and not segs[0].lost_before and self._pending_params is None:
             # The common case, inline (no call): one contiguous run of new samples.
             seg = segs[0]

@@ -221,6 +221,22 @@ class Detector:
             self.stats = st
         return env_out, out
 
+    def process_one(self, x: float, index: int) -> tuple[float, list[tuple[str, Event]]]:
+        """process([x], index) for the one-sample reads of a low-latency port: the envelope
+        value and the notes, without the per-chunk lists."""
+        if self._bridge:
+            env, out = self.process([x], index)
+            return env[0], out
+        out: list[tuple[str, Event]] = []
+        env_out: list[float] = []
+        self._run((x,), index, env_out, out, False)
+        if not self.healthy:
+            st = self.stats
+            st.resets += 1
+            self._reset_state()
+            self.stats = st
+        return env_out[0], out
+
     def _run(self, values, first_index: int, env_out: list, out: list, synthetic: bool) -> None:
         push = env_out.append
         p = self.params

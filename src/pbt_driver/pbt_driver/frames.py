@@ -16,15 +16,13 @@ import math
 import struct
 from dataclasses import dataclass, field
 
-import numpy as np
-
 SYNC = b"\xa5\x5a"
 FRAME_LEN = 10
 SEQ_MODULUS = 1 << 16
 ASCII_LAYOUTS = ("value", "seq,value", "time_us,value")
 # Largest finite float32: PbtSamples/PbtEvent carry float32, so a value beyond it (finite in
 # float64, e.g. 1e39) would become +-inf on the wire and poison every filter downstream.
-F32_MAX = float(np.finfo(np.float32).max)
+F32_MAX = 3.4028234663852886e38  # float(numpy.finfo(numpy.float32).max)
 _FRAME = struct.Struct("<2sHfH")
 
 
@@ -44,18 +42,31 @@ class ConfigError(FrameError):
     """Unknown format or layout."""
 
 
-def _crc_table() -> np.ndarray:
-    t = np.zeros(256, dtype=np.uint16)
+# numpy is imported where binary frames are handled, not at module import: an ascii driver
+# never loads it (about 9 MB of private memory per process, issue 17).
+
+
+def _crc_table() -> list[int]:
+    t = []
     for i in range(256):
         c = i << 8
         for _ in range(8):
             c = ((c << 1) ^ 0x1021) if c & 0x8000 else (c << 1)
-        t[i] = c & 0xFFFF
+        t.append(c & 0xFFFF)
     return t
 
 
-CRC_TABLE = _crc_table()
-_CRC_LIST = [int(x) for x in CRC_TABLE]
+_CRC_LIST = _crc_table()
+_CRC_NP = None
+
+
+def _crc_np():
+    global _CRC_NP
+    if _CRC_NP is None:
+        import numpy as np
+
+        _CRC_NP = np.array(_CRC_LIST, dtype=np.uint16)
+    return _CRC_NP
 
 
 def crc16(data: bytes, crc: int = 0xFFFF) -> int:
@@ -65,12 +76,15 @@ def crc16(data: bytes, crc: int = 0xFFFF) -> int:
     return crc
 
 
-def crc16_rows(rows: np.ndarray) -> np.ndarray:
-    """CRC of every row of an (n, k) uint8 array at once: one table lookup per column."""
+def crc16_rows(rows):
+    """CRC of every row of an (n, k) uint8 numpy array at once: one table lookup per column."""
+    import numpy as np
+
+    table = _crc_np()
     crc = np.full(rows.shape[0], 0xFFFF, dtype=np.uint16)
     for j in range(rows.shape[1]):
         idx = ((crc >> 8) ^ rows[:, j]) & 0xFF
-        crc = ((crc << 8) & 0xFFFF) ^ CRC_TABLE[idx]
+        crc = ((crc << 8) & 0xFFFF) ^ table[idx]
     return crc
 
 
@@ -80,8 +94,10 @@ def encode_binary(seq: int, value: float) -> bytes:
     return SYNC + body + struct.pack("<H", crc16(body))
 
 
-def encode_binary_block(seqs: np.ndarray, values: np.ndarray) -> bytes:
-    """Many frames at once (the simulator at tens of kHz)."""
+def encode_binary_block(seqs, values) -> bytes:
+    """Many frames at once (the simulator at tens of kHz); numpy arrays or sequences."""
+    import numpy as np
+
     n = len(values)
     a = np.empty((n, FRAME_LEN), dtype=np.uint8)
     a[:, 0], a[:, 1] = 0xA5, 0x5A
@@ -205,6 +221,44 @@ class AsciiDecoder:
         if not self._pending:
             self._first = False
 
+    def feed_one(self, data) -> float | None:
+        """The common read at low latency: exactly one whole, good 'value' line. Its value, with
+        the counts feed() would make; None, with nothing consumed, for anything else (then
+        feed() takes the same bytes). Same result as feed(), fewer steps (issue 17)."""
+        n = len(data)
+        if (
+            n < 2
+            or n > self.max_line + 1
+            or self._pending
+            or self._first
+            or self._overlong
+            or self.key_kind != "line"
+            or data[n - 1] != 10  # b"\n"
+        ):
+            return None
+        raw = bytes(data)
+        if raw.find(b"\n", 0, n - 1) >= 0:
+            return None
+        cols = raw.split()
+        if len(cols) != 1:
+            return None
+        try:
+            value = float(cols[0])
+        except ValueError:
+            return None
+        if not self.lo <= value <= self.hi:
+            return None
+        st = self.stats
+        st.bytes_in += n
+        st.frames += 1
+        self._line_no += 1
+        return value
+
+    @property
+    def line_no(self) -> int:
+        """Lines counted so far: the key of the last 'value' sample."""
+        return self._line_no
+
     def feed(self, data) -> Decoded:
         st = self.stats
         st.bytes_in += len(data)
@@ -281,14 +335,16 @@ class BinaryDecoder:
             self.stats.discarded_at_open += n
 
     def feed(self, data) -> Decoded:
+        import numpy as np
+
         st = self.stats
         st.bytes_in += len(data)
         buf = self._pending + bytes(data)
         a = np.frombuffer(buf, dtype=np.uint8)
         n = len(buf)
         pos = 0
-        vals: list[np.ndarray] = []
-        seqs: list[np.ndarray] = []
+        vals: list = []
+        seqs: list = []
         while n - pos >= FRAME_LEN:
             if buf[pos] != 0xA5 or buf[pos + 1] != 0x5A:
                 nxt = buf.find(SYNC, pos + 1)

@@ -248,6 +248,38 @@ class SampleClock:
             h.best = dfc
         return self.poll(t_read)
 
+    def assign_one(
+        self, value: float, key: int, t_read: float, drained: bool = True
+    ) -> int | None:
+        """One sample whose key is the next one, nothing pending: its index, with the state
+        assign() would leave. None, with nothing changed, when assign() has more to decide."""
+        last = self._last_key
+        if (
+            last is None
+            or self._hold is not None
+            or self._reconnect
+            or self._carry
+            or self.kind == "time_us"
+        ):
+            return None
+        a_t = self.anchor_t
+        if a_t is None:
+            return None
+        m = self.modulus
+        if key != ((last + 1) % m if m else last + 1):
+            return None
+        i = self.next_index
+        if (
+            drained
+            and self.kind == "line"
+            and (t_read - a_t) * self.rate - (i - self.anchor_i) > self.tol
+        ):
+            return None  # a silence: assign() holds it
+        self._last_key = key
+        self.next_index = i + 1
+        self._track(t_read, drained)
+        return i
+
     def poll(self, t_now: float) -> list[Segment]:
         """Decide a held silence once arrivals stopped catching up (or HOLD_MAX passed)."""
         h = self._hold
