@@ -27,13 +27,14 @@ in the graph with its package defaults (and a second instance with the lite prof
 (src/bringup/config/foxglove_layout.json) shows, as Foxglove/Lichtblick do, and counts payload
 bytes per topic over the window. Goal: <= 100 kB/s per client at the default rate.
 
-Recorder restart cost (issue 12, ``--no-recorder`` to skip): mcap_recorder records a 50 Hz
-sequence and 5 Hz transient-local events; it is killed with SIGKILL several times and started
-again after mcap_recorder's respawn delay in graph.yaml (0.1 s). From the bag (repaired and
-resumed by the restarted recorder, read with the ``mcap`` package): the publish-time span lost
-before each kill (goal <= the 1 s flush interval), the time from the kill to the first message
-recorded again (goal: recording again within 1 s of the crash, respawn delay included), and
-events recorded twice (goal 0).
+Recorder restart cost (issue 12, ``--no-recorder`` to skip): mcap_recorder records a 20 Hz
+sequence (the driver's batch rate and QoS) and 5 Hz transient-local events; it is killed with
+SIGKILL several times and started again after mcap_recorder's respawn delay in graph.yaml
+(0.1 s). From the bag (repaired and resumed by the restarted recorder, read with the ``mcap``
+package): the publish-time span lost before each kill (goal <= the 1 s flush interval), the time
+from the kill to the first message recorded again (goal: recording again within 1 s of the
+crash, respawn delay included; the samples' transient-local history gives the new recorder what
+was published while it was down), and events recorded twice (goal 0).
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ from sensorhub_msgs.msg import PbtEvent, PbtSamples
 from sensorhub_common import qos
 rclpy.init()
 n = rclpy.create_node("bench_recorder_load")
-ps = n.create_publisher(PbtSamples, "/bench/seq", qos.pbt_samples(0.02))
+ps = n.create_publisher(PbtSamples, "/bench/seq", qos.pbt_samples(0.05))
 pe = n.create_publisher(PbtEvent, "/bench/events", qos.PBT_EVENTS)
 i = 0
 t_next = time.monotonic()
@@ -171,12 +172,12 @@ while rclpy.ok():
     m = PbtSamples(first_index=i)
     m.header.stamp.sec, m.header.stamp.nanosec = divmod(now, 1_000_000_000)
     ps.publish(m)
-    if i % 10 == 0:
+    if i % 4 == 0:
         e = PbtEvent(peak_index=i)
         e.header.stamp = m.header.stamp
         pe.publish(e)
     i += 1
-    t_next += 0.02
+    t_next += 0.05
     time.sleep(max(0.0, t_next - time.monotonic()))
 """
 

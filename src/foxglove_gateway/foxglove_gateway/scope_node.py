@@ -72,7 +72,7 @@ class PbtScopeNode(Node):
         self.pub_scope = self.create_publisher(PbtScope, "scope", qos.WEB_VIEW)
         self.pub_history = self.create_publisher(PbtEventHistory, "event_history", qos.WEB_VIEW)
         self.create_subscription(
-            PbtSamples, "samples", self._on_batch, qos.recorder(qos.pbt_samples(0.05))
+            PbtSamples, "samples", self._on_batch, qos.live(qos.pbt_samples(0.05))
         )
         self.create_subscription(PbtEvent, "events", self._on_event, qos.PBT_EVENTS)
         self.freq = diag.FrequencyStatus(

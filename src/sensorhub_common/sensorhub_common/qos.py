@@ -93,6 +93,18 @@ def viewer(profile: QoSProfile) -> QoSProfile:
     return p
 
 
+def live(profile: QoSProfile) -> QoSProfile:
+    """Reliable and volatile: only what comes next, in publication order.
+
+    For consumers of a stream that would rather start late than be handed the publisher's
+    history: DDS may deliver a late joiner's history after the first live samples, which a
+    rolling view (pbt_scope) would show as holes.
+    """
+    p = recorder(profile)
+    p.durability = DurabilityPolicy.VOLATILE
+    return p
+
+
 def recorder(profile: QoSProfile) -> QoSProfile:
     """Reliable subscriber copy without deadline/liveliness requirements (never incompatible)."""
     return QoSProfile(

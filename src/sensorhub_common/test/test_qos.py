@@ -47,3 +47,8 @@ def test_viewer_is_best_effort_copy_and_recorder_never_requires_deadline():
     assert qos.PBT_EVENTS.reliability == R  # the original is untouched
     rec = qos.recorder(qos.pbt_samples(0.05))
     assert rec.reliability == R and rec.deadline == Duration() and rec.depth >= 100
+
+
+def test_live_is_reliable_volatile_and_matches_the_samples_publisher():
+    p = qos.live(qos.pbt_samples(0.05))
+    assert p.reliability == R and p.durability == VOL and p.depth >= 100
