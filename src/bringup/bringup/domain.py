@@ -52,28 +52,34 @@ def probe(names: list[str], wait: float = DISCOVERY_WAIT, timeout: float = ANSWE
         )
         ex = SingleThreadedExecutor(context=ctx)
         ex.add_node(node)
+        # A node is found by its name (ros_discovery_info) or by its parameter service,
+        # whichever discovery delivers first; only an answer makes it live.
+        clients = {
+            fq: node.create_client(ListParameters, f"{fq}/list_parameters") for fq in wanted
+        }
+        calls: dict = {}
         seen: set[str] = set()
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            ex.spin_once(timeout_sec=0.1)
+        live: list[str] = []
+        start = time.monotonic()
+        while True:
+            ex.spin_once(timeout_sec=0.05)
+            now = time.monotonic()
             for n, ns in node.get_node_names_and_namespaces():
                 fq = (ns.rstrip("/") + "/" + n) if ns else "/" + n
                 if fq in wanted:
                     seen.add(fq)
-        live = []
-        pending = {}
-        for fq in sorted(seen):
-            cli = node.create_client(ListParameters, f"{fq}/list_parameters")
-            pending[fq] = (cli, None)
-        deadline = time.monotonic() + timeout
-        while pending and time.monotonic() < deadline:
-            for fq, (cli, fut) in list(pending.items()):
-                if fut is None and cli.service_is_ready():
-                    pending[fq] = (cli, cli.call_async(ListParameters.Request()))
-                elif fut is not None and fut.done():
+            for fq, cli in clients.items():
+                if fq not in calls and cli.service_is_ready():
+                    seen.add(fq)
+                    calls[fq] = cli.call_async(ListParameters.Request())
+            for fq, fut in list(calls.items()):
+                if fut.done() and fq not in live:
                     live.append(fq)
-                    del pending[fq]
-            ex.spin_once(timeout_sec=0.05)
+            waiting = seen - set(live)
+            if now - start >= wait and not waiting:
+                break  # discovery had its time and every node found has answered
+            if now - start >= wait + timeout:
+                break  # what is still silent is a ghost (killed, lease not yet expired)
         return sorted(live)
     finally:
         rclpy.try_shutdown(context=ctx)

@@ -125,10 +125,14 @@ def test_binary_faults_counted_exactly(tim, ros_node, wait, tmp_path):
     n = {k: sum(1 for f in faults if f["fault"] == k) for k in kinds}
     nbytes = sum(f["bytes"] for f in faults)
     assert int(d["checksum errors"]) == n["corrupt"]
-    # a frame cut by the sim's exit is discarded as pending bytes, not seen as truncated
-    assert n["truncate"] - 1 <= int(d["truncated frames"]) <= n["truncate"]
+    # Each cut frame is counted as truncated, except one cut by the sim's exit (pending bytes,
+    # not seen as truncated) and, with CoLa-B's one-byte checksum, about 1 in 256 that merges
+    # with the next frame into one whose checksum passes: its payload then fails to decode
+    # (counted as a decode error, never published).
+    cut = int(d["truncated frames"]) + int(d["decode errors"])
+    assert n["truncate"] - 1 <= cut <= n["truncate"]
+    assert int(d["decode errors"]) <= 1
     assert int(d["discarded bytes"]) == nbytes
-    assert int(d["decode errors"]) == 0
     assert int(d["scans"]) >= 15
 
 
