@@ -542,10 +542,11 @@ def redetect(pbt: PbtData, plan: ParamPlan) -> Offline:
         start, seeded = 0, sess.first
         if not exact:
             b0 = batches[0]
-            det.baseline = float(b0.baseline)
-            det.env = float(b0.envelope[-1]) if len(b0.envelope) else float(b0.baseline)
-            det._warm = det._warm_n
-            det._last = float(b0.values[-1]) if len(b0.values) else None
+            det.seed(
+                b0.baseline,
+                b0.envelope[-1] if len(b0.envelope) else b0.baseline,
+                b0.values[-1] if len(b0.values) else None,
+            )
             start, seeded = 1, sess.first + len(b0.values)
         for m in batches[start:]:
             while changes and changes[0][0] <= _stamp(m.header):

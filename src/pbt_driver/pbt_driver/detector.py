@@ -163,6 +163,15 @@ class Detector:
         self._dead_n = round(p.dead_time * self.rate)
         self._warm_n = max(1, round(p.baseline_tau * self.rate))
 
+    def seed(self, baseline: float, envelope: float, last: float | None) -> None:
+        """Continue a stream joined in the middle (a recording that starts after the driver):
+        the tracked baseline and envelope as the driver had them, warm-up done, ``last`` the
+        latest real value (the left end of a bridge over a following gap)."""
+        self.baseline = float(baseline)
+        self.env = float(envelope)
+        self._warm = self._warm_n
+        self._last = None if last is None else float(last)
+
     @property
     def active(self) -> bool:
         return self._ev is not None

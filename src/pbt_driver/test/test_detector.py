@@ -185,3 +185,24 @@ def test_start_inside_a_pulse_does_not_blind_the_detector():
     _, notes = det.process(values, 0)
     closes = [e for k, e in notes if k == "close"]
     assert len(closes) == 1 and closes[0].start_index == 204
+
+
+def test_seed_continues_a_stream_joined_in_the_middle():
+    """sensorhub report joins recordings mid-stream: seeded with the driver's state at that
+    point, the detector finds exactly the events a detector that saw everything finds."""
+    rate = 800.0
+    p = DetectorParams()
+    rng = np.random.default_rng(3)
+    x = 100.0 + rng.normal(0.0, 1.0, 8000)
+    for k in range(1000, 8000, 700):
+        x[k : k + 12] += np.hanning(12) * 80.0
+    full = Detector(p, rate)
+    ev_full = [e.peak_index for k, e in full.process(x.tolist(), 0)[1] if k == "close"]
+    head = Detector(p, rate)
+    head.process(x[:4000].tolist(), 0)
+    joined = Detector(p, rate)
+    joined.seed(head.baseline, head.env, float(x[3999]))
+    _, notes = joined.process(x[4000:].tolist(), 4000)
+    ev_joined = [e.peak_index for k, e in notes if k == "close"]
+    assert ev_joined == [k for k in ev_full if k >= 4000]
+    assert ev_joined
