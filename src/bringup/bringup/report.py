@@ -618,6 +618,38 @@ def compare(pbt: PbtData, off: Offline, tolerance: int = 2) -> Comparison:
 # Output
 
 
+EVENT_COLUMNS = [
+    "peak_index",
+    "start_index",
+    "end_index",
+    "peak",
+    "baseline",
+    "amplitude",
+    "width_s",
+    "area",
+    "rise_time_s",
+    "missing_slots",
+    "gap_closed",
+]
+
+
+def _event_row(e) -> list:
+    """One event (recorded PbtEvent or offline re-detection) as the EVENT_COLUMNS."""
+    return [
+        e.peak_index,
+        e.start_index,
+        e.end_index,
+        e.peak,
+        e.baseline,
+        e.amplitude,
+        e.width,
+        e.area,
+        e.rise_time,
+        e.missing_slots,
+        e.gap_closed,
+    ]
+
+
 def _csv(path: Path, header, rows) -> str:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
@@ -779,72 +811,12 @@ def make_report(
         csvs.append(
             _csv(
                 out / "events_recorded.csv",
-                [
-                    "stamp",
-                    "peak_index",
-                    "start_index",
-                    "end_index",
-                    "peak",
-                    "baseline",
-                    "amplitude",
-                    "width_s",
-                    "area",
-                    "rise_time_s",
-                    "missing_slots",
-                    "gap_closed",
-                ],
-                [
-                    [
-                        f"{_stamp(e.header):.6f}",
-                        e.peak_index,
-                        e.start_index,
-                        e.end_index,
-                        e.peak,
-                        e.baseline,
-                        e.amplitude,
-                        e.width,
-                        e.area,
-                        e.rise_time,
-                        e.missing_slots,
-                        e.gap_closed,
-                    ]
-                    for e in pbt.events
-                ],
+                ["stamp", *EVENT_COLUMNS],
+                [[f"{_stamp(e.header):.6f}", *_event_row(e)] for e in pbt.events],
             )
         )
         csvs.append(
-            _csv(
-                out / "events_offline.csv",
-                [
-                    "peak_index",
-                    "start_index",
-                    "end_index",
-                    "peak",
-                    "baseline",
-                    "amplitude",
-                    "width_s",
-                    "area",
-                    "rise_time_s",
-                    "missing_slots",
-                    "gap_closed",
-                ],
-                [
-                    [
-                        e.peak_index,
-                        e.start_index,
-                        e.end_index,
-                        e.peak,
-                        e.baseline,
-                        e.amplitude,
-                        e.width,
-                        e.area,
-                        e.rise_time,
-                        e.missing_slots,
-                        e.gap_closed,
-                    ]
-                    for e in off.events
-                ],
-            )
+            _csv(out / "events_offline.csv", EVENT_COLUMNS, [_event_row(e) for e in off.events])
         )
         csvs.append(
             _csv(
