@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from rclpy.duration import Duration
 from rclpy.node import Node
 
 from pbt_driver.acquisition import AcqConfig, Reader
@@ -33,6 +34,7 @@ from sensorhub_common import qos, scheduling
 from sensorhub_common.params import Param, ParamSet
 from sensorhub_common.runner import fatal, spin_node
 
+FATAL_ACK_S = 1.0  # s: the last batches' delivery before a crash ends the process
 STATE_FIRST_PERIOD_S = 0.1  # s: until the first state file is written
 STATE_PERIOD_S = 1.0  # s: then the state file is rewritten this often
 DETECTOR_KEYS = tuple(DetectorParams.__dataclass_fields__)
@@ -228,7 +230,7 @@ class PbtDriverNode(Node):
             on_port=self._on_port,
             on_start=self._reader_start,
             tick=_crash_injector(self.freq.tick),  # O(1), thread-safe
-            on_fatal=fatal,  # the process ends (exit 1) so the supervisor/launch respawns it
+            on_fatal=self._fatal,  # the process ends (exit 1): the supervisor/launch respawns it
         )
         self.state_path = Path(v["state_file"]).expanduser() if v["state_file"] else None
         self.resumed = self._resume(v["resume_max_age"])
@@ -490,6 +492,17 @@ class PbtDriverNode(Node):
         for k, x in values.items():
             stat.add(k, x)
         stat.add("pulse_on", self.pulse_on)
+
+    def _fatal(self, reason: str) -> None:
+        """From the dying reader thread: deliver what was already published (subscribers ack
+        it, within a second), then end the process. Once the context is shut down DDS drops it,
+        and a recorder would miss the last batch before the crash."""
+        for pub in (self.pub_samples, self.pub_events):
+            try:
+                pub.wait_for_all_acked(Duration(seconds=FATAL_ACK_S))
+            except Exception:  # never in the way of ending the process
+                pass
+        fatal(reason)
 
     def on_shutdown(self) -> None:
         """Called by spin_node before destroy: stop the reader, then the output thread; save
