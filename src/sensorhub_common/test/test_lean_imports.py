@@ -1,0 +1,75 @@
+"""A node process never loads the message code generator, and messages still work."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+PROBE = r"""
+import json, sys
+import sensorhub_common  # what every node module does before it creates a node
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from std_msgs.msg import String
+
+rclpy.init()
+node = rclpy.create_node("lean_imports_probe")
+pub = node.create_publisher(String, "lean_imports_probe", 10)
+got = []
+node.create_subscription(String, "lean_imports_probe", lambda m: got.append(m.data), 10)
+ex = SingleThreadedExecutor()
+ex.add_node(node)
+import time
+deadline = time.monotonic() + 60
+while not got and time.monotonic() < deadline:
+    pub.publish(String(data="hello"))
+    ex.spin_once(timeout_sec=0.2)
+import rosidl_generator_py
+print(json.dumps({
+    "got": got[:1],
+    "generator": "rosidl_generator_py.generate_py_impl" in sys.modules,
+    "lark": "lark" in sys.modules,
+    "em": "em" in sys.modules,
+    "import_type_support": hasattr(rosidl_generator_py, "import_type_support"),
+}))
+node.destroy_node()
+rclpy.shutdown()
+"""
+
+
+def run_probe(**env) -> dict:
+    e = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", **env)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], env=e, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_node_process_does_not_load_the_generator():
+    r = run_probe()
+    assert r["got"] == ["hello"]
+    assert r["import_type_support"]
+    assert not r["generator"] and not r["lark"] and not r["em"]
+
+
+def test_opt_out_loads_it():
+    r = run_probe(SENSORHUB_FULL_IMPORTS="1")
+    assert r["got"] == ["hello"]
+    assert r["generator"]
+
+
+def test_blocked_import_names_the_reason():
+    from sensorhub_common import lean_imports
+
+    assert lean_imports.install() in (True, False)
+    if "rosidl_generator_py.generate_py_impl" in sys.modules:
+        return  # loaded before the finder (another test imported it): nothing to refuse
+    try:
+        import rosidl_generator_py.generate_py_impl  # noqa: F401
+    except ImportError as e:
+        assert "build-time" in str(e)
+    else:
+        raise AssertionError("the generator was imported")
