@@ -34,7 +34,15 @@ class SimGraph:
     `mutate(graph_dict)` edits the copy before start (extra sim options, extra nodes).
     """
 
-    def __init__(self, tmp: Path, *, record: bool = False, role: str = "all", mutate=None):
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        record: bool = False,
+        role: str = "all",
+        mutate=None,
+        compose: str = "auto",
+    ):
         import yaml
 
         from bringup.plan import Resolver
@@ -53,7 +61,7 @@ class SimGraph:
         self.graph = g
         (cfg / "graph.yaml").write_text(yaml.safe_dump(g, sort_keys=False))
         self.graph_file = cfg / "graph.yaml"
-        self.record, self.role = record, role
+        self.record, self.role, self.compose = record, role, compose
         self.procs = Procs(tmp)
         self.sup: subprocess.Popen | None = None
 
@@ -69,6 +77,8 @@ class SimGraph:
             self.role,
             "--data-root",
             self.data,
+            "--compose",
+            self.compose,
             "--no-color",
             "--quiet",
         ]
@@ -256,29 +266,57 @@ class JsClients:
         }
 
 
-class PbtSub:
-    """A recorder-like rclpy subscriber of /pbt/samples and /pbt/events (+ reference stamps of
-    the web topics), spun by its own thread; receive times on the host clock."""
+class ProbeEvent:
+    """A PbtEvent as the probe wrote it (the attributes the benches read)."""
 
-    def __init__(self, name: str = "bench_load", scan: bool = True):
+    __slots__ = ("end_index", "header", "peak_index", "pulse_delay", "pulse_sent")
+
+    def __init__(self, d: dict):
+        from types import SimpleNamespace
+
+        self.header = SimpleNamespace(stamp=SimpleNamespace(sec=d["sec"], nanosec=d["nanosec"]))
+        self.peak_index, self.end_index = d["peak_index"], d["end_index"]
+        self.pulse_sent, self.pulse_delay = d["pulse_sent"], d["pulse_delay"]
+
+
+class PbtSub:
+    """A recorder-like rclpy subscriber of /pbt/samples (+ reference stamps of the web topics)
+    spun by its own thread, and of /pbt/events through bench/_probe.py, a process of its own
+    (SCHED_FIFO `probe_fifo` when > 0); receive times on the host clock.
+
+    Each event keeps its DDS source timestamp (the driver's publish) and reception timestamp, so
+    the detection latency splits into the driver's, DDS's and the observer's shares."""
+
+    def __init__(self, name: str = "bench_load", scan: bool = True, probe_fifo: int = 0):
+        import tempfile
+
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import LaserScan
 
         from sensorhub_common import qos
-        from sensorhub_msgs.msg import PbtEvent, PbtSamples
+        from sensorhub_msgs.msg import PbtSamples
 
+        self._probe_file = Path(tempfile.mkstemp(prefix="bench-events-", suffix=".jsonl")[1])
+        self._probe = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("_probe.py")), "--out",
+             str(self._probe_file), "--fifo", str(probe_fifo), "--name", f"{name}_events"],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Procs.stop signals its process group
+        )  # fmt: skip
+        self._events: list[tuple] = []  # (t_rx, ProbeEvent)
+        self._dds: dict[int, tuple[float, float]] = {}
+        self._read_pos = 0
+        self._lock = threading.Lock()
         self.rclpy = rclpy
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx, signal_handler_options=rclpy.SignalHandlerOptions.NO)
         self.node = rclpy.create_node(name, context=self.ctx)
         self.batches: list[tuple] = []  # (first_index, n, lost_before, lost_total, t_rx, stamp)
-        self.events: list[tuple] = []  # (t_rx, msg)
         self.scans: list[tuple[float, str]] = []
         self.node.create_subscription(
             PbtSamples, "/pbt/samples", self._b, qos.recorder(qos.pbt_samples(0.05))
         )
-        self.node.create_subscription(PbtEvent, "/pbt/events", self._e, qos.PBT_EVENTS)
         if scan:
             self.node.create_subscription(
                 LaserScan, "/tim240/scan_filtered", self._s, qos.viewer(qos.SCAN)
@@ -293,13 +331,37 @@ class PbtSub:
     def stamp(m) -> str:
         return f"{m.header.stamp.sec}.{m.header.stamp.nanosec:09d}"
 
+    def _read_probe(self) -> None:
+        with self._lock:
+            try:
+                with open(self._probe_file, "rb") as f:
+                    f.seek(self._read_pos)
+                    data = f.read()
+            except OSError:
+                return
+            end = data.rfind(b"\n") + 1  # whole lines only
+            self._read_pos += end
+            for line in data[:end].splitlines():
+                d = json.loads(line)
+                self._events.append((d["t_rx"], ProbeEvent(d)))
+                self._dds[d["peak_index"]] = (d["src"], d["rx"])
+
+    @property
+    def events(self) -> list[tuple]:
+        """(t_rx, event) for every PbtEvent the probe received so far."""
+        self._read_probe()
+        return self._events
+
+    @property
+    def event_dds(self) -> dict[int, tuple[float, float]]:
+        """peak_index -> (DDS source timestamp, DDS reception timestamp) [s, host clock]."""
+        self._read_probe()
+        return self._dds
+
     def _b(self, m) -> None:
         self.batches.append(
             (m.first_index, len(m.values), m.lost_before, m.lost_total, time.time(), self.stamp(m))
         )
-
-    def _e(self, m) -> None:
-        self.events.append((time.time(), m))
 
     def _s(self, m) -> None:
         self.scans.append((time.time(), self.stamp(m)))
@@ -317,6 +379,8 @@ class PbtSub:
         self.ex.shutdown()
         self.node.destroy_node()
         self.rclpy.try_shutdown(context=self.ctx)
+        Procs.stop(self._probe)
+        self._read_probe()
 
 
 def slope_per_hour(ts: list[float], ys: list[float]) -> float | None:

@@ -16,7 +16,9 @@ Measured (window = after a warm-up, until the end of the load):
   reliable subscriber in another process, plus the driver's own lost_total.
 * event recall / precision against the simulator's truth log (pulse peak index, +-2 samples).
 * detection latency: write() of the event-closing sample (sim write log) -> PbtEvent received
-  (same host clock); peak -> pulse command delay (PbtEvent.pulse_delay, pigpio backend).
+  (same host clock), split by the event's DDS timestamps into the driver's share (write ->
+  publish), DDS's (publish -> reception) and the observer's (reception -> callback); peak ->
+  pulse command delay (PbtEvent.pulse_delay, pigpio backend).
 * per-node CPU (% of one core), RSS and PSS over time; graph PSS (shared pages counted once).
 * web delivery per client: share of the header stamps the reference subscriber saw that each
   WebSocket client received (/pbt/samples, /pbt/events, /tim240/scan_filtered).
@@ -65,7 +67,9 @@ SIMS = {"pbt_sim", "tim240_sim", "sec110_sim", "pigpiod_sim"}
 # --isolate: every process but the driver on these CPUs (the driver keeps its own, "1")
 ISOLATE_REST = "0"
 # --rt: below the driver's reader thread (80), above everything else
-SIM_RT, OBSERVER_RT = 70, 60
+# the event probe above the bench's own sample subscriber: equal SCHED_FIFO levels on one CPU
+# never preempt each other, and that subscriber decodes scans and batches for milliseconds
+SIM_RT, PROBE_RT, OBSERVER_RT = 70, 65, 60
 WARMUP = 10.0  # s after everything runs: imports, DDS discovery, clients subscribed
 TAIL = 3.0  # s after the window for messages in flight
 
@@ -112,6 +116,8 @@ def mutate_graph(sc: dict, tmp: Path, pigpio_port: int, a):
                     sim_sched = n.get("profiles", {}).get("sim", {}).get("scheduling")
                     if sim_sched and "cpus" in sim_sched:
                         sim_sched["cpus"] = ISOLATE_REST
+            for c in g.get("containers", {}).values():  # used with --compose true
+                c.setdefault("scheduling", {})["cpus"] = ISOLATE_REST
         if not deployed_limit:
             gw = node_entry(g, "foxglove_gateway")
             gw["parameters"]["max_clients"] = max(10, sc["clients"] + 2)
@@ -170,16 +176,27 @@ class Uploaders:
             Procs.stop(p)
 
 
+def fifo_all_threads(pid: int, prio: int) -> None:
+    """SCHED_FIFO for every thread of a process (sched_setscheduler(pid) sets only its main
+    thread; pigpiod_sim answers the driver from a thread per client)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setscheduler(int(tid), os.SCHED_FIFO, os.sched_param(prio))
+        except ProcessLookupError:
+            pass
+
+
 def make_observer(rt: bool) -> PbtSub:
-    """The PBT subscriber; with `rt`, created in a SCHED_FIFO thread so that its spin and DDS
-    threads inherit the policy and this process's children (the graph) do not."""
+    """The PBT subscriber; with `rt`, its event probe process runs SCHED_FIFO (DDS threads
+    included) and its sample subscription is created in a SCHED_FIFO thread so that its spin and
+    DDS threads inherit the policy and this process's children (the graph) do not."""
     if not rt:
         return PbtSub("bench_scenario")
     out: list = []
 
     def make() -> None:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(OBSERVER_RT))  # this thread
-        out.append(PbtSub("bench_scenario"))
+        out.append(PbtSub("bench_scenario", probe_fifo=PROBE_RT))
 
     t = threading.Thread(target=make)
     t.start()
@@ -272,6 +289,7 @@ def analyse_pbt(tmp: Path, sub: PbtSub, w0: float, w1: float) -> dict:
     # detection latency: closing sample (end_index + 1) written -> event received
     wf = [w[0] for w in writes]
     lat, delays = [], []
+    parts: dict[str, list[float]] = {"driver": [], "dds": [], "observer": []}
     for t_rx, m in events:
         k = m.end_index + 1 + off
         if not k0 <= k < k1:
@@ -279,6 +297,11 @@ def analyse_pbt(tmp: Path, sub: PbtSub, w0: float, w1: float) -> dict:
         i = bisect.bisect_right(wf, k) - 1
         if i >= 0 and writes[i][0] <= k < writes[i][0] + writes[i][1]:
             lat.append(t_rx - writes[i][2])
+            dds = sub.event_dds.get(m.peak_index)
+            if dds is not None:  # write -> publish -> DDS reception -> callback
+                parts["driver"].append(dds[0] - writes[i][2])
+                parts["dds"].append(dds[1] - dds[0])
+                parts["observer"].append(t_rx - dds[1])
         if m.pulse_sent and m.pulse_delay >= 0:
             delays.append(m.pulse_delay)
     return {
@@ -291,6 +314,9 @@ def analyse_pbt(tmp: Path, sub: PbtSub, w0: float, w1: float) -> dict:
         "recall_pct": round(100.0 * matched_t / len(t_idx), 2) if t_idx else None,
         "precision_pct": round(100.0 * matched_e / len(e_idx), 2) if e_idx else None,
         "detection_latency": ms(lat),
+        # its shares: closing sample written -> the driver's publish (DDS source timestamp),
+        # -> DDS reception in the observer, -> the observer's callback
+        "detection_latency_split": {k: ms(v) for k, v in parts.items()},
         "pulse_delay": ms(delays),
         "_lat": lat,
         "_delays": delays,
@@ -385,7 +411,8 @@ def main() -> int:
         "--rt",
         action="store_true",
         help="reader thread SCHED_FIFO 80 as on the Pi; pbt_sim (the sensor) and the "
-        "observer SCHED_FIFO 70/60 so their starvation is not counted (needs root)",
+        "observers (event probe, sample subscriber) SCHED_FIFO 70/65/60 so that their "
+        "starvation is not counted (needs root)",
     )
     ap.add_argument(
         "--deployed-limit",
@@ -397,6 +424,13 @@ def main() -> int:
         action="store_true",
         help="the Pi's isolcpus: pbt_driver alone on CPU 1; every other node, this bench, its "
         "clients and the CPU hogs on CPU 0",
+    )
+    ap.add_argument(
+        "--compose",
+        choices=("auto", "true", "false"),
+        default="auto",
+        help="sensorhub up --compose: true runs the graph's containers (non-real-time nodes "
+        "sharing a process; the driver always alone), as the lite profile does",
     )
     ap.add_argument("--out", type=Path, default=Path("bench/results"))
     a = ap.parse_args()
@@ -412,7 +446,7 @@ def main() -> int:
     os.environ["ROS_LOG_DIR"] = str(tmp / "roslog")
     if sc["cpu_hogs"] and not shutil.which("stress-ng"):
         sys.exit("stress-ng is not installed (apt-get install stress-ng)")
-    g = SimGraph(tmp, record=True, mutate=mutate_graph(sc, tmp, free_port(), a))
+    g = SimGraph(tmp, record=True, mutate=mutate_graph(sc, tmp, free_port(), a), compose=a.compose)
     sub = make_observer(a.rt)
     g.start()
     clients = uploads = hogs = None
@@ -424,7 +458,9 @@ def main() -> int:
             return 1
         if a.rt:
             # the sensor stand-in: a real PBT sensor is not starved by CPU hogs
-            os.sched_setscheduler(g.pids()["pbt_sim"], os.SCHED_FIFO, os.sched_param(SIM_RT))
+            # and pigpiod, whose reply ends the pulse delay: docs/raspberry-pi.md runs it FIFO
+            for sim in ("pbt_sim", "pigpiod_sim"):
+                fifo_all_threads(g.pids()[sim], SIM_RT)
         clients = JsClients(
             g.procs, "clients", f"ws://127.0.0.1:{g.web_port}", sc["clients"], progress=5.0
         )
@@ -493,6 +529,7 @@ def main() -> int:
         "warmup_s": WARMUP,
         "rt_reader_thread": a.rt,
         "isolated_driver_cpu": a.isolate,
+        "compose": a.compose,
         "host": {"cpus": os.cpu_count(), "load_avg_at_end": os.getloadavg()},
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_start)),
         "samples_lost": pbt.get("samples_lost"),
@@ -519,6 +556,7 @@ def main() -> int:
         for k, v in GOALS.items()
     }
     suffix = ("_rt" if a.rt else "") + ("_isolated" if a.isolate else "")
+    suffix += "_composed" if a.compose == "true" else ""
     stem = a.out / f"scenario_{a.scenario}{suffix}"
     stem.with_suffix(".json").write_text(json.dumps(res, indent=1) + "\n")
     stem.with_suffix(".md").write_text(markdown(res))
@@ -545,7 +583,8 @@ def markdown(r: dict) -> str:
         f"Load: {r['load']['clients']} Foxglove clients, {r['load']['uploaders']} extra "
         f"uploader(s) of {r['load']['upload_mb']} MB files, CPU hogs: {r['load']['cpu_hogs']}; "
         f"reader thread SCHED_FIFO: {r['rt_reader_thread']}; driver alone on a CPU: "
-        f"{r.get('isolated_driver_cpu')}. Host: {r['host']['cpus']} CPUs "
+        f"{r.get('isolated_driver_cpu')}; containers (`--compose`): {r.get('compose', 'auto')}. "
+        f"Host: {r['host']['cpus']} CPUs "
         "(shared dev box; figures are noisy).",
         "",
         "| figure | value | goal | |",
@@ -561,6 +600,11 @@ def markdown(r: dict) -> str:
         f"| event recall / precision [%] | {p.get('recall_pct')} / {p.get('precision_pct')} | | |",
         f"| detection latency p50 / max [ms] | {p.get('detection_latency', {}).get('p50_ms')} / "
         f"{p.get('detection_latency', {}).get('max_ms')} | | |",
+        *[
+            f"| detection latency, {k} share p50 / p99 [ms] | {v.get('p50_ms')} / "
+            f"{v.get('p99_ms')} | | |"
+            for k, v in p.get("detection_latency_split", {}).items()
+        ],
         f"| peak -> pulse command p50 / p99 [ms] | {p.get('pulse_delay', {}).get('p50_ms')} / "
         f"{p.get('pulse_delay', {}).get('p99_ms')} | | |",
         f"| web clients connected | {w['connected']} of {w['clients']} | | |",
