@@ -361,6 +361,11 @@ def delivery(clients: JsClients, sub: PbtSub, w0: float, w1: float) -> dict:
         "connected": opened,
         "closed_by_server": len(closed),
         "refusals": sorted({e.get("code") for e in closed}),
+        # what the clients saw go wrong (first few), to tell a refusal from a timeout
+        "client_errors": [
+            f"client {e.get('client')}: {e.get('message')}" for e in clients.events("error")
+        ][:5],
+        "close_reasons": sorted({str(e.get("reason")) for e in closed})[:5],
         "per_topic": summary,
         "per_client": per_client,
     }
