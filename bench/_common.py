@@ -150,3 +150,57 @@ def bench_domain() -> int:
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     return domain
+
+
+class EventProbe:
+    """bench/_probe.py in a process (and session) of its own, subscribed to /pbt/events; `read()`
+    returns the events it has written since the last call (dicts: t_rx, src, rx, sec, nanosec,
+    peak_index, end_index, pulse_sent, pulse_delay)."""
+
+    def __init__(self, name: str, fifo: int = 0, topic: str = "/pbt/events"):
+        import sys
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix="bench-events-", suffix=".jsonl")
+        os.close(fd)
+        self.path = Path(path)
+        self._pos = 0
+        self.p = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("_probe.py")), "--out", path,
+             "--fifo", str(fifo), "--name", name, "--topic", topic],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Procs.stop signals its process group
+        )  # fmt: skip
+
+    def read(self) -> list[dict]:
+        import json
+
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._pos)
+                data = f.read()
+        except OSError:
+            return []
+        end = data.rfind(b"\n") + 1  # whole lines only
+        self._pos += end
+        return [json.loads(line) for line in data[:end].splitlines()]
+
+    def close(self) -> list[dict]:
+        """Stop the probe; what it wrote since the last read."""
+        Procs.stop(self.p)
+        out = self.read()
+        self.path.unlink(missing_ok=True)
+        return out
+
+
+class ProbeEvent:
+    """A PbtEvent as the probe wrote it (the attributes the benches read)."""
+
+    __slots__ = ("end_index", "header", "peak_index", "pulse_delay", "pulse_sent")
+
+    def __init__(self, d: dict):
+        from types import SimpleNamespace
+
+        self.header = SimpleNamespace(stamp=SimpleNamespace(sec=d["sec"], nanosec=d["nanosec"]))
+        self.peak_index, self.end_index = d["peak_index"], d["end_index"]
+        self.pulse_sent, self.pulse_delay = d["pulse_sent"], d["pulse_delay"]

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Procs, cpu_seconds, free_port, wait_for
+from _common import EventProbe, ProbeEvent, Procs, cpu_seconds, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 JS_DIR = ROOT / "src" / "foxglove_gateway" / "test" / "js"
@@ -266,19 +266,6 @@ class JsClients:
         }
 
 
-class ProbeEvent:
-    """A PbtEvent as the probe wrote it (the attributes the benches read)."""
-
-    __slots__ = ("end_index", "header", "peak_index", "pulse_delay", "pulse_sent")
-
-    def __init__(self, d: dict):
-        from types import SimpleNamespace
-
-        self.header = SimpleNamespace(stamp=SimpleNamespace(sec=d["sec"], nanosec=d["nanosec"]))
-        self.peak_index, self.end_index = d["peak_index"], d["end_index"]
-        self.pulse_sent, self.pulse_delay = d["pulse_sent"], d["pulse_delay"]
-
-
 class PbtSub:
     """A recorder-like rclpy subscriber of /pbt/samples (+ reference stamps of the web topics)
     spun by its own thread, and of /pbt/events through bench/_probe.py, a process of its own
@@ -288,8 +275,6 @@ class PbtSub:
     the detection latency splits into the driver's, DDS's and the observer's shares."""
 
     def __init__(self, name: str = "bench_load", scan: bool = True, probe_fifo: int = 0):
-        import tempfile
-
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import LaserScan
@@ -297,16 +282,9 @@ class PbtSub:
         from sensorhub_common import qos
         from sensorhub_msgs.msg import PbtSamples
 
-        self._probe_file = Path(tempfile.mkstemp(prefix="bench-events-", suffix=".jsonl")[1])
-        self._probe = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("_probe.py")), "--out",
-             str(self._probe_file), "--fifo", str(probe_fifo), "--name", f"{name}_events"],
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # Procs.stop signals its process group
-        )  # fmt: skip
+        self._probe = EventProbe(f"{name}_events", probe_fifo)
         self._events: list[tuple] = []  # (t_rx, ProbeEvent)
         self._dds: dict[int, tuple[float, float]] = {}
-        self._read_pos = 0
         self._lock = threading.Lock()
         self.rclpy = rclpy
         self.ctx = rclpy.Context()
@@ -331,18 +309,9 @@ class PbtSub:
     def stamp(m) -> str:
         return f"{m.header.stamp.sec}.{m.header.stamp.nanosec:09d}"
 
-    def _read_probe(self) -> None:
+    def _read_probe(self, records: list[dict] | None = None) -> None:
         with self._lock:
-            try:
-                with open(self._probe_file, "rb") as f:
-                    f.seek(self._read_pos)
-                    data = f.read()
-            except OSError:
-                return
-            end = data.rfind(b"\n") + 1  # whole lines only
-            self._read_pos += end
-            for line in data[:end].splitlines():
-                d = json.loads(line)
+            for d in self._probe.read() if records is None else records:
                 self._events.append((d["t_rx"], ProbeEvent(d)))
                 self._dds[d["peak_index"]] = (d["src"], d["rx"])
 
@@ -379,8 +348,7 @@ class PbtSub:
         self.ex.shutdown()
         self.node.destroy_node()
         self.rclpy.try_shutdown(context=self.ctx)
-        Procs.stop(self._probe)
-        self._read_probe()
+        self._read_probe(self._probe.close())
 
 
 def slope_per_hour(ts: list[float], ys: list[float]) -> float | None:

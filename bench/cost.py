@@ -9,7 +9,7 @@ ports and a data root in a temp dir. Clients: the independent JS Foxglove client
 Per level, over a window: CPU of every process (user+system from /proc/PID/stat, % of one core),
 PSS (/proc/PID/smaps_rollup, median of 2 s samples), PBT samples lost (lost_before in
 /pbt/samples), detection latency (the sim's write of the sample that closes an event -> the
-PbtEvent in this process; p50/p99), clients connected.
+PbtEvent in bench/_probe.py, a process of its own; p50/p99), clients connected.
 
 Baseline (``--no-baseline`` to skip): bench/_baseline_app.py, the review's one-process design
 (pyserial readline thread, numpy ring buffers 4000 x 3, 20 Hz WebSocket emits), fed by its own
@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Procs, bench_domain, cpu_seconds, exe, free_port, pct, wait_for
+from _common import EventProbe, Procs, bench_domain, cpu_seconds, exe, free_port, pct, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 JS_DIR = ROOT / "src" / "foxglove_gateway" / "test" / "js"
@@ -95,18 +95,20 @@ class Sub:
         from rclpy.executors import SingleThreadedExecutor
 
         from sensorhub_common import qos
-        from sensorhub_msgs.msg import PbtEvent, PbtSamples
+        from sensorhub_msgs.msg import PbtSamples
 
         self.rclpy = rclpy
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx, signal_handler_options=rclpy.SignalHandlerOptions.NO)
         self.node = rclpy.create_node("bench_cost", context=self.ctx)
         self.batches: list[tuple[float, int, int, int]] = []  # t, first, n, lost_before
-        self.events: list[tuple[float, float, int, int]] = []  # t_rx, stamp, peak, end
         self.node.create_subscription(
             PbtSamples, "/pbt/samples", self._b, qos.recorder(qos.pbt_samples(0.05))
         )
-        self.node.create_subscription(PbtEvent, "/pbt/events", self._e, qos.PBT_EVENTS)
+        # events: a process of its own on a bare wait set (bench/_probe.py), so the detection
+        # latency is the graph's, not this process's executor's
+        self._probe = EventProbe("bench_cost_events")
+        self._events: list[tuple[float, float, int, int]] = []  # t_rx, stamp, peak, end
         self.ex = SingleThreadedExecutor(context=self.ctx)
         self.ex.add_node(self.node)
         self._stop = False
@@ -116,9 +118,15 @@ class Sub:
     def _b(self, m):
         self.batches.append((time.monotonic(), m.first_index, len(m.values), m.lost_before))
 
-    def _e(self, m):
-        st = m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
-        self.events.append((time.time(), st, m.peak_index, m.end_index))
+    def _add_events(self, records: list[dict]) -> None:
+        for d in records:
+            st = d["sec"] + d["nanosec"] * 1e-9
+            self._events.append((d["t_rx"], st, d["peak_index"], d["end_index"]))
+
+    @property
+    def events(self) -> list[tuple[float, float, int, int]]:
+        self._add_events(self._probe.read())
+        return self._events
 
     def _spin(self):
         while not self._stop:
@@ -130,6 +138,7 @@ class Sub:
         self.ex.shutdown()
         self.node.destroy_node()
         self.rclpy.try_shutdown(context=self.ctx)
+        self._add_events(self._probe.close())
 
 
 def detection_latency(events, truth_path: Path, wlog_path: Path) -> list[float]:

@@ -10,7 +10,8 @@ drives the pigpio backend into pigpiod_sim, so the pulse path is live.
 * max_rate: binary frames at rising rates (sim writes every 1 ms); the highest rate at which the
   subscriber saw every slot of the window (no lost_before, contiguous; seq makes this exact).
 * detection latency: from the write() of the sample that closes an event (the sim's write log)
-  to the PbtEvent arriving here (another process); p50/p99/max, goal p99 <= 2 ms idle.
+  to the PbtEvent arriving in bench/_probe.py (a process of its own); p50/p99/max, goal p99
+  <= 2 ms idle.
 * pulse delay: PbtEvent.pulse_delay (peak acquisition -> WVTXM written to pigpiod); the floor is
   confirm_samples x 1.25 ms.
 
@@ -34,7 +35,7 @@ from pathlib import Path
 # bench/ is not a package: put this script's folder first on sys.path so that `_common` imports
 # whatever the cwd (tools/run_bench.sh runs `python bench/X.py` from the repo root).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Procs, bench_domain, cpu_seconds, exe, pct, wait_for
+from _common import EventProbe, ProbeEvent, Procs, bench_domain, cpu_seconds, exe, pct, wait_for
 
 
 class Sub:
@@ -45,15 +46,18 @@ class Sub:
         from rclpy.executors import SingleThreadedExecutor
 
         from sensorhub_common import qos
-        from sensorhub_msgs.msg import PbtEvent, PbtSamples
+        from sensorhub_msgs.msg import PbtSamples
 
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx, signal_handler_options=rclpy.SignalHandlerOptions.NO)
         self.node = rclpy.create_node("bench_pbt", context=self.ctx)
-        self.batches, self.events = [], []
+        self.batches = []
         self.node.create_subscription(PbtSamples, f"{ns}/samples", self._b,
                                       qos.recorder(qos.pbt_samples(0.05)))  # fmt: skip
-        self.node.create_subscription(PbtEvent, f"{ns}/events", self._e, qos.PBT_EVENTS)
+        # events: a process of its own on a bare wait set (bench/_probe.py), so the detection
+        # latency is the driver's and DDS's, not this process's executor's
+        self._probe = EventProbe("bench_pbt_events", topic=f"{ns}/events")
+        self._events = []
         self.ex = SingleThreadedExecutor(context=self.ctx)
         self.ex.add_node(self.node)
         self.stop_flag = False
@@ -63,8 +67,11 @@ class Sub:
     def _b(self, m):
         self.batches.append((m.first_index, len(m.values), m.lost_before, time.time()))
 
-    def _e(self, m):
-        self.events.append((time.time(), m))
+    @property
+    def events(self):
+        """(t_rx, event) for every PbtEvent the probe received so far."""
+        self._events += [(d["t_rx"], ProbeEvent(d)) for d in self._probe.read()]
+        return self._events
 
     def _spin(self):
         while not self.stop_flag:
@@ -81,6 +88,7 @@ class Sub:
         self.ex.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.ctx)
+        self._events += [(d["t_rx"], ProbeEvent(d)) for d in self._probe.close()]
 
 
 def ms_stats(xs):
