@@ -32,7 +32,6 @@ class _BuildOnlyFinder(importlib.abc.MetaPathFinder):
                 "(SENSORHUB_FULL_IMPORTS=1 allows it)",
                 name=name,
             )
-        return None
 
 
 def install() -> bool:
