@@ -90,7 +90,8 @@ SPECS = [
     Param(
         "max_handshakes",
         16,
-        "Connections allowed in the HTTP upgrade at once; more get 503",
+        "Connections allowed in the HTTP upgrade at once; as many more wait for a slot (up to "
+        "handshake_timeout), beyond that 503",
         1,
         1000,
     ),
@@ -361,6 +362,7 @@ class GatewayNode(Node):
         stat.add("closed no pong", snap.ping_timeout_total)
         stat.add("in handshake", snap.handshaking)
         stat.add("refused in handshake (503)", snap.handshake_refused_total)
+        stat.add("waiting for a handshake slot", snap.handshake_waiting)
         stat.add("refused subprotocol (400)", snap.bad_subprotocol_total)
         stat.add("subscriptions", sum(c["subscriptions"] for c in snap.clients))
         stat.add("layout served (GET /layout.json)", snap.layout_served_total)

@@ -2,7 +2,8 @@
 
 The foxglove SDK server has no connect callback and no client limit, so it listens on a loopback
 port and this asyncio front owns the public one. Per connection the front reads the HTTP request
-and decides there: connections still in the request are capped (503), plain HTTP gets a hint
+and decides there: connections still in the request are capped (a burst waits for a slot, a
+pile-up beyond that gets 503), plain HTTP gets a hint
 (426) or, for ``GET /layout.json``, the layout file; an upgrade with no supported subprotocol
 gets 400 naming it; one beyond ``max_clients`` is answered by the front itself (handshake, a
 Foxglove ``status`` error the app shows, then close code 1013 with the same reason). Any other
@@ -492,6 +493,7 @@ class FrontSnapshot:
     bad_subprotocol_total: int = 0
     handshaking: int = 0
     layout_served_total: int = 0
+    handshake_waiting: int = 0
 
 
 # ---------------------------------------------------------------- the splice
@@ -715,6 +717,8 @@ class ClientLimitFront:
         self.max_handshakes = int(max_handshakes)
         self.handshake_timeout = float(handshake_timeout)
         self._handshaking = 0
+        self._handshake_waiting = 0  # connections waiting for a handshake slot
+        self._handshake_freed: asyncio.Event | None = None  # made in the loop thread
         self.too_big_total = 0  # clients closed with 1009
         self.ping_timeout_total = 0  # clients closed for not answering pings
         self.handshake_refused_total = 0  # connections beyond max_handshakes
@@ -822,6 +826,7 @@ class ClientLimitFront:
             self.bad_subprotocol_total,
             self._handshaking,
             self.layout_served_total,
+            self._handshake_waiting,
         )
 
     # -- connection handling (loop thread)
@@ -844,9 +849,35 @@ class ClientLimitFront:
             if task is not None:
                 self._tasks.discard(task)
 
+    async def _handshake_slot(self) -> bool:
+        """Wait (at most handshake_timeout) until fewer than max_handshakes connections are in
+        the HTTP request; False at once when max_handshakes others are already waiting."""
+        if self._handshake_waiting >= self.max_handshakes:
+            return False
+        if self._handshake_freed is None:
+            self._handshake_freed = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.handshake_timeout
+        self._handshake_waiting += 1
+        try:
+            while self._handshaking >= self.max_handshakes:
+                left = deadline - loop.time()
+                if left <= 0:
+                    return False
+                self._handshake_freed.clear()
+                try:
+                    await asyncio.wait_for(self._handshake_freed.wait(), left)
+                except asyncio.TimeoutError:
+                    return False
+            return True
+        finally:
+            self._handshake_waiting -= 1
+
     async def _serve(self, reader, writer, peer: str) -> None:
-        # Connections still in the HTTP request are capped: idle sockets cannot pile up.
-        if self._handshaking >= self.max_handshakes:
+        # Connections still in the HTTP request are capped: idle sockets cannot pile up. A burst
+        # beyond the cap (a class opening its tabs at once on a busy Pi) waits for a slot, up to
+        # the handshake timeout; only a pile-up of as many again is refused at once.
+        if self._handshaking >= self.max_handshakes and not await self._handshake_slot():
             self.handshake_refused_total += 1
             writer.write(
                 http_response(
@@ -870,6 +901,8 @@ class ClientLimitFront:
             return
         finally:
             self._handshaking -= 1
+            if self._handshake_freed is not None:
+                self._handshake_freed.set()
         if not is_websocket_upgrade(headers) and target.split("?", 1)[0] == "/layout.json":
             writer.write(self._layout_response(method))
             await writer.drain()

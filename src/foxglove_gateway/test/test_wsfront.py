@@ -408,18 +408,34 @@ def test_front_caps_connections_still_in_the_handshake(front, wait):
     f, _up = front(b"", 5, max_handshakes=2, handshake_timeout=60.0)
     idle = [socket.create_connection(("127.0.0.1", f.port)) for _ in range(2)]
     wait(lambda: f.snapshot().handshaking == 2, 10, what="two idle handshakes")
-    third = socket.create_connection(("127.0.0.1", f.port))
-    reply = _recv_until(third, 100_000, timeout=5.0)
+    waiting = [socket.create_connection(("127.0.0.1", f.port)) for _ in range(2)]
+    wait(lambda: f.snapshot().handshake_waiting == 2, 10, what="two waiting for a slot")
+    fifth = socket.create_connection(("127.0.0.1", f.port))
+    reply = _recv_until(fifth, 100_000, timeout=5.0)
     assert reply.startswith(b"HTTP/1.1 503")
     assert b"handshake" in reply
     assert f.snapshot().handshake_refused_total == 1
-    idle[0].close()
-    wait(lambda: f.snapshot().handshaking == 1, 10, what="one handshake slot freed")
+    for s in (*idle, *waiting, fifth):
+        s.close()
+    wait(lambda: f.snapshot().handshaking == 0, 10, what="every handshake slot freed")
     ok = socket.create_connection(("127.0.0.1", f.port))
     ok.sendall(_upgrade())
     assert _recv_until(ok, 12).startswith(b"HTTP/1.1 101")
-    for s in (*idle, third, ok):
-        s.close()
+    ok.close()
+
+
+def test_front_lets_a_burst_wait_for_a_handshake_slot(front, wait):
+    """More tabs opening at once than max_handshakes: the extra ones wait, none is refused."""
+    f, _up = front(b"", 5, max_handshakes=1, handshake_timeout=60.0)
+    idle = socket.create_connection(("127.0.0.1", f.port))
+    wait(lambda: f.snapshot().handshaking == 1, 10, what="one idle handshake")
+    late = socket.create_connection(("127.0.0.1", f.port))
+    late.sendall(_upgrade())
+    wait(lambda: f.snapshot().handshake_waiting == 1, 10, what="the upgrade waiting")
+    idle.close()  # its slot frees: the waiting upgrade goes ahead
+    assert _recv_until(late, 12).startswith(b"HTTP/1.1 101")
+    assert f.snapshot().handshake_refused_total == 0
+    late.close()
 
 
 @pytest.mark.parametrize("proto", ["foxglove.websocket.v1", None])
