@@ -69,12 +69,17 @@ class Watch:
             self.events[m.peak_index] = m.peak
 
     def covered(self):
-        """Scope windows whose every slot the watcher has received."""
+        """Scope windows whose every slot the watcher has received, and which start after the
+        scope's first window ends: everything in them was published after the scope had
+        subscribed (it subscribes volatile, so a batch published while its subscription was
+        still being matched never reaches it, and a loaded machine can take a while to match)."""
         with self.lock:
             lo = min(self.values, default=None)
             hi = max(self.values, default=-1)
-            return [m for m in self.scopes
-                    if lo is not None and m.first_index >= lo and m.last_index <= hi]  # fmt: skip
+            if lo is None or not self.scopes:
+                return []
+            lo = max(lo, self.scopes[0].last_index + 1)
+            return [m for m in self.scopes if m.first_index >= lo and m.last_index <= hi]
 
 
 def test_scope_window_matches_the_published_stream(procs, ros_node, wait, tmp_path):
