@@ -11,6 +11,7 @@ import random
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -150,6 +151,39 @@ def bench_domain() -> int:
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     return domain
+
+
+class RosThread:
+    """A node in an rclpy context of its own, spun by a daemon thread: a bench's subscriber.
+
+    Subclasses call ``super().__init__(name)`` first, then create their subscriptions on
+    ``self.node`` (the executor picks them up at its next turn), and ``super().close()`` last.
+    """
+
+    def __init__(self, name: str):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        self._rclpy = rclpy
+        self.ctx = rclpy.Context()
+        rclpy.init(context=self.ctx, signal_handler_options=rclpy.SignalHandlerOptions.NO)
+        self.node = rclpy.create_node(name, context=self.ctx)
+        self._ex = SingleThreadedExecutor(context=self.ctx)
+        self._ex.add_node(self.node)
+        self._stop = False
+        self._thread = threading.Thread(target=self._spin, daemon=True, name=name)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while not self._stop and self.ctx.ok():
+            self._ex.spin_once(timeout_sec=0.05)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._stop = True
+        self._thread.join(timeout)
+        self._ex.shutdown()
+        self.node.destroy_node()
+        self._rclpy.try_shutdown(context=self.ctx)
 
 
 class EventProbe:

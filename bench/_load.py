@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import EventProbe, ProbeEvent, Procs, cpu_seconds, free_port, wait_for
+from _common import EventProbe, ProbeEvent, Procs, RosThread, cpu_seconds, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 JS_DIR = ROOT / "src" / "foxglove_gateway" / "test" / "js"
@@ -266,7 +266,7 @@ class JsClients:
         }
 
 
-class PbtSub:
+class PbtSub(RosThread):
     """A recorder-like rclpy subscriber of /pbt/samples (+ reference stamps of the web topics)
     spun by its own thread, and of /pbt/events through bench/_probe.py, a process of its own
     (SCHED_FIFO `probe_fifo` when > 0); receive times on the host clock.
@@ -275,8 +275,6 @@ class PbtSub:
     the detection latency splits into the driver's, DDS's and the observer's shares."""
 
     def __init__(self, name: str = "bench_load", scan: bool = True, probe_fifo: int = 0):
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import LaserScan
 
         from sensorhub_common import qos
@@ -286,10 +284,7 @@ class PbtSub:
         self._events: list[tuple] = []  # (t_rx, ProbeEvent)
         self._dds: dict[int, tuple[float, float]] = {}
         self._lock = threading.Lock()
-        self.rclpy = rclpy
-        self.ctx = rclpy.Context()
-        rclpy.init(context=self.ctx, signal_handler_options=rclpy.SignalHandlerOptions.NO)
-        self.node = rclpy.create_node(name, context=self.ctx)
+        super().__init__(name)
         self.batches: list[tuple] = []  # (first_index, n, lost_before, lost_total, t_rx, stamp)
         self.scans: list[tuple[float, str]] = []
         self.node.create_subscription(
@@ -299,11 +294,6 @@ class PbtSub:
             self.node.create_subscription(
                 LaserScan, "/tim240/scan_filtered", self._s, qos.viewer(qos.SCAN)
             )
-        self.ex = SingleThreadedExecutor(context=self.ctx)
-        self.ex.add_node(self.node)
-        self._stop = False
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
 
     @staticmethod
     def stamp(m) -> str:
@@ -335,19 +325,11 @@ class PbtSub:
     def _s(self, m) -> None:
         self.scans.append((time.time(), self.stamp(m)))
 
-    def _spin(self) -> None:
-        while not self._stop and self.ctx.ok():
-            self.ex.spin_once(timeout_sec=0.05)
-
     def samples(self) -> int:
         return sum(b[1] for b in self.batches)
 
     def close(self) -> None:
-        self._stop = True
-        self._thread.join(5)
-        self.ex.shutdown()
-        self.node.destroy_node()
-        self.rclpy.try_shutdown(context=self.ctx)
+        super().close()
         self._read_probe(self._probe.close())
 
 

@@ -36,12 +36,21 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import EventProbe, Procs, bench_domain, cpu_seconds, exe, free_port, pct, wait_for
+from _common import (
+    EventProbe,
+    Procs,
+    RosThread,
+    bench_domain,
+    cpu_seconds,
+    exe,
+    free_port,
+    pct,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 JS_DIR = ROOT / "src" / "foxglove_gateway" / "test" / "js"
@@ -87,20 +96,14 @@ def _listening(port: int) -> bool:
         return False
 
 
-class Sub:
+class Sub(RosThread):
     """/pbt/samples and /pbt/events, as a recorder would subscribe, spun by its own thread."""
 
     def __init__(self):
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-
         from sensorhub_common import qos
         from sensorhub_msgs.msg import PbtSamples
 
-        self.rclpy = rclpy
-        self.ctx = rclpy.Context()
-        rclpy.init(context=self.ctx, signal_handler_options=rclpy.SignalHandlerOptions.NO)
-        self.node = rclpy.create_node("bench_cost", context=self.ctx)
+        super().__init__("bench_cost")
         self.batches: list[tuple[float, int, int, int]] = []  # t, first, n, lost_before
         self.node.create_subscription(
             PbtSamples, "/pbt/samples", self._b, qos.recorder(qos.pbt_samples(0.05))
@@ -109,11 +112,6 @@ class Sub:
         # latency is the graph's, not this process's executor's
         self._probe = EventProbe("bench_cost_events")
         self._events: list[tuple[float, float, int, int]] = []  # t_rx, stamp, peak, end
-        self.ex = SingleThreadedExecutor(context=self.ctx)
-        self.ex.add_node(self.node)
-        self._stop = False
-        self.t = threading.Thread(target=self._spin, daemon=True)
-        self.t.start()
 
     def _b(self, m):
         self.batches.append((time.monotonic(), m.first_index, len(m.values), m.lost_before))
@@ -128,16 +126,8 @@ class Sub:
         self._add_events(self._probe.read())
         return self._events
 
-    def _spin(self):
-        while not self._stop:
-            self.ex.spin_once(timeout_sec=0.05)
-
     def close(self):
-        self._stop = True
-        self.t.join(3)
-        self.ex.shutdown()
-        self.node.destroy_node()
-        self.rclpy.try_shutdown(context=self.ctx)
+        super().close()
         self._add_events(self._probe.close())
 
 

@@ -49,14 +49,22 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 # bench/ is not a package: put this script's folder first on sys.path so that `_common` imports
 # whatever the cwd (tools/run_bench.sh runs `python bench/X.py` from the repo root).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Procs, bench_domain, cpu_seconds, exe, free_port, rss_bytes, wait_for
+from _common import (
+    Procs,
+    RosThread,
+    bench_domain,
+    cpu_seconds,
+    exe,
+    free_port,
+    rss_bytes,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 JS_DIR = ROOT / "src" / "foxglove_gateway" / "test" / "js"
@@ -66,27 +74,16 @@ WS_OVERHEAD = 13 + 4  # B per message: Foxglove binary message header + WebSocke
 REFERENCE_TOPICS = ("/pbt/samples", "/pbt/events", "/tim240/scan_filtered")
 
 
-class Reference:
+class Reference(RosThread):
     """Reliable rclpy subscriber: the stamps every client should have received."""
 
     def __init__(self):
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-
         from sensorhub_common import qos
 
-        self.rclpy = rclpy
-        self.ctx = rclpy.Context()
-        rclpy.init(context=self.ctx, signal_handler_options=rclpy.SignalHandlerOptions.NO)
-        self.node = rclpy.create_node("bench_gateway_reference", context=self.ctx)
+        super().__init__("bench_gateway_reference")
         self.seen: dict[str, list[tuple[float, str]]] = {t: [] for t in REFERENCE_TOPICS}
         self._qos = qos
         self._subs = []
-        self.exec = SingleThreadedExecutor(context=self.ctx)
-        self.exec.add_node(self.node)
-        self._stop = False
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
 
     def subscribe(self) -> None:
         from sensor_msgs.msg import LaserScan
@@ -108,19 +105,8 @@ class Reference:
         s = msg.header.stamp
         self.seen[topic].append((time.monotonic(), f"{s.sec}.{s.nanosec:09d}"))
 
-    def _spin(self):
-        while not self._stop and self.ctx.ok():
-            self.exec.spin_once(timeout_sec=0.05)
-
     def window(self, topic: str, t0: float, t1: float) -> set[str]:
         return {st for t, st in list(self.seen[topic]) if t0 <= t <= t1}
-
-    def close(self):
-        self._stop = True
-        self._thread.join(3)
-        self.exec.shutdown()
-        self.node.destroy_node()
-        self.rclpy.try_shutdown(context=self.ctx)
 
 
 SCAN_LOAD = r"""

@@ -28,29 +28,33 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 # bench/ is not a package: put this script's folder first on sys.path so that `_common` imports
 # whatever the cwd (tools/run_bench.sh runs `python bench/X.py` from the repo root).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import EventProbe, ProbeEvent, Procs, bench_domain, cpu_seconds, exe, pct, wait_for
+from _common import (
+    EventProbe,
+    ProbeEvent,
+    Procs,
+    RosThread,
+    bench_domain,
+    cpu_seconds,
+    exe,
+    pct,
+    wait_for,
+)
 
 
-class Sub:
+class Sub(RosThread):
     """Recorder-like subscriber in this process, spun by its own thread."""
 
     def __init__(self, ns="/pbt"):
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-
         from sensorhub_common import qos
         from sensorhub_msgs.msg import PbtSamples
 
-        self.ctx = rclpy.Context()
-        rclpy.init(context=self.ctx, signal_handler_options=rclpy.SignalHandlerOptions.NO)
-        self.node = rclpy.create_node("bench_pbt", context=self.ctx)
+        super().__init__("bench_pbt")
         self.batches = []
         self.node.create_subscription(PbtSamples, f"{ns}/samples", self._b,
                                       qos.recorder(qos.pbt_samples(0.05)))  # fmt: skip
@@ -58,11 +62,6 @@ class Sub:
         # latency is the driver's and DDS's, not this process's executor's
         self._probe = EventProbe("bench_pbt_events", topic=f"{ns}/events")
         self._events = []
-        self.ex = SingleThreadedExecutor(context=self.ctx)
-        self.ex.add_node(self.node)
-        self.stop_flag = False
-        self.t = threading.Thread(target=self._spin, daemon=True)
-        self.t.start()
 
     def _b(self, m):
         self.batches.append((m.first_index, len(m.values), m.lost_before, time.time()))
@@ -73,21 +72,11 @@ class Sub:
         self._events += [(d["t_rx"], ProbeEvent(d)) for d in self._probe.read()]
         return self._events
 
-    def _spin(self):
-        while not self.stop_flag:
-            self.ex.spin_once(timeout_sec=0.05)
-
     def samples(self):
         return sum(b[1] for b in self.batches)
 
     def close(self):
-        import rclpy
-
-        self.stop_flag = True
-        self.t.join(2)
-        self.ex.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.ctx)
+        super().close()
         self._events += [(d["t_rx"], ProbeEvent(d)) for d in self._probe.close()]
 
 

@@ -36,26 +36,21 @@ from pathlib import Path
 # bench/ is not a package: put this script's folder first on sys.path so that `_common` imports
 # whatever the cwd (tools/run_bench.sh runs `python bench/X.py` from the repo root).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Procs, bench_domain, cpu_seconds, exe, pct, rss_bytes, wait_for
+from _common import Procs, RosThread, bench_domain, cpu_seconds, exe, pct, rss_bytes, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SIM_USERS = ROOT / "src" / "bringup" / "config" / "sec110_users_sim.yaml"
 MB = 1e6
 
 
-class Sub:
+class Sub(RosThread):
     """sec110/files and /pbt samples+events, spun by its own thread."""
 
     def __init__(self):
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-
         from sensorhub_common import qos
         from sensorhub_msgs.msg import PbtEvent, PbtSamples, Sec110File
 
-        self.ctx = rclpy.Context()
-        rclpy.init(context=self.ctx, signal_handler_options=rclpy.SignalHandlerOptions.NO)
-        self.node = rclpy.create_node("bench_sec110", context=self.ctx)
+        super().__init__("bench_sec110")
         self.lock = threading.Lock()
         self.files, self.batches, self.events = [], [], []
         n = self.node
@@ -63,11 +58,6 @@ class Sub:
         n.create_subscription(PbtSamples, "/pbt/samples", self._b,
                               qos.recorder(qos.pbt_samples(0.05)))  # fmt: skip
         n.create_subscription(PbtEvent, "/pbt/events", self._e, qos.PBT_EVENTS)
-        self.ex = SingleThreadedExecutor(context=self.ctx)
-        self.ex.add_node(n)
-        self.stop_flag = False
-        self.t = threading.Thread(target=self._spin, daemon=True)
-        self.t.start()
 
     def _f(self, m):
         with self.lock:
@@ -83,19 +73,6 @@ class Sub:
     def _e(self, m):
         with self.lock:
             self.events.append(time.time())
-
-    def _spin(self):
-        while not self.stop_flag:
-            self.ex.spin_once(timeout_sec=0.05)
-
-    def close(self):
-        import rclpy
-
-        self.stop_flag = True
-        self.t.join(2)
-        self.ex.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.ctx)
 
 
 def pbt_window(sub: Sub, t0: float, t1: float) -> dict:

@@ -37,34 +37,21 @@ import yaml
 # bench/ is not a package: put this script's folder first on sys.path so that `_common` imports
 # whatever the cwd (tools/run_bench.sh runs `python bench/X.py` from the repo root).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Procs, bench_domain, cpu_seconds, free_port, rss_bytes
+from _common import Procs, RosThread, bench_domain, cpu_seconds, free_port, rss_bytes
 
 
-class Watch:
+class Watch(RosThread):
     """The monitor's statuses on /diagnostics as they arrive: (receive time, level, message)."""
 
     def __init__(self):
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
 
         from sensorhub_common import qos
 
-        self.ctx = rclpy.Context()
-        rclpy.init(context=self.ctx, signal_handler_options=rclpy.SignalHandlerOptions.NO)
-        self.node = rclpy.create_node(f"bench_sysmon_{os.getpid()}", context=self.ctx)
-        self.ex = SingleThreadedExecutor(context=self.ctx)
-        self.ex.add_node(self.node)
+        super().__init__(f"bench_sysmon_{os.getpid()}")
         self.lock = threading.Lock()
         self.events: list[tuple[float, str, int, str]] = []
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on, qos.DIAGNOSTICS)
-        self.stop = False
-        self.t = threading.Thread(target=self._spin, daemon=True)
-        self.t.start()
-
-    def _spin(self):
-        while not self.stop:
-            self.ex.spin_once(timeout_sec=0.05)
 
     def _on(self, msg):
         now = time.monotonic()
@@ -83,15 +70,6 @@ class Watch:
                         return t
             time.sleep(0.01)
         return None
-
-    def close(self):
-        self.stop = True
-        self.t.join(5)
-        self.ex.shutdown()
-        self.node.destroy_node()
-        import rclpy
-
-        rclpy.try_shutdown(context=self.ctx)
 
 
 def summary(xs):
