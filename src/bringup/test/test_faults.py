@@ -397,10 +397,19 @@ def test_data_disk_nearly_full_is_reported_and_the_graph_keeps_running(
                     DEADLINE,
                     what=what,
                 )
-            rec = [n for n in lis.names() if n.startswith("mcap_recorder:")]
-            assert rec, "mcap_recorder publishes no diagnostics"
+            # The recorder's first /diagnostics may reach this listener only now (1 Hz, DDS
+            # discovery on a loaded machine): wait for it rather than expect it already.
             wait(
-                lambda: any(lis.status(n, lambda lvl, m, kv: lvl >= 1, t_full) for n in rec),
+                lambda: any(n.startswith("mcap_recorder:") for n in lis.names()),
+                DEADLINE,
+                what="mcap_recorder publishing diagnostics",
+            )
+            wait(
+                lambda: any(
+                    lis.status(n, lambda lvl, m, kv: lvl >= 1, t_full)
+                    for n in lis.names()
+                    if n.startswith("mcap_recorder:")
+                ),
                 DEADLINE,
                 what="mcap_recorder reporting the nearly full disk",
             )

@@ -274,7 +274,7 @@ def test_real_ros2_launch_starts_the_sim_graph(procs, tmp_path, wait):
     found = wait(started, 60, what="ros2 launch starting pbt_sim, pbt_driver, foxglove_gateway")
     # The launch prefix applied the graph's scheduling (sim profile: driver on CPU 1).
     if os.cpu_count() and os.cpu_count() >= 2:
-        wait(lambda: os.sched_getaffinity(found["pbt_driver"]) == {1}, 10, what="affinity")
+        wait(lambda: os.sched_getaffinity(found["pbt_driver"]) == {1}, 60, what="affinity")
     with socket.socket() as s:
         wait(lambda: s.connect_ex(("127.0.0.1", port)) == 0, 60, what="gateway port")
     assert "sensorhub: web on ws://localhost" in launch_proc.output()

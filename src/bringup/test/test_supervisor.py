@@ -168,7 +168,9 @@ def test_sim_graph_scheduling_restart_status_and_stop(procs, tmp_path, wait):
         nice = want.get("nice", 0)
         if os.geteuid() != 0:
             nice = max(nice, os.getpriority(os.PRIO_PROCESS, 0))
-        assert proc_nice(pid) == nice, name
+        # "running" is set at spawn; sched_exec applies nice in the child just after (and where
+        # the affinity asked for is the inherited one, the wait above proves nothing)
+        wait(lambda pid=pid, n=nice: proc_nice(pid) == n, 10, what=f"{name} nice {nice}")
     assert frozenset(os.sched_getaffinity(nodes["pbt_driver"]["pid"])) == {1}
     assert proc_nice(nodes["foxglove_gateway"]["pid"]) == 5
 
@@ -248,7 +250,7 @@ def test_crash_at_start_backs_off_then_gives_up(procs, tmp_path, wait):
             (n := {n["name"]: n for n in state(data)["nodes"]})["pbt_driver"]["state"] == "gave_up"
             and n
         ),
-        5,
+        STARTUP,
         what="state file saying gave_up",
     )
     assert nodes["pbt_driver"]["restarts"] == 2

@@ -40,6 +40,12 @@ def _following(proc, topics, wait):
     wait(ok, 30, what=f"recorder following {topics}")
 
 
+def _first_file(tmp_path: Path, wait) -> None:
+    """The recorder logs "following" before it opens its first file (it subscribes first)."""
+    bags = tmp_path / "data" / "bags"
+    wait(lambda: list(bags.glob("*/*.mcap")), 30, what="the recorder's first file")
+
+
 def _bag_dir(root: Path) -> Path:
     (d,) = list((root / "bags").iterdir())
     return d
@@ -69,6 +75,7 @@ def test_counts_equal_published_and_files_decode(ros_node, recorder, tmp_path, w
     from rclpy.serialization import deserialize_message
     from rosbags.rosbag2 import Reader
 
+    from foxglove_gateway.bag import salvage_messages
     from sensorhub_msgs.msg import PbtEvent, PbtSamples, Sec110File
 
     pub_s = ros_node.create_publisher(PbtSamples, "/pbt/samples", qos.pbt_samples(0.05))
@@ -78,7 +85,13 @@ def test_counts_equal_published_and_files_decode(ros_node, recorder, tmp_path, w
         pub_e.publish(PbtEvent(peak_index=i))
     rec = recorder(compression="lz4")
     _following(rec, ["/pbt/samples", "/pbt/events", "/sec110/files"], wait)
-    time.sleep(0.5)  # matched: discovery of the new subscription reached the publishers
+    # matched: discovery of the new subscription reached the publishers (/pbt/samples keeps only
+    # the last 100 of the 150 batches for a late match)
+    wait(
+        lambda: all(p.get_subscription_count() > 0 for p in (pub_s, pub_e, pub_f)),
+        30,
+        what="the recorder's subscriptions matched by the publishers",
+    )
     samples = []
     for i in range(150):
         m = PbtSamples(first_index=i * 40, sample_rate=800.0, values=[float(i)] * 40)
@@ -90,7 +103,15 @@ def test_counts_equal_published_and_files_decode(ros_node, recorder, tmp_path, w
         if i % 50 == 0:
             pub_f.publish(Sec110File(path=f"sec110/f{i}.csv", size=2**40 + i))
         time.sleep(0.01)
-    time.sleep(1.0)
+
+    def on_disk():  # everything published, and the recorder's own diagnostics, in the file
+        n: dict[str, int] = {}
+        for ch, _ in salvage_messages(_files(_bag_dir(tmp_path / "data"))[0]):
+            n[ch.topic] = n.get(ch.topic, 0) + 1
+        want = {"/pbt/samples": 150, "/pbt/events": 40, "/sec110/files": 3, "/diagnostics": 1}
+        return all(n.get(t, 0) >= k for t, k in want.items())
+
+    wait(on_disk, 30, what="every published message recorded")
     assert rec.stop() == 0, rec.output()[-3000:]
 
     bag = _bag_dir(tmp_path / "data")
@@ -134,7 +155,9 @@ def test_sigkill_leaves_a_readable_file(ros_node, recorder, tmp_path, wait):
     for i in range(n):
         pub.publish(PbtSamples(first_index=i))
         time.sleep(0.05)
-    time.sleep(1.0)  # > chunk_interval + tick period: every chunk is on disk
+    # every chunk on disk (chunk_interval + tick period once the recorder has the messages)
+    bag = _bag_dir(tmp_path / "data")
+    wait(lambda: _salvaged(_files(bag)[0], "/t/seq") >= n, 30, what=f"{n} messages on disk")
     rec.popen.send_signal(signal.SIGKILL)
     rec.popen.wait(10)
     (f,) = _files(_bag_dir(tmp_path / "data"))
@@ -156,10 +179,14 @@ def test_split_files_have_no_gaps_or_duplicates(ros_node, recorder, tmp_path, wa
     for i in range(n):
         pub.publish(PbtSamples(first_index=i))
         time.sleep(0.04)
-    time.sleep(1.0)
+    bag = _bag_dir(tmp_path / "data")
+    wait(
+        lambda: sum(_salvaged(f, "/t/seq") for f in _files(bag)) >= n,
+        30,
+        what=f"{n} messages on disk",
+    )
     rec.popen.send_signal(signal.SIGTERM)
     assert rec.popen.wait(15) == 0, rec.output()[-3000:]
-    bag = _bag_dir(tmp_path / "data")
     files = _files(bag)
     assert len(files) >= 3
     per_file = [[m.first_index for t, m in _decoded(f) if t == "/t/seq"] for f in files]
@@ -232,6 +259,7 @@ def test_killed_recorder_resumes_its_bag_repaired_and_without_duplicates(
     for i in range(20):
         pub_e.publish(PbtEvent(peak_index=i))
         pub_s.publish(PbtSamples(first_index=i))
+    _first_file(tmp_path, wait)
     bag = _bag_dir(tmp_path / "data")
     first = _files(bag)[0]
     wait(lambda: _salvaged(first, "/t/events") == 20, 30, what="20 events on disk")
@@ -274,6 +302,7 @@ def test_bag_repair_command_makes_a_killed_bag_readable(ros_node, recorder, tmp_
     _following(rec, ["/t/seq"], wait)
     for i in range(40):
         pub.publish(PbtSamples(first_index=i))
+    _first_file(tmp_path, wait)
     bag = _bag_dir(tmp_path / "data")
     (f,) = _files(bag)
     wait(lambda: _salvaged(f, "/t/seq") == 40, 30, what="40 messages on disk")

@@ -193,6 +193,9 @@ def test_front_splices_counts_and_refuses_beyond_the_limit(front, wait):
     assert got.endswith(frames)  # byte for byte
     wait(lambda: f.active == 1, 5, what="one active client")
     wait(lambda: f.snapshot().clients[0]["frames"] == 5, 5, what="5 server frames counted")
+    # the client's subscribe frame is read by the front's own loop, independently of the frames
+    # coming down: its subscription (and offered baseline) must be in before `offered` changes
+    wait(lambda: f.snapshot().clients[0]["subscriptions"] == 1, 5, what="the subscription seen")
     offered[42] = 15  # the gateway logged 5 more on channel 42 since the subscription
     c = f.snapshot().clients[0]
     assert c["subscriptions"] == 1  # from the client's subscribe frame

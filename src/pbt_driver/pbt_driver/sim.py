@@ -125,6 +125,20 @@ class Pty:
         buf = fcntl.ioctl(self.slave, termios.FIONREAD, b"\0\0\0\0")
         return int.from_bytes(buf, sys.byteorder)
 
+    def drain(self, timeout: float, idle: float = 0.5) -> None:
+        """Wait until the driver has read what was written, at most `timeout` s, and no longer
+        than `idle` s without progress (no reader left). Closing first would swallow bytes whose
+        faults are already in the fault log."""
+        end = time.monotonic() + timeout
+        last, t_last = -1, time.monotonic()
+        with contextlib.suppress(OSError):
+            while (n := self.pending()) and (now := time.monotonic()) < end:
+                if n != last:
+                    last, t_last = n, now
+                elif now - t_last > idle:
+                    return
+                time.sleep(0.005)
+
     def close(self, unlink: bool = True) -> None:
         if unlink and self.link:
             with contextlib.suppress(FileNotFoundError):
@@ -249,9 +263,7 @@ class Sim:
                     self.generate(block)
                 if now >= next_disc and disc_until < 0:
                     # unplug: let the driver drain what it has, then pull the device
-                    t_end = time.monotonic() + 0.5
-                    while pty.pending() and time.monotonic() < t_end:
-                        time.sleep(0.005)
+                    pty.drain(0.5)
                     pty.close()
                     disc_until = now + a.disconnect_for
                     self.log_fault("disconnect", k, seconds=a.disconnect_for)
@@ -313,6 +325,8 @@ class Sim:
         finally:
             self.stats["generated"] = self.gen.k
             self.stats["next_index"] = k
+            if disc_until < 0:
+                pty.drain(2.0)
             pty.close()
             for f in (self.truth, self.flog, self.wlog):
                 if f:

@@ -256,6 +256,8 @@ def test_gaps_inside_pulses_bridged_or_closed_once(pbt, ros_node, wait, writer):
             assert m.gap_closed
         else:
             assert (m.missing_slots, m.gap_closed) == (want, False), m.peak_index
+    # the batch booking the last gap may arrive after its pulse's event (another topic)
+    wait(lambda: vals.lost() >= sum(x for x in missing.values() if x) + 6, 30, what="every gap")
     vals.contiguous()
     assert vals.lost() == sum(x for x in missing.values() if x) + 6
 

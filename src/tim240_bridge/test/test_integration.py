@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 
@@ -120,10 +121,22 @@ def test_binary_faults_counted_exactly(tim, ros_node, wait, tmp_path):
          and len(tim.read_jsonl(flog)) >= 10, 90, what="10 injected faults")  # fmt: skip
     sim.stop()
     t_stop = time.time()
-    d = wait(lambda: c.latest("telegrams", after=t_stop + 1.5), 30, what="final diagnostics")[2]
     faults = tim.read_jsonl(flog)
     n = {k: sum(1 for f in faults if f["fault"] == k) for k in kinds}
     nbytes = sum(f["bytes"] for f in faults)
+
+    def all_counted():  # the bridge may count the last faults late on a loaded machine
+        t = c.latest("telegrams", after=t_stop + 1.5)
+        return (
+            t is not None
+            and int(t[2]["checksum errors"]) >= n["corrupt"]
+            and int(t[2]["discarded bytes"]) >= nbytes
+            and int(t[2]["truncated frames"]) + int(t[2]["decode errors"]) >= n["truncate"] - 1
+        )
+
+    with contextlib.suppress(AssertionError):  # if never: the exact checks below say what
+        wait(all_counted, 30, what="every injected fault counted")
+    d = wait(lambda: c.latest("telegrams", after=t_stop + 1.5), 30, what="final diagnostics")[2]
     assert int(d["checksum errors"]) == n["corrupt"]
     # Each cut frame is counted as truncated, except one cut by the sim's exit (pending bytes,
     # not seen as truncated) and, with CoLa-B's one-byte checksum, about 1 in 256 that merges
@@ -168,6 +181,8 @@ def test_sick_scan_xd_mode_processes_a_foreign_scan(tim, ros_node, wait):
     assert list(z.names) == ["front"] and list(z.occupied) == [True]
     assert z.point_count[0] == 5 and z.nearest_range[0] == pytest.approx(1.2)
     assert z.header.frame_id == "cloud"
+    # another topic than the zones: its subscription may match, and its first message arrive, later
+    wait(lambda: c.n("filtered") >= 1, 30, what="filtered scans")
     f = c.last("filtered")
     assert len(f.ranges) == 241 and np.isposinf(f.ranges[0])
     assert c.n("scans") >= 3  # ours, on the same topic: the bridge published none itself
