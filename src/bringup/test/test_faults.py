@@ -21,20 +21,17 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from bringup.plan import Resolver
 
 pytestmark = pytest.mark.integration
 
-CONFIG = Path(Resolver().share("bringup") or "", "config")
 SENSORHUB = shutil.which("sensorhub")
 NEEDED = ("pbt_driver", "foxglove_gateway", "tim240_bridge", "sec110_ftp", "system_monitor")
 _missing = [p for p in NEEDED if Resolver().package_prefix(p) is None]
@@ -49,26 +46,8 @@ DEADLINE = 60.0  # any single condition after start-up
 DISCOVERY_GAP = 5 * 800  # slots: a respawned publisher's batches before DDS matched it
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def node_entry(data: dict, name: str) -> dict:
     return next(n for n in data["nodes"] if n["name"] == name)
-
-
-def graph_copy(tmp_path: Path, mutate=None) -> Path:
-    d = tmp_path / "cfg"
-    shutil.copytree(CONFIG, d)
-    data = yaml.safe_load((d / "graph.yaml").read_text())
-    for var in ("web_port", "tim240_port", "sec110_port"):
-        data["variables"][var] = free_port()
-    if mutate:
-        mutate(data)
-    (d / "graph.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    return d / "graph.yaml"
 
 
 def up(procs, graph: Path, data: Path, *extra: str):
@@ -176,9 +155,11 @@ def read_bag_batches(bags: Path) -> tuple[list[tuple[int, int, int, int]], list[
     return sorted(set(out)), bad, files
 
 
-def test_kill9_each_node_then_sigterm_leaves_complete_mcap(procs, ros_node, tmp_path, wait):
+def test_kill9_each_node_then_sigterm_leaves_complete_mcap(
+    procs, ros_node, tmp_path, wait, graph_copy
+):
     data = tmp_path / "data"
-    sup = up(procs, graph_copy(tmp_path), data, "--record", "--role", "sensors")
+    sup = up(procs, graph_copy(), data, "--record", "--role", "sensors")
     lis = Listener(ros_node)
     wait(lambda: all_running(data), STARTUP, what="the sensors graph running")
     assert "mcap_recorder" in nodes(data) or "rosbag2_recorder" in nodes(data)
@@ -254,7 +235,9 @@ def test_kill9_each_node_then_sigterm_leaves_complete_mcap(procs, ros_node, tmp_
     assert not missing, f"{len(missing)} batches seen live are not in the recording"
 
 
-def test_sensor_faults_are_reported_and_the_graph_keeps_running(procs, ros_node, tmp_path, wait):
+def test_sensor_faults_are_reported_and_the_graph_keeps_running(
+    procs, ros_node, tmp_path, wait, graph_copy
+):
     def faults(g):
         sim = node_entry(g, "pbt_sim")
         # unplugs every 15 s (some land after start-up) and a garbage flood from 2 s on
@@ -279,7 +262,7 @@ def test_sensor_faults_are_reported_and_the_graph_keeps_running(procs, ros_node,
         sec["args"] = [*sec["args"], "--interval", "1", "--abort-fraction", "0.5"]
 
     data = tmp_path / "data"
-    up(procs, graph_copy(tmp_path, faults), data, "--role", "sensors")
+    up(procs, graph_copy(faults), data, "--role", "sensors")
     lis = Listener(ros_node)
     running = wait(lambda: all_running(data), STARTUP, what="the sensors graph running")
     wait(lambda: lis.samples_after(0) > 400, DEADLINE, what="/pbt/samples flowing")
@@ -357,7 +340,7 @@ def small_tmpfs(path: Path, size_mb: int):
 
 
 def test_data_disk_nearly_full_is_reported_and_the_graph_keeps_running(
-    procs, ros_node, tmp_path, wait
+    procs, ros_node, tmp_path, wait, graph_copy
 ):
     if os.geteuid() != 0:
         pytest.skip("needs root to mount a small tmpfs as the data disk")
@@ -370,7 +353,7 @@ def test_data_disk_nearly_full_is_reported_and_the_graph_keeps_running(
         sec["args"] = [*sec["args"], "--interval", "1"]
 
     with small_tmpfs(tmp_path / "data", 64) as data:
-        sup = up(procs, graph_copy(tmp_path, small_disk), data, "--record", "--role", "sensors")
+        sup = up(procs, graph_copy(small_disk), data, "--record", "--role", "sensors")
         try:
             lis = Listener(ros_node)
             running = wait(lambda: all_running(data), STARTUP, what="the sensors graph running")

@@ -28,7 +28,6 @@ from sensorhub_common.scheduling import parse_cpu_list
 
 pytestmark = pytest.mark.integration
 
-CONFIG = Path(Resolver().share("bringup") or "", "config")
 SENSORHUB = shutil.which("sensorhub")
 NEEDED = ("pbt_driver", "foxglove_gateway")
 missing = [p for p in NEEDED if Resolver().package_prefix(p) is None]
@@ -51,18 +50,6 @@ def free_port() -> int:
 SENSORS = ["pbt_sim", "pbt_driver", "tim240_sim", "tim240_bridge", "sec110_ftp", "sec110_sim"]
 WEB = ["pbt_scope", "foxglove_gateway", "system_monitor"]
 SIM_ALL = [*SENSORS, *WEB]
-
-
-def graph_copy(tmp_path: Path, mutate=None) -> Path:
-    d = tmp_path / "cfg"
-    shutil.copytree(CONFIG, d)
-    data = yaml.safe_load((d / "graph.yaml").read_text())
-    for var in ("web_port", "tim240_port", "sec110_port"):
-        data["variables"][var] = free_port()
-    if mutate:
-        mutate(data)
-    (d / "graph.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-    return d / "graph.yaml"
 
 
 def node_entry(data, name):
@@ -147,8 +134,8 @@ def pbt_samples_arrive(want: int = 5, timeout: float = 30.0) -> int:
     return got
 
 
-def test_sim_graph_scheduling_restart_status_and_stop(procs, tmp_path, wait):
-    sup, data = up(procs, tmp_path, graph_copy(tmp_path))
+def test_sim_graph_scheduling_restart_status_and_stop(procs, tmp_path, wait, graph_copy):
+    sup, data = up(procs, tmp_path, graph_copy())
     names = SIM_ALL
     nodes = wait(lambda: all_running(data, names), STARTUP, what="all nodes running")
     assert pbt_samples_arrive(5, STARTUP) >= 5, "/pbt/samples not flowing"
@@ -229,13 +216,13 @@ def graph_port(tmp_path: Path) -> int:
     return yaml.safe_load((tmp_path / "cfg" / "graph.yaml").read_text())["variables"]["web_port"]
 
 
-def test_crash_at_start_backs_off_then_gives_up(procs, tmp_path, wait):
+def test_crash_at_start_backs_off_then_gives_up(procs, tmp_path, wait, graph_copy):
     def bad(data):
         drv = node_entry(data, "pbt_driver")
         drv["parameters"]["batch_size"] = 0  # below its minimum: the node exits with code 2
         drv["respawn"] = {"delay": 0.2, "max_restarts": 2, "window": 120}
 
-    sup, data = up(procs, tmp_path, graph_copy(tmp_path, bad), "--role", "sensors")
+    sup, data = up(procs, tmp_path, graph_copy(bad), "--role", "sensors")
     wait(
         lambda: "GAVE UP on pbt_driver" in sup.output(),
         STARTUP + 20,
@@ -259,8 +246,10 @@ def test_crash_at_start_backs_off_then_gives_up(procs, tmp_path, wait):
     assert sup.popen.wait(15) == 3  # exit code says a node was given up
 
 
-def test_roles_start_disjoint_sets_and_one_supervisor_per_data_root(procs, tmp_path, wait):
-    graph = graph_copy(tmp_path)
+def test_roles_start_disjoint_sets_and_one_supervisor_per_data_root(
+    procs, tmp_path, wait, graph_copy
+):
+    graph = graph_copy()
     up(procs, tmp_path, graph, "--role", "sensors", name="sensors")
     _, d2 = up(procs, tmp_path, graph, "--role", "web", name="web", data=tmp_path / "web")
     d1 = tmp_path / "data"
@@ -279,8 +268,8 @@ def test_roles_start_disjoint_sets_and_one_supervisor_per_data_root(procs, tmp_p
     assert pids(d2) == {n: v["pid"] for n, v in w.items()}  # untouched
 
 
-def test_bad_graph_is_reported_before_anything_starts(tmp_path):
-    graph = graph_copy(tmp_path, lambda d: node_entry(d, "pbt_driver").update(cpu="3"))
+def test_bad_graph_is_reported_before_anything_starts(tmp_path, graph_copy):
+    graph = graph_copy(lambda d: node_entry(d, "pbt_driver").update(cpu="3"))
     r = subprocess.run(
         [SENSORHUB, "up", "--graph", graph, "--data-root", tmp_path / "data"],
         capture_output=True,
@@ -426,10 +415,10 @@ def test_status_once_says_a_stale_state_file_is_stale(tmp_path):
     assert "STATE STALE: not updated for 12" in r.stdout
 
 
-def test_wrong_parameter_type_is_refused_before_anything_starts(tmp_path):
+def test_wrong_parameter_type_is_refused_before_anything_starts(tmp_path, graph_copy):
     """Item 1, as a user meets it: `sensorhub up` exits 2 naming the file, node and key."""
     graph = graph_copy(
-        tmp_path, lambda d: node_entry(d, "pbt_driver")["parameters"].update(batch_size="forty")
+        lambda d: node_entry(d, "pbt_driver")["parameters"].update(batch_size="forty")
     )
     r = subprocess.run(
         [SENSORHUB, "up", "--graph", graph, "--profile", "sim", "--data-root", tmp_path / "d"],
@@ -454,16 +443,14 @@ print("batch_size", n.get_parameter("batch_size").value)
 """
 
 
-def test_rcl_lets_the_inline_override_win(tmp_path):
+def test_rcl_lets_the_inline_override_win(tmp_path, graph_copy):
     """Item 1: pins what rcl does with the supervisor's argv (``-p`` after ``--params-file``):
     a correctly typed override wins over the files, a wrongly typed one would be silently
     dropped (hence the type check before anything starts)."""
     from bringup.graph import load_graph
     from bringup.plan import build_plan
 
-    graph = graph_copy(
-        tmp_path, lambda d: node_entry(d, "pbt_driver")["parameters"].update(batch_size=41)
-    )
+    graph = graph_copy(lambda d: node_entry(d, "pbt_driver")["parameters"].update(batch_size=41))
     spec = build_plan(load_graph(graph), "sim", "all", {}, tmp_path / "d").get("pbt_driver")
     ros_args = spec.argv[spec.argv.index("--ros-args") :]
     assert ros_args.index("batch_size:=41") > max(
@@ -482,9 +469,9 @@ def test_rcl_lets_the_inline_override_win(tmp_path):
     assert "batch_size 40" in out.stdout, out.stdout + out.stderr  # silently the file's value
 
 
-def test_set_variables_from_the_command_line(tmp_path):
+def test_set_variables_from_the_command_line(tmp_path, graph_copy):
     """Item 6: `--set NAME=VALUE` for the graph's variables (typed), unknown names refused."""
-    graph = graph_copy(tmp_path)
+    graph = graph_copy()
     base = [SENSORHUB, "plan", "--graph", graph, "--profile", "sim", "--data-root", tmp_path]
     r = subprocess.run(
         [*base, "--set", "web_port=9000", "--set", "tim240_port=2112"],
@@ -585,7 +572,9 @@ def test_web_is_announced_only_when_our_process_holds_the_port(procs, tmp_path, 
     wait(lambda: f"web: ws://localhost:{port} is up" in sup.output(), STARTUP * 2, what="url")
 
 
-def test_a_container_runs_its_members_and_is_restarted_as_one(procs, tmp_path, wait, ros_node):
+def test_a_container_runs_its_members_and_is_restarted_as_one(
+    procs, tmp_path, wait, ros_node, graph_copy
+):
     """Issue 17: `--compose true` runs the graph's containers (several nodes in one process);
     each member works as on its own, and a kill -9 of the container restarts all of them."""
     from diagnostic_msgs.msg import DiagnosticArray
@@ -599,7 +588,7 @@ def test_a_container_runs_its_members_and_is_restarted_as_one(procs, tmp_path, w
         lambda m: seen.update({s.name.split(":")[0]: time.monotonic() for s in m.status}),
         qos.DIAGNOSTICS,
     )
-    graph = graph_copy(tmp_path)
+    graph = graph_copy()
     sup, data = up(procs, tmp_path, graph, "--compose", "true")
     names = ["pbt_sim", "pbt_driver", "tim240_sim", "services", "sec110_sim", "web_view"]
     first = wait(lambda: all_running(data, names), STARTUP, what="the composed graph")

@@ -11,7 +11,7 @@
 //            with --progress S also every S seconds (count and newest stamp per topic), so a test
 //            can wait for a condition instead of sleeping
 //   stall    subscribe to everything, then stop reading the socket (a stalled browser tab)
-//   publish  try to advertise a client channel and publish on it (must be refused by default)
+//   publish  advertise a client channel and publish on it every 250 ms (refused by default)
 "use strict";
 
 const WebSocket = require("ws");
@@ -170,8 +170,17 @@ function startClient(index) {
           });
           // CDR of std_msgs/String "hello": encapsulation, length 6, "hello\0"
           const data = new Uint8Array([0, 1, 0, 0, 6, 0, 0, 0, 104, 101, 108, 108, 111, 0]);
-          for (let i = 0; i < 5; i++) client.sendMessage(id, data);
+          client.sendMessage(id, data);
           out({ event: "published", client: index, channel: id });
+          // and again every 250 ms: the server's new ROS publisher drops what it publishes
+          // before DDS has matched a subscriber (volatile), as a real panel's first click may
+          const again = setInterval(() => {
+            try {
+              client.sendMessage(id, data);
+            } catch {
+              clearInterval(again);
+            }
+          }, 250);
         } catch (err) {
           out({ event: "publishError", client: index, message: String(err) });
         }
