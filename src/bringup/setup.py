@@ -14,19 +14,12 @@ setup(
         ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
         ("share/" + package_name + "/config", glob("config/*")),
         ("share/" + package_name + "/deploy", glob("deploy/*")),
-        # colcon's setup.bash puts <prefix>/bin on PATH: `sensorhub` works in ./env.sh too.
-        ("bin", ["scripts/sensorhub"]),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
     maintainer="sensorhub developers",
     maintainer_email="dev@sensorhub.example.org",
-    description="Graph file, ros2 launch entry point and process supervisor for sensorhub",
+    description="Graph file, plan, ros2 launch entry point and process supervisor for sensorhub",
     license="Apache-2.0",
     tests_require=["pytest"],
-    entry_points={
-        "console_scripts": [
-            "sensorhub = bringup.cli:main",
-        ],
-    },
 )

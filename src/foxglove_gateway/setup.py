@@ -17,14 +17,12 @@ setup(
     zip_safe=True,
     maintainer="sensorhub developers",
     maintainer_email="dev@sensorhub.example.org",
-    description="Foxglove WebSocket gateway (foxglove-sdk) and MCAP recorder for sensorhub",
+    description="Foxglove WebSocket gateway (foxglove-sdk) for the wheels path",
     license="Apache-2.0",
     tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "foxglove_gateway = foxglove_gateway.gateway_node:main",
-            "mcap_recorder = foxglove_gateway.recorder_node:main",
-            "pbt_scope = foxglove_gateway.scope_node:main",
         ],
     },
 )

@@ -86,7 +86,7 @@ def declare_arguments() -> list:
 
 
 def plan_from_context(context) -> Plan:
-    from bringup.cli import default_graph, resolve_data_root
+    from bringup.defaults import default_graph, resolve_data_root
     from bringup.plan import default_profile
 
     v = {n: LaunchConfiguration(n).perform(context) for n in ARGUMENTS}

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 import yaml
 
+from sensorhub_testing import free_port
+
 PORT_VARIABLES = ("web_port", "tim240_port", "sec110_port")  # every port the sim graph listens on
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -34,7 +29,7 @@ def graph_copy(tmp_path):
         shutil.copytree(config, d)
         data = yaml.safe_load((d / "graph.yaml").read_text())
         for var in PORT_VARIABLES:
-            data["variables"][var] = _free_port()
+            data["variables"][var] = free_port()
         if mutate:
             mutate(data)
         (d / "graph.yaml").write_text(yaml.safe_dump(data, sort_keys=False))

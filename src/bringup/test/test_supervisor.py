@@ -25,6 +25,7 @@ import yaml
 
 from bringup.plan import Resolver
 from sensorhub_common.scheduling import parse_cpu_list
+from sensorhub_testing import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -38,12 +39,6 @@ if missing or SENSORHUB is None:
     )
 
 STARTUP = 40.0  # generous: a loaded 2-core machine starts three rclpy processes slowly
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # The sim profile's whole graph, in start order (record off).

@@ -15,7 +15,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ import pytest
 import yaml
 
 from bringup.plan import Resolver
+from sensorhub_testing import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -41,12 +41,6 @@ if _missing or SENSORHUB is None:
 STARTUP = 120.0  # two supervisors and their rclpy processes on a loaded 2-core box
 DEADLINE = 90.0  # DDS rediscovery after the link comes back included
 CLIENT = Path(__file__).resolve().parents[2] / "foxglove_gateway" / "test" / "js"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(*argv: str) -> subprocess.CompletedProcess:

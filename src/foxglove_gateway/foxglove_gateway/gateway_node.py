@@ -18,9 +18,14 @@ import foxglove
 from foxglove.websocket import Capability
 from rclpy.node import Node
 
-from foxglove_gateway.discovery import TopicFollower
-from foxglove_gateway.schema import SchemaCache
-from foxglove_gateway.topics import (
+from foxglove_gateway.wsfront import ClientLimitFront
+from sensorhub_common import lean_imports
+from sensorhub_common.diagnostics import OK, WARN, Updater
+from sensorhub_common.discovery import TopicFollower
+from sensorhub_common.params import Param, ParameterError, ParamSet
+from sensorhub_common.runner import spin_node
+from sensorhub_common.schema import SchemaCache
+from sensorhub_common.topic_filter import (
     RateLimiter,
     TopicFilter,
     check_patterns,
@@ -28,10 +33,6 @@ from foxglove_gateway.topics import (
     max_rate_for,
     parse_rate_rules,
 )
-from foxglove_gateway.wsfront import ClientLimitFront
-from sensorhub_common.diagnostics import OK, WARN, Updater
-from sensorhub_common.params import Param, ParameterError, ParamSet
-from sensorhub_common.runner import spin_node
 
 
 def _tls_check(values: dict) -> str | None:
@@ -324,7 +325,7 @@ class GatewayNode(Node):
         if channel.encoding != "cdr" or not self._publish_filter(topic):
             self.get_logger().warning(f"client {client.id}: publish on {topic} refused")
             return
-        from foxglove_gateway.discovery import import_message
+        from sensorhub_common.discovery import import_message
 
         try:
             msg_class = import_message(type_name)
@@ -402,6 +403,7 @@ class GatewayNode(Node):
 
 
 def main(args=None) -> None:
+    lean_imports.install()  # before any node exists: no code generator in this process
     sys.exit(spin_node(GatewayNode, args=args))
 
 

@@ -1,4 +1,4 @@
-"""Fixtures of the foxglove_gateway tests: the independent JS client, gateway/recorder processes.
+"""Fixtures of the foxglove_gateway tests: the independent JS client and gateway processes.
 
 The JS client (test/js) is installed by ``npm ci`` from the committed lock file the first time a
 test needs it; tests that need it are skipped with a reason only when node/npm are missing.
@@ -6,29 +6,16 @@ test needs it; tests that need it are skipped with a reason only when node/npm a
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
-import socket
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-import yaml
+
+from sensorhub_testing import free_port, params_file
 
 JS_DIR = Path(__file__).parent / "js"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def params_file(path: Path, node: str, params: dict) -> Path:
-    path.write_text(yaml.safe_dump({node: {"ros__parameters": params}}))
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -118,95 +105,3 @@ def gateway(procs, tmp_path):
         return proc, f"ws://127.0.0.1:{port}"
 
     return start
-
-
-def wait_listening(url: str, proc, wait, timeout: float = 20.0) -> None:
-    host, port = url.split("//")[1].split(":")
-
-    def ok():
-        assert proc.alive(), f"{proc.name} exited:\n{proc.output()[-3000:]}"
-        try:
-            with socket.create_connection((host, int(port)), timeout=0.5):
-                return True
-        except OSError:
-            return False
-
-    wait(ok, timeout, what=f"{proc.name} listening on {url}")
-
-
-def _field_class(slot):
-    return getattr(importlib.import_module(".".join(slot.namespaces)), slot.name)
-
-
-def plain(value, slot, from_js: bool = False):
-    """A message (or its JSON from client.js) as comparable Python data, typed by the rosidl
-    slot: float32 rounded as CDR carries it, uint64 from the JS BigInt strings, bytes as ints."""
-    from rosidl_parser import definition as d
-
-    if isinstance(slot, d.NamespacedType):
-        cls = _field_class(slot)
-        names = list(cls.get_fields_and_field_types())
-        get = (lambda n: value[n]) if from_js else (lambda n: getattr(value, n))
-        return {n: plain(get(n), t, from_js) for n, t in zip(names, cls.SLOT_TYPES, strict=True)}
-    if isinstance(slot, d.AbstractNestedType):
-        return [plain(v, slot.value_type, from_js) for v in value]
-    if isinstance(slot, d.AbstractGenericString):
-        return str(value)
-    t = slot.typename
-    if t == "float":
-        import numpy as np
-
-        return float(np.float32(float(value)))
-    if t == "double":
-        return float(value)
-    if t == "boolean":
-        return bool(value)
-    if t in ("octet", "char") and isinstance(value, (bytes, bytearray)):
-        return value[0]
-    if t == "char" and isinstance(value, str):
-        return ord(value)
-    return int(value)
-
-
-def msg_plain(msg) -> dict:
-    from rosidl_parser import definition as d
-
-    cls = type(msg)
-    ns = cls.__module__.split(".")[:2]
-    return plain(msg, d.NamespacedType(ns, cls.__name__))
-
-
-def js_plain(cls, data: dict) -> dict:
-    from rosidl_parser import definition as d
-
-    ns = cls.__module__.split(".")[:2]
-    return plain(data, d.NamespacedType(ns, cls.__name__), from_js=True)
-
-
-@pytest.fixture
-def tools():
-    return SimpleNamespace(
-        free_port=free_port,
-        params_file=params_file,
-        wait_listening=wait_listening,
-        msg_plain=msg_plain,
-        js_plain=js_plain,
-    )
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """An 8 MiB tmpfs of our own (root in CI); skipped where mounting is not permitted."""
-    d = tmp_path / "disk"
-    d.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(d)],
-        capture_output=True,
-        text=True,
-    )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root/CAP_SYS_ADMIN): {r.stderr.strip()}")
-    try:
-        yield d
-    finally:
-        subprocess.run(["umount", "-l", str(d)], capture_output=True)

@@ -30,7 +30,7 @@ from pbt_driver.frames import ASCII_LAYOUTS, F32_MAX
 from pbt_driver.pulse import BACKENDS, make_backend
 from pbt_driver.widthmap import WidthMap, WidthMapError
 from sensorhub_common import diagnostics as diag
-from sensorhub_common import qos, scheduling
+from sensorhub_common import lean_imports, qos, scheduling
 from sensorhub_common.params import Param, ParamSet
 from sensorhub_common.runner import fatal, spin_node
 
@@ -517,6 +517,7 @@ class PbtDriverNode(Node):
 
 
 def main(args=None):
+    lean_imports.install()  # before any node exists: no code generator in this process
     # A waiting reader thread gets the GIL within 0.5 ms instead of the default 5 ms.
     sys.setswitchinterval(0.0005)
     sys.exit(spin_node(lambda: PbtDriverNode(), args=args))  # noqa: PLW0108

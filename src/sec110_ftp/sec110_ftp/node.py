@@ -24,7 +24,7 @@ from sec110_ftp.server import (
     parse_port_range,
 )
 from sensorhub_common import diagnostics as diag
-from sensorhub_common import paths, qos
+from sensorhub_common import lean_imports, paths, qos
 from sensorhub_common.params import Param, ParameterError, ParamSet
 from sensorhub_common.runner import spin_node
 
@@ -262,6 +262,7 @@ class Sec110FtpNode(Node):
 
 
 def main() -> None:
+    lean_imports.install()  # before any node exists: no code generator in this process
     sys.exit(spin_node(lambda: Sec110FtpNode()))  # noqa: PLW0108
 
 

@@ -18,7 +18,6 @@ import itertools
 import logging
 import os
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -640,10 +639,3 @@ def parse_port_range(value) -> tuple[int, int] | None:
     if not (1024 <= lo <= hi <= 65535):
         raise ValueError(f"passive ports must satisfy 1024 <= lo <= hi <= 65535, got {lo}-{hi}")
     return lo, hi
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port the kernel just handed out (tests and bench; the node itself accepts port 0)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]

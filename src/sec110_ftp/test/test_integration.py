@@ -282,7 +282,7 @@ def test_concurrent_sims_all_announced_once(h, ftpd, procs, ros_node, wait, tmp_
 def test_sim_waits_for_server_and_aborted_files_are_never_announced(
     h, ftpd, procs, ros_node, wait, tmp_path
 ):
-    from sec110_ftp.server import free_port
+    from sensorhub_testing import free_port
 
     port = free_port()
     log = tmp_path / "sim.jsonl"

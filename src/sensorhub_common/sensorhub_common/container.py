@@ -20,6 +20,7 @@ import importlib
 import json
 import sys
 
+from sensorhub_common import lean_imports
 from sensorhub_common.runner import EXIT_CONFIG, spin_nodes
 
 
@@ -70,6 +71,7 @@ def maker(member: dict):
 
 
 def main(argv: list[str] | None = None) -> int:
+    lean_imports.install()  # before any node exists: no code generator in this process
     ap = argparse.ArgumentParser(prog="sensorhub_container", description=__doc__.split("\n")[0])
     ap.add_argument("--name", default="container", help="the container's name in the graph")
     ap.add_argument("--member", action="append", default=[], help="JSON, see the module doc")

@@ -9,7 +9,8 @@ import sys
 
 PROBE = r"""
 import json, sys
-import sensorhub_common  # what every node module does before it creates a node
+from sensorhub_common import lean_imports
+lean_imports.install()  # what every node's entry point does before it creates a node
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import String
@@ -73,3 +74,39 @@ def test_blocked_import_names_the_reason():
         assert "build-time" in str(e)
     else:
         raise AssertionError("the generator was imported")
+
+
+def test_every_node_entry_point_installs_it_first():
+    """Each console script that makes a node calls install() as the first statement of main()."""
+    import ast
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[2]
+    mains = [
+        "foxglove_gateway/foxglove_gateway/gateway_node.py",
+        "mcap_recorder/mcap_recorder/node.py",
+        "pbt_driver/pbt_driver/node.py",
+        "pbt_scope/pbt_scope/node.py",
+        "sec110_ftp/sec110_ftp/node.py",
+        "system_monitor/system_monitor/node.py",
+        "tim240_bridge/tim240_bridge/node.py",
+        "sensorhub_common/sensorhub_common/container.py",
+    ]
+    for rel in mains:
+        tree = ast.parse((src / rel).read_text())
+        main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
+        first = main.body[0]
+        call = first.value if isinstance(first, ast.Expr) else None
+        assert isinstance(call, ast.Call) and ast.unparse(call.func) == "lean_imports.install", (
+            f"{rel}: main() must start with lean_imports.install()"
+        )
+
+
+def test_importing_the_package_installs_nothing():
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, sensorhub_common; "
+         "print(any(type(f).__name__ == '_BuildOnlyFinder' for f in sys.meta_path))"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

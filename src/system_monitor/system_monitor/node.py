@@ -18,7 +18,7 @@ from functools import partial
 from rclpy.node import Node
 
 from sensorhub_common import diagnostics as diag
-from sensorhub_common import qos
+from sensorhub_common import lean_imports, qos
 from sensorhub_common.params import Param, ParameterError, ParamSet
 from sensorhub_common.paths import data_root
 from sensorhub_common.runner import spin_node
@@ -610,6 +610,7 @@ class SystemMonitorNode(Node):
 
 
 def main(args=None):
+    lean_imports.install()  # before any node exists: no code generator in this process
     sys.exit(spin_node(lambda: SystemMonitorNode(), args=args))  # noqa: PLW0108
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from rclpy.node import Node
 
 from sensorhub_common import diagnostics as diag
-from sensorhub_common import qos
+from sensorhub_common import lean_imports, qos
 from sensorhub_common.params import Param, ParamSet
 from sensorhub_common.runner import spin_node
 from tim240_bridge import cola
@@ -467,6 +467,7 @@ class Tim240BridgeNode(Node):
 
 
 def main(args=None):
+    lean_imports.install()  # before any node exists: no code generator in this process
     sys.exit(spin_node(lambda: Tim240BridgeNode(), args=args))  # noqa: PLW0108
 
 

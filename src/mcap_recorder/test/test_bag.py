@@ -7,8 +7,8 @@ import shutil
 import pytest
 from rclpy.serialization import deserialize_message, serialize_message
 
-from foxglove_gateway.bag import BagWriter, SplitPolicy, salvage_messages
-from foxglove_gateway.schema import build_ros2msg
+from mcap_recorder.bag import BagWriter, SplitPolicy, salvage_messages
+from sensorhub_common.schema import build_ros2msg
 from sensorhub_msgs.msg import PbtEvent, PbtSamples
 
 SAMPLES = "sensorhub_msgs/msg/PbtSamples"
@@ -174,7 +174,7 @@ def test_repair_makes_a_torn_file_a_finished_indexed_mcap(tmp_path, cut):
     from mcap.reader import make_reader
     from rosbags.rosbag2 import Reader
 
-    from foxglove_gateway.bag import is_finished, repair_bag
+    from mcap_recorder.bag import is_finished, repair_bag
 
     clock = FakeClock()
     bag = _bag(tmp_path, chunk_size=4096, chunk_interval_s=0.5, clock=clock)
@@ -218,7 +218,7 @@ def test_repair_makes_a_torn_file_a_finished_indexed_mcap(tmp_path, cut):
 def test_a_resumed_bag_holds_each_transient_local_message_once(tmp_path):
     from rosbags.rosbag2 import Reader
 
-    from foxglove_gateway.bag import repair_bag, summarize
+    from mcap_recorder.bag import repair_bag, summarize
 
     clock = FakeClock()
     bag = _bag(tmp_path, chunk_size=1 << 20, chunk_interval_s=0.2, clock=clock)
@@ -251,7 +251,7 @@ def test_a_resumed_bag_holds_each_transient_local_message_once(tmp_path):
 
 
 def test_pausing_on_a_full_disk_leaves_finished_files_only(tmp_path):
-    from foxglove_gateway.bag import is_finished
+    from mcap_recorder.bag import is_finished
 
     bag = _bag(tmp_path, chunk_size=4096)
     bag.write(0, _samples(0), 1)
@@ -272,7 +272,7 @@ def test_pausing_on_a_full_disk_leaves_finished_files_only(tmp_path):
 def test_enospc_mid_file_stops_it_and_repair_keeps_what_reached_the_disk(small_disk):
     import os
 
-    from foxglove_gateway.bag import is_disk_full, is_finished, repair_bag
+    from mcap_recorder.bag import is_disk_full, is_finished, repair_bag
 
     filler = small_disk / "filler"
     with open(filler, "wb") as f:  # leave about 300 KiB

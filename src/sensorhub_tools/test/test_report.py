@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 from pathlib import Path
 
@@ -19,17 +18,12 @@ import pytest
 import yaml
 
 from bringup.plan import Resolver
-from bringup.report import ReportError, bag_files, make_report, read_bags
+from sensorhub_testing import free_port
+from sensorhub_tools.report import ReportError, bag_files, make_report, read_bags
 
 SENSORHUB = shutil.which("sensorhub")
 NEEDED = ("pbt_driver", "foxglove_gateway", "tim240_bridge", "sec110_ftp", "system_monitor")
 STARTUP = 60.0  # generous: a loaded 2-core machine starts eight processes slowly
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _bag_counts(data: Path) -> dict[str, int]:
@@ -221,9 +215,9 @@ def _synthetic_bag(
     from rcl_interfaces.msg import Parameter, ParameterEvent, ParameterType, ParameterValue
     from rclpy.serialization import serialize_message
 
-    from foxglove_gateway.bag import BagWriter, SplitPolicy
-    from foxglove_gateway.schema import build_ros2msg
+    from mcap_recorder.bag import BagWriter, SplitPolicy
     from pbt_driver.detector import Detector, DetectorParams
+    from sensorhub_common.schema import build_ros2msg
     from sensorhub_msgs.msg import PbtEvent, PbtSamples
 
     types = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bringup import docgen
+from sensorhub_tools import docgen
 
 ROOT = Path(__file__).resolve().parents[3]
 if not (ROOT / "src" / "bringup" / "package.xml").is_file():

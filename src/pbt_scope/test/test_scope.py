@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from foxglove_gateway.scope import EventHistory, Scope, ScopeConfig, ScopeError
+from pbt_scope.scope import EventHistory, Scope, ScopeConfig, ScopeError
 
 R = 800.0
 T0 = 1_764_000_000.0

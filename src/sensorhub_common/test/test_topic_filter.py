@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from foxglove_gateway.topics import (
+from sensorhub_common.topic_filter import (
     RateLimiter,
     TopicFilter,
     check_patterns,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from foxglove_gateway.schema import (
+from sensorhub_common.schema import (
     SEPARATOR,
     SchemaCache,
     SchemaError,
@@ -100,7 +100,7 @@ def test_schema_decodes_rclpy_cdr_with_mcap_ros2(type_name):
     from mcap_ros2.decoder import DecoderFactory
     from rclpy.serialization import serialize_message
 
-    from foxglove_gateway.discovery import import_message
+    from sensorhub_common.discovery import import_message
 
     cls = import_message(type_name)
     msg = cls()

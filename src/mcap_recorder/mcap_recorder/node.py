@@ -1,7 +1,7 @@
 """mcap_recorder: record the graph's topics to ``data_root/bags/`` as rosbag2-layout MCAP.
 
 Reliable subscriptions (transient local where the publishers offer it) so reliable topics are
-recorded completely; raw CDR bytes go untouched into a :class:`~foxglove_gateway.bag.BagWriter`.
+recorded completely; raw CDR bytes go untouched into a :class:`~mcap_recorder.bag.BagWriter`.
 SIGINT/SIGTERM finish the file (summary + footer) through ``on_shutdown``.
 
 Restarts and full disks (issue 12):
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from rclpy.node import Node
 
-from foxglove_gateway.bag import (
+from mcap_recorder.bag import (
     COMPRESSIONS,
     BagWriter,
     SplitPolicy,
@@ -40,13 +40,13 @@ from foxglove_gateway.bag import (
     repair_file,
     summarize,
 )
-from foxglove_gateway.discovery import TopicFollower, offered_qos_dicts
-from foxglove_gateway.schema import SchemaCache
-from foxglove_gateway.topics import TopicFilter, check_patterns
-from sensorhub_common import paths
+from sensorhub_common import lean_imports, paths
 from sensorhub_common.diagnostics import ERROR, OK, WARN, Updater
+from sensorhub_common.discovery import TopicFollower, offered_qos_dicts
 from sensorhub_common.params import Param, ParamSet
 from sensorhub_common.runner import spin_node
+from sensorhub_common.schema import SchemaCache
+from sensorhub_common.topic_filter import TopicFilter, check_patterns
 
 MIB = 1024 * 1024
 TICK_S = 0.1  # flush/split timer; a chunk is flushed this much before chunk_interval
@@ -440,6 +440,7 @@ class RecorderNode(Node):
 
 
 def main(args=None) -> None:
+    lean_imports.install()  # before any node exists: no code generator in this process
     sys.exit(spin_node(RecorderNode, args=args))
 
 

@@ -227,7 +227,7 @@ def _describe_qos(expr: str) -> str:
 
 
 def _child_main(argv) -> int:
-    """``python -m bringup.docgen --extract``: JSON of parameters and QoS on stdout."""
+    """``python -m sensorhub_tools.docgen --extract``: JSON of parameters and QoS on stdout."""
     job = json.loads(sys.stdin.read())
     out = {
         "params": _extract_params(job["sites"]),
@@ -244,7 +244,7 @@ def extract(root: Path) -> tuple[list[dict], list[dict], dict]:
     env["PYTHONPATH"] = os.pathsep.join([*src, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     job = {"sites": sites, "qos": sorted({p["qos"] for p in pubs})}
     r = subprocess.run(
-        [sys.executable, "-m", "bringup.docgen", "--extract"],
+        [sys.executable, "-m", "sensorhub_tools.docgen", "--extract"],
         input=json.dumps(job),
         capture_output=True,
         text=True,

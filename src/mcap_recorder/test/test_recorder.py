@@ -75,7 +75,7 @@ def test_counts_equal_published_and_files_decode(ros_node, recorder, tmp_path, w
     from rclpy.serialization import deserialize_message
     from rosbags.rosbag2 import Reader
 
-    from foxglove_gateway.bag import salvage_messages
+    from mcap_recorder.bag import salvage_messages
     from sensorhub_msgs.msg import PbtEvent, PbtSamples, Sec110File
 
     pub_s = ros_node.create_publisher(PbtSamples, "/pbt/samples", qos.pbt_samples(0.05))
@@ -144,7 +144,7 @@ def test_counts_equal_published_and_files_decode(ros_node, recorder, tmp_path, w
 
 
 def test_sigkill_leaves_a_readable_file(ros_node, recorder, tmp_path, wait):
-    from foxglove_gateway.bag import salvage_messages
+    from mcap_recorder.bag import salvage_messages
     from sensorhub_msgs.msg import PbtSamples
 
     pub = ros_node.create_publisher(PbtSamples, "/t/seq", qos.pbt_samples(0.05))
@@ -204,7 +204,7 @@ def test_split_files_have_no_gaps_or_duplicates(ros_node, recorder, tmp_path, wa
 
 
 def _salvaged(path: Path, topic: str) -> int:
-    from foxglove_gateway.bag import salvage_messages
+    from mcap_recorder.bag import salvage_messages
 
     return sum(ch.topic == topic for ch, _ in salvage_messages(path))
 
@@ -215,7 +215,7 @@ def _check_bag_with_standard_readers(bag: Path) -> dict[str, list]:
     from rclpy.serialization import deserialize_message
     from rosbags.highlevel import AnyReader
 
-    from foxglove_gateway.bag import is_finished
+    from mcap_recorder.bag import is_finished
     from sensorhub_msgs.msg import PbtEvent, PbtSamples
 
     files = _files(bag)
@@ -374,7 +374,7 @@ def test_full_disk_pauses_cleanly_and_resumes(ros_node, recorder, small_disk, wa
     assert rec.alive()
     bag = _bag_dir(small_disk)
     (first,) = _files(bag)
-    from foxglove_gateway.bag import is_finished
+    from mcap_recorder.bag import is_finished
 
     assert is_finished(first)  # finished cleanly before the disk was full
 

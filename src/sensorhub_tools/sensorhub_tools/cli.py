@@ -9,39 +9,17 @@ graph), 3 a node crash-looped and was given up.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 
+from bringup.defaults import GRAPH_ENV, default_graph, resolve_data_root
 from bringup.graph import ROLE_CHOICES, GraphError, load_graph
 from bringup.plan import (
-    Resolver,
     build_plan,
     default_profile,
     describe,
     parse_bool,
     parse_set,
 )
-
-GRAPH_ENV = "SENSORHUB_GRAPH"
-
-
-def default_graph() -> Path:
-    """$SENSORHUB_GRAPH, else the installed share/bringup/config/graph.yaml."""
-    if os.environ.get(GRAPH_ENV):
-        return Path(os.environ[GRAPH_ENV])
-    share = Resolver().share("bringup")
-    if share is None:
-        raise GraphError("graph.yaml", "package bringup is not installed (source env.sh)")
-    return Path(share, "config", "graph.yaml")
-
-
-def resolve_data_root(value: str | None) -> str:
-    from sensorhub_common.paths import data_root
-
-    root = data_root(value or "")
-    (root / "run").mkdir(parents=True, exist_ok=True)
-    return str(root)
 
 
 def _graph_args(p: argparse.ArgumentParser) -> None:
@@ -119,7 +97,7 @@ def main(argv=None) -> int:
         "repair", help="make a killed recorder's bag readable (valid MCAP + metadata.yaml)"
     )
     rep.add_argument("paths", nargs="+", metavar="PATH", help="bag directory, .mcap, or bags/")
-    from bringup import docgen, report
+    from sensorhub_tools import docgen, report
 
     report.add_parser(sub)
     docgen.add_parser(sub)
@@ -132,14 +110,14 @@ def main(argv=None) -> int:
 
     if a.cmd == "bag":
         try:
-            from foxglove_gateway.bag import repair_command
+            from mcap_recorder.bag import repair_command
         except ImportError as e:
-            print(f"sensorhub: foxglove_gateway is not installed: {e}", file=sys.stderr)
+            print(f"sensorhub: mcap_recorder is not installed: {e}", file=sys.stderr)
             return 2
         return repair_command(a.paths)
 
     if a.cmd == "status":
-        from bringup.status import run_status
+        from sensorhub_tools.status import run_status
 
         return run_status(resolve_data_root(a.data_root), a.once, a.window)
     try:

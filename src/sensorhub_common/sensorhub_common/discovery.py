@@ -1,7 +1,7 @@
 """Shared rclpy plumbing of the gateway and the recorder: topic discovery, QoS matching, types.
 
 Both follow the graph: every ``discovery_period`` they list topics that have publishers, pass them
-through a :class:`~foxglove_gateway.topics.TopicFilter`, subscribe raw (CDR bytes) with a QoS
+through a :class:`~sensorhub_common.topic_filter.TopicFilter`, subscribe raw (CDR bytes) with a QoS
 matched to the publishers, and drop topics whose publishers are gone.
 """
 

@@ -4,7 +4,7 @@ Runs on the web side of the graph (role ``web``), so the sensor host pays nothin
 subscribes ``samples`` and ``events`` (namespace ``pbt``) and publishes, at the web rate,
 ``scope`` (PbtScope: one decimated window with baseline, threshold and event marks) and
 ``event_history`` (PbtEventHistory: the last events newest first and the event rate). The work is
-in :mod:`foxglove_gateway.scope`; this node only moves messages.
+in :mod:`pbt_scope.scope`; this node only moves messages.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 
 from rclpy.node import Node
 
-from foxglove_gateway.scope import (
+from pbt_scope.scope import (
     MAX_BUCKETS,
     MAX_WINDOW_S,
     EventHistory,
@@ -25,7 +25,7 @@ from foxglove_gateway.scope import (
     ScopeError,
 )
 from sensorhub_common import diagnostics as diag
-from sensorhub_common import qos
+from sensorhub_common import lean_imports, qos
 from sensorhub_common.params import Param, ParamSet
 from sensorhub_common.runner import spin_node
 
@@ -175,6 +175,7 @@ class PbtScopeNode(Node):
 
 
 def main(args=None):
+    lean_imports.install()  # before any node exists: no code generator in this process
     sys.exit(spin_node(lambda: PbtScopeNode(), args=args))  # noqa: PLW0108
 
 

@@ -1,0 +1,16 @@
+"""Test support shared by every sensorhub package's tests; never imported by a node."""
+
+from sensorhub_testing.net import free_port, wait_listening
+from sensorhub_testing.plugin import params_file
+from sensorhub_testing.processes import Proc, ProcGroup, wait_for
+from sensorhub_testing.ros import SpinningNode
+
+__all__ = [
+    "Proc",
+    "ProcGroup",
+    "SpinningNode",
+    "free_port",
+    "params_file",
+    "wait_for",
+    "wait_listening",
+]
