@@ -41,14 +41,14 @@ def _tls_check(values: dict) -> str | None:
     return None
 
 
-SPECS = [
+PARAMS = [
     Param("address", "0.0.0.0", "Address the public WebSocket port binds to", read_only=True),
     Param(
         "port",
         8765,
         "Public WebSocket port (Foxglove default 8765; 0 = any)",
-        0,
-        65535,
+        min=0,
+        max=65535,
         read_only=True,
     ),
     Param(
@@ -72,36 +72,40 @@ SPECS = [
         check=check_rate_rules,
         item_type=str,
     ),
-    Param("max_clients", 10, "Concurrent WebSocket clients; the next one is refused", 1, 1000),
+    Param(
+        "max_clients", 10, "Concurrent WebSocket clients; the next one is refused", min=1, max=1000
+    ),
     Param(
         "max_message_kib",
         1024,
         "Largest client->server WebSocket message [KiB]; bigger: close 1009",
-        1,
-        65536,
+        min=1,
+        max=65536,
     ),
-    Param("ping_interval", 5.0, "Ping a client quiet this long [s] (0 = never)", 0.0, 3600.0),
+    Param(
+        "ping_interval", 5.0, "Ping a client quiet this long [s] (0 = never)", min=0.0, max=3600.0
+    ),
     Param(
         "ping_timeout",
         10.0,
         "Close a client silent this long after the ping interval [s]",
-        0.1,
-        3600.0,
+        min=0.1,
+        max=3600.0,
     ),
     Param(
         "max_handshakes",
         16,
         "Connections allowed in the HTTP upgrade at once; as many more wait for a slot (up to "
         "handshake_timeout), beyond that 503",
-        1,
-        1000,
+        min=1,
+        max=1000,
     ),
     Param(
         "client_backlog",
         1024,
         "Messages queued per client before its oldest are dropped",
-        16,
-        1_000_000,
+        min=16,
+        max=1_000_000,
         read_only=True,
     ),
     Param("tls_cert", "", "PEM certificate file: serve wss:// (with tls_key)", read_only=True),
@@ -120,9 +124,14 @@ SPECS = [
         item_type=str,
         read_only=True,
     ),
-    Param("discovery_period", 1.0, "Seconds between topic discovery passes", 0.1, 60.0),
+    Param("discovery_period", 1.0, "Seconds between topic discovery passes", min=0.1, max=60.0),
     Param(
-        "subscription_depth", 100, "Queue depth of each ROS subscription", 1, 10000, read_only=True
+        "subscription_depth",
+        100,
+        "Queue depth of each ROS subscription",
+        min=1,
+        max=10000,
+        read_only=True,
     ),
     Param("server_name", "sensorhub", "Server name shown by Foxglove", read_only=True),
     Param(
@@ -172,7 +181,7 @@ class _PublishListener(_SubscriptionListener):
 class GatewayNode(Node):
     def __init__(self, **kwargs):
         super().__init__("foxglove_gateway", **kwargs)
-        self.params = ParamSet(self, SPECS, cross_check=_tls_check, on_change=self._on_change)
+        self.params = ParamSet(self, PARAMS, cross_check=_tls_check, on_change=self._on_change)
         p = self.params.snapshot()
         self.schemas = SchemaCache()
         self._offered: dict[int, int] = {}  # SDK channel id -> messages logged

@@ -67,7 +67,7 @@ def _reserve_check(values: dict) -> str | None:
     return None
 
 
-SPECS = [
+PARAMS = [
     Param("data_root", "", "Data root (empty: $SENSORHUB_DATA_ROOT, then ./data)", read_only=True),
     Param(
         "bag_prefix",
@@ -90,54 +90,61 @@ SPECS = [
         item_type=str,
     ),
     Param("compression", "zstd", "Chunk compression", choices=tuple(COMPRESSIONS), read_only=True),
-    Param("chunk_size_kib", 1024, "Chunk size before compression [KiB]", 4, 65536, read_only=True),
+    Param(
+        "chunk_size_kib",
+        1024,
+        "Chunk size before compression [KiB]",
+        min=4,
+        max=65536,
+        read_only=True,
+    ),
     Param(
         "chunk_interval",
         1.0,
         "Finish a chunk at least this often [s]: most a kill can lose",
-        0.05,
-        600.0,
+        min=0.05,
+        max=600.0,
         read_only=True,
     ),
     Param(
         "split_size_mib",
         1024,
         "Start a new file at this size [MiB] (0 = never)",
-        0,
-        1 << 20,
+        min=0,
+        max=1 << 20,
         read_only=True,
     ),
     Param(
         "split_duration",
         3600.0,
         "Start a new file after this long [s] (0 = never)",
-        0.0,
-        1e7,
+        min=0.0,
+        max=1e7,
         read_only=True,
     ),
-    Param("discovery_period", 1.0, "Seconds between topic discovery passes", 0.1, 60.0),
+    Param("discovery_period", 1.0, "Seconds between topic discovery passes", min=0.1, max=60.0),
     Param(
         "subscription_depth",
         1000,
         "Queue depth of each ROS subscription",
-        1,
-        100000,
+        min=1,
+        max=100000,
         read_only=True,
     ),
-    Param("disk_warn_mib", 512, "Free space below this: WARN [MiB]", 1, 1 << 30),
+    Param("disk_warn_mib", 512, "Free space below this: WARN [MiB]", min=1, max=1 << 30),
     Param(
         "disk_reserve_mib",
         64,
         "Free space kept: below it the file is finished and recording pauses [MiB]",
-        1,
-        1 << 30,
+        min=1,
+        max=1 << 30,
     ),
     Param(
         "resume_window",
         300.0,
         "Continue an unfinished bag written to this recently [s] (0 = always a new bag)",
-        0.0,
-        1e7,
+        min=0.0,
+        max=1e7,
         read_only=True,
     ),
 ]
@@ -146,7 +153,7 @@ SPECS = [
 class RecorderNode(Node):
     def __init__(self, **kwargs):
         super().__init__("mcap_recorder", **kwargs)
-        self.params = ParamSet(self, SPECS, cross_check=_reserve_check, on_change=self._on_change)
+        self.params = ParamSet(self, PARAMS, cross_check=_reserve_check, on_change=self._on_change)
         p = self.params.snapshot()
         self._filter = TopicFilter(
             [x for x in p["topics_allow"] if x], [x for x in p["topics_deny"] if x]

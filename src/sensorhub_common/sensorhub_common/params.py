@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from rcl_interfaces.msg import (
@@ -45,9 +45,12 @@ _ARRAY_TYPES = {
 
 @dataclass
 class Param:
+    """One parameter: name, typed default and description by position, every rule by keyword."""
+
     name: str
     default: Any
     description: str
+    _: KW_ONLY
     min: float | None = None
     max: float | None = None
     choices: Sequence[str] | None = None

@@ -7,7 +7,7 @@ from rclpy.parameter import Parameter
 
 from sensorhub_common.params import Param, ParameterError, ParamSet
 
-SPECS = [
+PARAMS = [
     Param("threshold", 50.0, "Event threshold above baseline [counts]", min=0.0),
     Param("batch_size", 40, "Samples per batch", min=1, max=4000),
     Param("format", "ascii", "Frame format", choices=("ascii", "binary")),
@@ -43,7 +43,7 @@ def node_factory():
 def test_declares_with_descriptors_and_defaults(node_factory):
     node = node_factory()
     changes = []
-    ps = ParamSet(node, SPECS, _cross, on_change=changes.append)
+    ps = ParamSet(node, PARAMS, _cross, on_change=changes.append)
     assert ps["threshold"] == 50.0 and ps["topics"] == []
     d = node.describe_parameter("batch_size")
     assert d.description == "Samples per batch" and d.type == ParameterType.PARAMETER_INTEGER
@@ -58,7 +58,7 @@ def test_declares_with_descriptors_and_defaults(node_factory):
 def test_runtime_validation(node_factory):
     node = node_factory()
     changes = []
-    ps = ParamSet(node, SPECS, _cross, on_change=changes.append)
+    ps = ParamSet(node, PARAMS, _cross, on_change=changes.append)
     r = node.set_parameters([Parameter("threshold", value=-1.0)])[0]
     assert not r.successful and "threshold" in r.reason and "minimum" in r.reason
     r = node.set_parameters([Parameter("format", value="hex")])[0]
@@ -78,10 +78,10 @@ def test_runtime_validation(node_factory):
 def test_bad_startup_value_names_node_and_parameter(node_factory):
     node = node_factory([Parameter("batch_size", value=0)])
     with pytest.raises(ParameterError, match=r"/p: batch_size: .*out of range"):
-        ParamSet(node, SPECS)
+        ParamSet(node, PARAMS)
 
 
 def test_bad_startup_cross_check(node_factory):
     node = node_factory([Parameter("format", value="binary"), Parameter("batch_size", value=2000)])
     with pytest.raises(ParameterError, match="batch_size <= 1000"):
-        ParamSet(node, SPECS, _cross)
+        ParamSet(node, PARAMS, _cross)
