@@ -3,12 +3,14 @@
 from sensorhub_testing.net import free_port, wait_listening
 from sensorhub_testing.plugin import params_file
 from sensorhub_testing.processes import Proc, ProcGroup, wait_for
-from sensorhub_testing.ros import SpinningNode
+from sensorhub_testing.ros import DiagnosticsCollector, SpinningNode, Status
 
 __all__ = [
+    "DiagnosticsCollector",
     "Proc",
     "ProcGroup",
     "SpinningNode",
+    "Status",
     "free_port",
     "params_file",
     "wait_for",

@@ -24,7 +24,10 @@ def plain(value, slot, from_js: bool = False):
         return [plain(v, slot.value_type, from_js) for v in value]
     if isinstance(slot, d.AbstractGenericString):
         return str(value)
-    t = slot.typename
+    return _primitive(value, slot.typename)
+
+
+def _primitive(value, t: str):
     if t == "float":
         import numpy as np
 

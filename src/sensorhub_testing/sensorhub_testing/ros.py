@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import dataclass
 
 
 class SpinningNode:
@@ -38,3 +40,86 @@ class SpinningNode:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
+
+
+@dataclass(frozen=True)
+class Status:
+    """One DiagnosticStatus as it arrived: level as an int, key/values as a dict."""
+
+    name: str
+    level: int
+    message: str
+    hardware_id: str
+    values: dict[str, str]
+    received: float  # by the collector's clock
+
+
+class DiagnosticsCollector:
+    """Every DiagnosticStatus on /diagnostics (and any other DiagnosticArray topic) that passes
+    `select`, keyed by `key` (default: the status name), kept with the time it arrived.
+
+    One subscription per topic with the graph's diagnostics QoS; `history` arrays per topic at
+    most, so a long test keeps bounded memory.
+    """
+
+    def __init__(
+        self,
+        node,
+        topics=("/diagnostics",),
+        select=None,
+        key=None,
+        clock=time.time,
+        history: int = 5000,
+    ):
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        from sensorhub_common import qos
+
+        self._select = select or (lambda s: True)
+        self._key = key or (lambda s: s.name)
+        self._clock = clock
+        self._history = history
+        self._lock = threading.Lock()
+        self._arrays: dict[str, list[tuple[float, dict[str, Status]]]] = {t: [] for t in topics}
+        self.subs = [
+            node.create_subscription(
+                DiagnosticArray, t, lambda m, t=t: self._on(t, m), qos.DIAGNOSTICS
+            )
+            for t in topics
+        ]
+
+    def _on(self, topic: str, msg) -> None:
+        now = self._clock()
+        got = {}
+        for s in msg.status:
+            if not self._select(s):
+                continue
+            values = {kv.key: kv.value for kv in s.values}
+            k = self._key(s)
+            got[k] = Status(s.name, s.level[0], s.message, s.hardware_id, values, now)
+        if got:
+            with self._lock:
+                arrays = self._arrays[topic]
+                arrays.append((now, got))
+                del arrays[: -self._history]
+
+    def latest(self, key: str, after: float = 0.0, topic: str | None = None) -> Status | None:
+        """The newest status under `key` received at or after `after`, else None."""
+        with self._lock:
+            for t, d in reversed(self._arrays[topic or next(iter(self._arrays))]):
+                if t < after:
+                    break
+                if key in d:
+                    return d[key]
+        return None
+
+    def all(self, key: str, topic: str | None = None) -> list[Status]:
+        """Every status received under `key`, oldest first."""
+        with self._lock:
+            arrays = list(self._arrays[topic or next(iter(self._arrays))])
+        return [d[key] for _, d in arrays if key in d]
+
+    def keys(self, topic: str | None = None) -> set[str]:
+        with self._lock:
+            arrays = list(self._arrays[topic or next(iter(self._arrays))])
+        return {k for _, d in arrays for k in d}
