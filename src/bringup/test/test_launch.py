@@ -42,7 +42,9 @@ LAUNCH_FILE = SHARE / "launch" / "all.launch.py"
 GRAPH = SHARE / "config" / "graph.yaml"
 OURS = {
     "pbt_driver": ["pbt_driver", "pbt_sim"],
-    "foxglove_gateway": ["foxglove_gateway", "mcap_recorder", "pbt_scope"],
+    "foxglove_gateway": ["foxglove_gateway"],
+    "mcap_recorder": ["mcap_recorder"],
+    "pbt_scope": ["pbt_scope"],
     "tim240_bridge": ["tim240_bridge", "tim240_sim"],
     "sec110_ftp": ["sec110_ftp", "sec110_sim"],
     "system_monitor": ["system_monitor"],
