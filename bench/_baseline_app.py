@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
-"""The review's one-process design, rebuilt as a baseline for bench/cost.py (not a benchmark:
-tools/run_bench.sh skips `_*.py`).
+"""The one-process design the graph replaces, rebuilt as a baseline for bench/cost.py (not a
+benchmark: tools/run_bench.sh skips `_*.py`).
 
-What the Pi architecture review describes for app.py, without Flask (not in the venv): a
-pyserial ``readline()`` thread reading the PBT at 800 Hz into numpy ring buffers (4000 x 3:
-time, value, envelope), an envelope/threshold event detector per sample in that thread, and a
-20 Hz emit loop that sends every connected WebSocket client the samples since the last emit as
-a Socket.IO-style JSON text message (``42["pbt_data", {...}]``, encoded once per emit, like a
-broadcast). Events go out at once (``pbt_event``). One thread per client connection, as
-Flask-SocketIO's threading mode does. The WebSocket server is a minimal RFC 6455 one written
-here (handshake, unmasked server text frames; client frames are read and dropped).
+That design's app.py, without Flask (not in the venv): a pyserial ``readline()`` thread reading the
+PBT at 800 Hz into numpy ring buffers (4000 x 3: time, value, envelope), an envelope/threshold
+event detector per sample in that thread, and a 20 Hz emit loop that sends every connected
+WebSocket client the samples since the last emit as a Socket.IO-style JSON text message
+(``42["pbt_data", {...}]``, encoded once per emit, like a broadcast). Events go out at once
+(``pbt_event``). One thread per client connection, as Flask-SocketIO's threading mode does. The
+WebSocket server is a minimal RFC 6455 one written here (handshake, unmasked server text frames;
+client frames are read and dropped).
 
 ``--clients N --url ws://...`` instead runs N counting clients in one asyncio process (the
 load side of the bench): each reads and decodes every frame; at exit it writes one JSON line

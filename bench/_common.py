@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +17,9 @@ import time
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+ROOT = Path(__file__).resolve().parents[1]
+# the independent Foxglove client the gateway's tests use (count mode: stamps per topic)
+JS_DIR = ROOT / "src" / "foxglove_gateway" / "test" / "js"
 
 # Domains 101..200: never used by the test suites (random 1..100) or `make run` (0).
 DOMAIN_RANGE = (101, 200)
@@ -76,6 +80,57 @@ class Procs:
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(p.pid, signal.SIGKILL)
+
+
+def share(pkg: str) -> Path:
+    """An installed package's share directory (its config/ etc.)."""
+    from ament_index_python.packages import get_package_share_directory
+
+    return Path(get_package_share_directory(pkg))
+
+
+def ensure_js() -> None:
+    """node and the JS client's packages (``npm ci`` on first use); RuntimeError without node."""
+    if not shutil.which("node") or not shutil.which("npm"):
+        raise RuntimeError("node/npm not installed (needed for the JS Foxglove clients)")
+    if not (JS_DIR / "node_modules" / "@foxglove" / "ws-protocol").is_dir():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True)
+
+
+def js_argv(url: str, clients: int = 1, *extra) -> list:
+    """Command line of `clients` counting JS clients in one node process (`extra`: options)."""
+    return ["node", JS_DIR / "client.js", "--url", url, "--mode", "count",
+            "--clients", str(clients), *extra]  # fmt: skip
+
+
+def start_js(out: Path, url: str, clients: int = 1, *extra) -> subprocess.Popen:
+    """The JS clients in a session of their own, their JSON lines written to `out`."""
+    with open(out, "wb") as fh:  # the child keeps its own copy
+        return subprocess.Popen([str(a) for a in js_argv(url, clients, *extra)], stdout=fh,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+
+
+def listening(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display); None, said once, without
+    matplotlib: a bench's figures do not depend on its plots."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plot")
+        return None
+    return plt
 
 
 def wait_for(pred, timeout, interval=0.05) -> bool:

@@ -18,10 +18,18 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import EventProbe, ProbeEvent, Procs, RosThread, cpu_seconds, free_port, wait_for
-
-ROOT = Path(__file__).resolve().parents[1]
-JS_DIR = ROOT / "src" / "foxglove_gateway" / "test" / "js"
+from _common import (
+    EventProbe,
+    ProbeEvent,
+    Procs,
+    RosThread,
+    cpu_seconds,
+    ensure_js,
+    free_port,
+    js_argv,
+    share,
+    wait_for,
+)
 
 
 def node_entry(graph: dict, name: str) -> dict:
@@ -45,12 +53,10 @@ class SimGraph:
     ):
         import yaml
 
-        from bringup.plan import Resolver
-
         self.tmp = tmp
         self.data = tmp / "data"
         cfg = tmp / "cfg"
-        shutil.copytree(Path(Resolver().share("bringup"), "config"), cfg)
+        shutil.copytree(share("bringup") / "config", cfg)
         g = yaml.safe_load((cfg / "graph.yaml").read_text())
         for var in ("web_port", "tim240_port", "sec110_port"):
             g["variables"][var] = free_port()
@@ -202,11 +208,8 @@ class JsClients:
     process; `counts()` after `finish()`: per client, topic -> set of header stamps."""
 
     def __init__(self, procs: Procs, name: str, url: str, n: int, progress: float = 0.0):
-        if not shutil.which("node"):
-            raise RuntimeError("node is not installed (needed for the JS Foxglove clients)")
-        if not (JS_DIR / "node_modules" / "@foxglove" / "ws-protocol").is_dir():
-            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True)
-        argv = ["node", JS_DIR / "client.js", "--url", url, "--mode", "count", "--clients", n]
+        ensure_js()
+        argv = js_argv(url, n)
         if progress:
             argv += ["--progress", progress]
         self.log = procs.tmp / f"{name}.log"

@@ -11,13 +11,22 @@ PSS (/proc/PID/smaps_rollup, median of 2 s samples), PBT samples lost (lost_befo
 /pbt/samples), detection latency (the sim's write of the sample that closes an event -> the
 PbtEvent in bench/_probe.py, a process of its own; p50/p99), clients connected.
 
-Baseline (``--no-baseline`` to skip): bench/_baseline_app.py, the review's one-process design
-(pyserial readline thread, numpy ring buffers 4000 x 3, 20 Hz WebSocket emits), fed by its own
-pbt_sim on a pty, with N counting clients; the same figures. "PBT->browser path" compares
-pbt_driver + foxglove_gateway with that one process.
+Baseline (``--no-baseline`` to skip): bench/_baseline_app.py, the one-process design the graph
+replaces (pyserial readline thread, numpy ring buffers 4000 x 3, 20 Hz WebSocket emits), fed by
+its own pbt_sim on a pty, with N counting clients; the same figures. "PBT->browser path"
+compares pbt_driver + foxglove_gateway with that one process.
 
-``--compose true`` runs the graph's containers (several non-real-time nodes per process);
+``--compose true|false|auto`` is passed to `sensorhub up` (default false: one process per node);
 ``--before OLD.json`` keeps an earlier run's summary beside this one (``before_after``).
+
+Arrangements (``--arrangements separate,web_composed``): the graph once per process
+arrangement, without the baseline, at 2 and 10 clients unless ``--clients`` says otherwise:
+``separate`` (``--compose false``: one process per node), ``web_composed`` (``--compose auto``,
+the default: pbt_scope + foxglove_gateway in the web_view container, the sensor side separate),
+``composed`` (``--compose true``: every container). A run whose container processes are not
+the arrangement's stops, naming what it found. Per arrangement and level: CPU % and PSS of the
+PBT->browser path (pbt_driver, pbt_scope, foxglove_gateway, or web_view in their place) and of
+the whole graph. Writes DIR/cost_arrangements.json and .png.
 
 The machine is shared (other suites run on it): ``--rounds`` repeats every level; the JSON
 keeps every round and reports medians. Writes DIR/cost.json and DIR/cost.png.
@@ -26,38 +35,39 @@ keeps every round and reports medians. Writes DIR/cost.json and DIR/cost.png.
 from __future__ import annotations
 
 import argparse
-import bisect
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
-    EventProbe,
+    ROOT,
     Procs,
-    RosThread,
     bench_domain,
-    cpu_seconds,
+    ensure_js,
     exe,
     free_port,
-    pct,
+    listening,
+    pyplot,
     wait_for,
 )
+from _measure import (
+    BROWSER_PATH,
+    SIMS,
+    detection_latency,
+    latency_ms,
+    measure,
+    run_graph,
+    stop_client,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-JS_DIR = ROOT / "src" / "foxglove_gateway" / "test" / "js"
-# the PBT->browser path; with --compose the gateway runs in the web_view container (with
-# pbt_scope, which the path then includes)
-PATH_NODES = ("pbt_driver", "foxglove_gateway", "web_view")
-SIMS = ("pbt_sim", "tim240_sim", "sec110_sim")
+BASELINE_APP = Path(__file__).resolve().parent / "_baseline_app.py"
 GOALS = {
     "pbt_driver_cpu_pct": 2.5,
     "detection_latency_p99_ms": 2.0,
@@ -69,379 +79,82 @@ GOALS = {
 }
 
 
-def pss_bytes(pid: int) -> int:
-    """Proportional set size (/proc/PID/smaps_rollup): shared pages divided among sharers."""
+@dataclass(frozen=True)
+class Arrangement:
+    """How `sensorhub up` groups the graph's nodes into processes."""
+
+    compose: str  # the --compose value
+    containers: tuple[str, ...]  # the container processes the graph must then run
+    description: str
+
+
+ARRANGEMENTS = {
+    "separate": Arrangement(compose="false", containers=(), description="one process per node"),
+    "web_composed": Arrangement(
+        compose="auto",
+        containers=("web_view",),
+        description="pbt_scope + foxglove_gateway in web_view, the sensor side separate",
+    ),
+    "composed": Arrangement(
+        compose="true", containers=("services", "web_view"), description="every container"
+    ),
+}
+
+
+def _baseline_round(a, procs: Procs, tmp: Path, app_pid: int, port: int, n: int, rnd: int):
+    """One window of the one-process app with n counting clients."""
+    out = tmp / f"base_clients_{n}_{rnd}.json"
+    cl = procs.start(f"base_clients_{n}_{rnd}", [sys.executable, BASELINE_APP, "--clients", n,
+                     "--url", f"ws://127.0.0.1:{port}", "--out", out])  # fmt: skip
+    time.sleep(a.warmup + n * 0.02)
+    t0 = time.time()
+    per = measure({"baseline_app": app_pid}, a.window)
+    t1 = time.time()
+    stop_client(cl)
     try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def _cpu(pid: int) -> float | None:
-    try:
-        return cpu_seconds(pid)
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-class Sub(RosThread):
-    """/pbt/samples and /pbt/events, as a recorder would subscribe, spun by its own thread."""
-
-    def __init__(self):
-        from sensorhub_common import qos
-        from sensorhub_msgs.msg import PbtSamples
-
-        super().__init__("bench_cost")
-        self.batches: list[tuple[float, int, int, int]] = []  # t, first, n, lost_before
-        self.node.create_subscription(
-            PbtSamples, "/pbt/samples", self._b, qos.recorder(qos.pbt_samples(0.05))
-        )
-        # events: a process of its own on a bare wait set (bench/_probe.py), so the detection
-        # latency is the graph's, not this process's executor's
-        self._probe = EventProbe("bench_cost_events")
-        self._events: list[tuple[float, float, int, int]] = []  # t_rx, stamp, peak, end
-
-    def _b(self, m):
-        self.batches.append((time.monotonic(), m.first_index, len(m.values), m.lost_before))
-
-    def _add_events(self, records: list[dict]) -> None:
-        for d in records:
-            st = d["sec"] + d["nanosec"] * 1e-9
-            self._events.append((d["t_rx"], st, d["peak_index"], d["end_index"]))
-
-    @property
-    def events(self) -> list[tuple[float, float, int, int]]:
-        self._add_events(self._probe.read())
-        return self._events
-
-    def close(self):
-        super().close()
-        self._add_events(self._probe.close())
-
-
-def detection_latency(events, truth_path: Path, wlog_path: Path) -> list[float]:
-    """Seconds from the write of the sample that closes each event to its arrival.
-
-    events: (t_rx wall, peak time wall, peak_index, end_index). Indices are mapped to the sim's
-    by the most common offset between events and the ground-truth peaks near in time."""
-    try:
-        tr = [json.loads(x) for x in truth_path.read_text().splitlines() if x.strip()]
-        writes = [tuple(map(float, x.split())) for x in wlog_path.read_text().splitlines()]
+        c = json.loads(out.read_text())
     except (OSError, ValueError):
-        return []
-    tr_t = [t["t"] for t in tr]
-    offsets = []
-    for _, st, peak, _ in events:
-        i = bisect.bisect_left(tr_t, st)
-        for j in (i - 1, i):
-            if 0 <= j < len(tr) and abs(tr_t[j] - st) < 0.004:
-                offsets.append(tr[j]["index"] - peak)
-    if not offsets:
-        return []
-    off = statistics.mode(offsets)
-    w_first = [w[0] for w in writes]
-    lat = []
-    for t_rx, _, _, end in events:
-        k = end + 1 + off
-        i = bisect.bisect_right(w_first, k) - 1
-        if i >= 0 and writes[i][0] <= k < writes[i][0] + writes[i][1]:
-            lat.append(t_rx - writes[i][2])
-    return lat
-
-
-def ms(xs, q):
-    v = pct(xs, q)
-    return round(v * 1e3, 3) if v is not None else None
-
-
-def _node_name(cmdline: list[str]) -> str | None:
-    """The graph entry a process runs: .../lib/<pkg>/<exe> in its command line, or the name of
-    a container (``-m sensorhub_common.container --name NAME``, several nodes in one process)."""
-    if "sensorhub_common.container" in cmdline[:3] and "--name" in cmdline:
-        return cmdline[cmdline.index("--name") + 1]
-    for a in cmdline[:3]:
-        p = Path(a)
-        if p.parent.parent.name == "lib" and p.parent.name:
-            return p.name
-    return None
-
-
-def graph_processes(sup_pid: int) -> dict[str, int]:
-    import psutil
-
-    out = {}
-    try:
-        for c in psutil.Process(sup_pid).children(recursive=True):
-            try:
-                name = _node_name(c.cmdline())
-            except psutil.Error:
-                continue
-            if name and name not in out:
-                out[name] = c.pid
-    except psutil.Error:
-        pass
-    return out
-
-
-def measure(pids: dict[str, int], window: float) -> dict[str, dict]:
-    """CPU % of one core over the window and median PSS (2 s samples) of each process."""
-    c0 = {k: _cpu(p) for k, p in pids.items()}
-    t0 = time.monotonic()
-    pss: dict[str, list[int]] = {k: [] for k in pids}
-    while time.monotonic() - t0 < window:
-        time.sleep(min(2.0, max(0.0, window - (time.monotonic() - t0))))
-        for k, p in pids.items():
-            v = pss_bytes(p)
-            if v:
-                pss[k].append(v)
-    dt = time.monotonic() - t0
-    c1 = {k: _cpu(p) for k, p in pids.items()}
-    out = {}
-    for k in pids:
-        cpu = None
-        if c0[k] is not None and c1[k] is not None:
-            cpu = round(100.0 * (c1[k] - c0[k]) / dt, 2)
-        out[k] = {
-            "cpu_pct": cpu,
-            "pss_mb": round(statistics.median(pss[k]) / 1e6, 1) if pss[k] else None,
-        }
-    return out
-
-
-def _graph_copy(tmp: Path, max_clients: int) -> Path:
-    """The installed graph, with pbt_sim writing its ground truth and write log."""
-    from ament_index_python.packages import get_package_share_directory
-
-    src = Path(get_package_share_directory("bringup"), "config")
-    dst = tmp / "config"
-    shutil.copytree(src, dst)
-    g = dst / "graph.yaml"
-    text = g.read_text()
-    old = 'args: [--link, "${pbt_port}"]'
-    if old not in text:
-        raise RuntimeError(f"{g}: pbt_sim args not found ({old!r})")
-    new = (
-        f'args: [--link, "${{pbt_port}}", --seed, "42", --truth, "{tmp}/truth.jsonl", '
-        f'--write-log, "{tmp}/writes.log"]'
-    )
-    g.write_text(text.replace(old, new, 1))
-    gw = dst / "foxglove_gateway.yaml"  # room for the largest level
-    gw.write_text(gw.read_text().replace("max_clients: 10", f"max_clients: {max_clients}"))
-    return g
-
-
-def _js_clients(n: int, port: int, out: Path) -> subprocess.Popen:
-    with open(out, "wb") as fh:
-        return subprocess.Popen(
-            [
-                "node",
-                JS_DIR / "client.js",
-                "--url",
-                f"ws://127.0.0.1:{port}",
-                "--mode",
-                "count",
-                "--clients",
-                str(n),
-            ],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _stop(p: subprocess.Popen, sig=signal.SIGTERM, timeout=20.0) -> None:
-    if p.poll() is None:
-        p.send_signal(sig)
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-
-
-def run_graph(args, tmp: Path, levels: list[int]) -> dict:
-    graph = _graph_copy(tmp, max(levels) + 5)
-    port = free_port()
-    data = tmp / "data"
-    argv = [
-        shutil.which("sensorhub") or "sensorhub",
-        "up",
-        "--profile",
-        "sim",
-        "--record",
-        "--compose",
-        args.compose,
-        "--quiet",
-        "--no-color",
-        "--graph",
-        graph,
-        "--data-root",
-        data,
-        "--set",
-        f"web_port={port}",
-        "--set",
-        f"tim240_port={free_port()}",
-        "--set",
-        f"sec110_port={free_port()}",
+        c = {"clients": [], "events_client0": []}
+    evs = [
+        (t, e["peak_time"], e["peak_index"], e["end_index"])
+        for t, e in c["events_client0"]
+        if t0 <= t <= t1
     ]
-    procs = Procs(tmp)
-    sup = procs.start("sensorhub", argv)
-    res: dict = {"web_port": port, "levels": []}
-    sub = None
-    try:
-        if not wait_for(lambda: _listening(port), 90.0, interval=0.5):
-            raise RuntimeError("gateway not listening (see sensorhub.log)")
-        sub = Sub()
-        if not wait_for(lambda: sum(b[2] for b in sub.batches) > 1600, 60.0):
-            raise RuntimeError("no /pbt/samples")
-        time.sleep(args.settle)
-        pids = graph_processes(sup.pid)
-        res["processes"] = sorted(pids)
-        res["idle"] = measure(pids, min(args.window, 10.0))
-        for n in levels:
-            for rnd in range(args.rounds):
-                cl = _js_clients(n, port, tmp / f"js_{n}_{rnd}.jsonl")
-                time.sleep(args.warmup + n * 0.02)
-                pids = graph_processes(sup.pid)
-                b0, e0 = len(sub.batches), len(sub.events)
-                per = measure(pids, args.window)
-                batches, events = sub.batches[b0:], sub.events[e0:]
-                time.sleep(0.5)
-                _stop(cl)
-                opened = sum(
-                    1
-                    for ln in (tmp / f"js_{n}_{rnd}.jsonl").read_text().splitlines()
-                    if '"serverInfo"' in ln
-                )
-                lat = detection_latency(events, tmp / "truth.jsonl", tmp / "writes.log")
-                r = {
-                    "clients": n,
-                    "round": rnd,
-                    "clients_connected": opened,
-                    "processes": per,
-                    "samples_received": sum(b[2] for b in batches),
-                    "samples_lost": sum(b[3] for b in batches[1:]),
-                    "events": len(events),
-                    "detection_latency_ms": {
-                        "n": len(lat),
-                        "p50": ms(lat, 50),
-                        "p99": ms(lat, 99),
-                    },
-                }
-                _totals(r)
-                print(json.dumps({k: v for k, v in r.items() if k != "processes"}), flush=True)
-                res["levels"].append(r)
-    finally:
-        if sub is not None:
-            sub.close()
-        procs.stop_all(timeout=30.0)
-    return res
+    lat = detection_latency(evs, tmp / "base_truth.jsonl", tmp / "base_writes.log")
+    r = {
+        "clients": n,
+        "round": rnd,
+        "clients_connected": sum(1 for s in c["clients"] if s["connected"]),
+        "processes": per,
+        "events": len(evs),
+        "detection_latency_ms": latency_ms(lat),
+        "app_cpu_pct": per["baseline_app"]["cpu_pct"],
+        "app_pss_mb": per["baseline_app"]["pss_mb"],
+    }
+    print(json.dumps({k: v for k, v in r.items() if k != "processes"}), flush=True)
+    return r
 
 
-def _totals(r: dict) -> None:
-    per = r["processes"]
-    nodes = {k: v for k, v in per.items() if k not in SIMS}
-
-    def tot(d, key):
-        vals = [v[key] for v in d.values() if v[key] is not None]
-        return round(sum(vals), 2) if vals else None
-
-    r["graph_cpu_pct"] = tot(nodes, "cpu_pct")
-    r["graph_pss_mb"] = tot(nodes, "pss_mb")
-    path = {k: v for k, v in per.items() if k in PATH_NODES}
-    r["path_cpu_pct"] = tot(path, "cpu_pct")
-    r["path_pss_mb"] = tot(path, "pss_mb")
-
-
-def run_baseline(args, tmp: Path, levels: list[int]) -> dict:
+def run_baseline(a, tmp: Path, levels: list[int]) -> dict:
     procs = Procs(tmp)
     link, truth, wlog = tmp / "base.tty", tmp / "base_truth.jsonl", tmp / "base_writes.log"
     port = free_port()
-    app_py = Path(__file__).resolve().parent / "_baseline_app.py"
     res: dict = {"web_port": port, "levels": []}
     try:
-        procs.start(
-            "base_sim",
-            [
-                exe("pbt_driver", "pbt_sim"),
-                "--link",
-                link,
-                "--seed",
-                "42",
-                "--truth",
-                truth,
-                "--write-log",
-                wlog,
-            ],
-        )
+        procs.start("base_sim", [exe("pbt_driver", "pbt_sim"), "--link", link, "--seed", "42",
+                                 "--truth", truth, "--write-log", wlog])  # fmt: skip
         if not wait_for(link.exists, 20):
             raise RuntimeError("baseline pbt_sim did not start")
         app = procs.start(
-            "baseline_app", [sys.executable, app_py, "--serial", link, "--port", port]
+            "baseline_app", [sys.executable, BASELINE_APP, "--serial", link, "--port", port]
         )
-        if not wait_for(lambda: _listening(port), 30.0, interval=0.2):
+        if not wait_for(lambda: listening(port), 30.0, interval=0.2):
             raise RuntimeError("baseline app not listening")
-        time.sleep(args.settle)
-        res["idle"] = measure({"baseline_app": app.pid}, min(args.window, 10.0))
+        time.sleep(a.settle)
+        res["idle"] = measure({"baseline_app": app.pid}, min(a.window, 10.0))
         for n in levels:
-            for rnd in range(args.rounds):
-                out = tmp / f"base_clients_{n}_{rnd}.json"
-                cl = procs.start(
-                    f"base_clients_{n}_{rnd}",
-                    [
-                        sys.executable,
-                        app_py,
-                        "--clients",
-                        n,
-                        "--url",
-                        f"ws://127.0.0.1:{port}",
-                        "--out",
-                        out,
-                    ],
-                )
-                time.sleep(args.warmup + n * 0.02)
-                t0 = time.time()
-                per = measure({"baseline_app": app.pid}, args.window)
-                t1 = time.time()
-                _stop(cl)
-                try:
-                    c = json.loads(out.read_text())
-                except (OSError, ValueError):
-                    c = {"clients": [], "events_client0": []}
-                evs = [
-                    (t, e["peak_time"], e["peak_index"], e["end_index"])
-                    for t, e in c["events_client0"]
-                    if t0 <= t <= t1
-                ]
-                lat = detection_latency(evs, truth, wlog)
-                r = {
-                    "clients": n,
-                    "round": rnd,
-                    "clients_connected": sum(1 for s in c["clients"] if s["connected"]),
-                    "processes": per,
-                    "events": len(evs),
-                    "detection_latency_ms": {
-                        "n": len(lat),
-                        "p50": ms(lat, 50),
-                        "p99": ms(lat, 99),
-                    },
-                    "app_cpu_pct": per["baseline_app"]["cpu_pct"],
-                    "app_pss_mb": per["baseline_app"]["pss_mb"],
-                }
-                print(json.dumps({k: v for k, v in r.items() if k != "processes"}), flush=True)
-                res["levels"].append(r)
+            for rnd in range(a.rounds):
+                res["levels"].append(_baseline_round(a, procs, tmp, app.pid, port, n, rnd))
     finally:
         procs.stop_all(timeout=10.0)
     return res
@@ -453,6 +166,54 @@ def _median(rows: list[dict], key) -> float | None:
     return round(statistics.median(vals), 2) if vals else None
 
 
+GRAPH_KEYS = (
+    "graph_cpu_pct",
+    "graph_pss_mb",
+    "path_cpu_pct",
+    "path_pss_mb",
+    "browser_path_cpu_pct",
+    "browser_path_pss_mb",
+)
+
+
+def _graph_summary(gr: list[dict]) -> dict:
+    """Medians over the rounds of one level of the graph."""
+    names = sorted({k for r in gr for k in r["processes"]})
+    s: dict = {
+        "per_process": {
+            k: {
+                "cpu_pct": _median(gr, lambda r, k=k: r["processes"].get(k, {}).get("cpu_pct")),
+                "pss_mb": _median(gr, lambda r, k=k: r["processes"].get(k, {}).get("pss_mb")),
+            }
+            for k in names
+        }
+    }
+    for key in GRAPH_KEYS:
+        s[key] = _median(gr, lambda r, key=key: r.get(key))
+    s["samples_lost"] = sum(r["samples_lost"] for r in gr)
+    s["detection_latency_p99_ms"] = _median(gr, lambda r: r["detection_latency_ms"]["p99"])
+    s["clients_connected_min"] = min(r["clients_connected"] for r in gr)
+    return s
+
+
+def _baseline_summary(br: list[dict]) -> dict:
+    return {
+        "baseline_cpu_pct": _median(br, lambda r: r["app_cpu_pct"]),
+        "baseline_pss_mb": _median(br, lambda r: r["app_pss_mb"]),
+        "baseline_detection_latency_p99_ms": _median(
+            br, lambda r: r["detection_latency_ms"]["p99"]
+        ),
+    }
+
+
+def _ratios(s: dict) -> None:
+    """The path's CPU and PSS over the baseline's, where both were measured."""
+    if s.get("baseline_cpu_pct") and s.get("path_cpu_pct") is not None:
+        s["path_cpu_ratio"] = round(s["path_cpu_pct"] / s["baseline_cpu_pct"], 2)
+    if s.get("baseline_pss_mb") and s.get("path_pss_mb") is not None:
+        s["path_pss_ratio"] = round(s["path_pss_mb"] / s["baseline_pss_mb"], 2)
+
+
 def summarize(result: dict, levels: list[int]) -> dict:
     g = result.get("graph", {}).get("levels", [])
     b = result.get("baseline", {}).get("levels", [])
@@ -460,33 +221,10 @@ def summarize(result: dict, levels: list[int]) -> dict:
     for n in levels:
         gr = [r for r in g if r["clients"] == n]
         br = [r for r in b if r["clients"] == n]
-        s: dict = {}
-        if gr:
-            names = sorted({k for r in gr for k in r["processes"]})
-            s["per_process"] = {
-                k: {
-                    "cpu_pct": _median(
-                        gr, lambda r, k=k: r["processes"].get(k, {}).get("cpu_pct")
-                    ),
-                    "pss_mb": _median(gr, lambda r, k=k: r["processes"].get(k, {}).get("pss_mb")),
-                }
-                for k in names
-            }
-            for key in ("graph_cpu_pct", "graph_pss_mb", "path_cpu_pct", "path_pss_mb"):
-                s[key] = _median(gr, lambda r, key=key: r[key])
-            s["samples_lost"] = sum(r["samples_lost"] for r in gr)
-            s["detection_latency_p99_ms"] = _median(gr, lambda r: r["detection_latency_ms"]["p99"])
-            s["clients_connected_min"] = min(r["clients_connected"] for r in gr)
+        s: dict = _graph_summary(gr) if gr else {}
         if br:
-            s["baseline_cpu_pct"] = _median(br, lambda r: r["app_cpu_pct"])
-            s["baseline_pss_mb"] = _median(br, lambda r: r["app_pss_mb"])
-            s["baseline_detection_latency_p99_ms"] = _median(
-                br, lambda r: r["detection_latency_ms"]["p99"]
-            )
-        if gr and br and s["baseline_cpu_pct"] and s["path_cpu_pct"] is not None:
-            s["path_cpu_ratio"] = round(s["path_cpu_pct"] / s["baseline_cpu_pct"], 2)
-        if gr and br and s.get("baseline_pss_mb") and s["path_pss_mb"] is not None:
-            s["path_pss_ratio"] = round(s["path_pss_mb"] / s["baseline_pss_mb"], 2)
+            s.update(_baseline_summary(br))
+        _ratios(s)
         summary[str(n)] = s
     return summary
 
@@ -522,11 +260,48 @@ def embed_before(result: dict, path: Path) -> None:
     result["before_after"] = {"columns": ["before", "after"], "levels": table}
 
 
-def main() -> int:
+def run_arrangements(a, tmp: Path, levels: list[int]) -> dict:
+    """The graph once per arrangement (a temp dir each): its runs and their summaries."""
+    out = {}
+    for name in a.arrangements:
+        arr = ARRANGEMENTS[name]
+        d = tmp / name
+        d.mkdir()
+        res = run_graph(a, d, levels, arr.compose, arr.containers)
+        out[name] = {
+            "compose": arr.compose,
+            "description": arr.description,
+            "graph": res,
+            "summary": summarize({"graph": res}, levels),
+        }
+    return out
+
+
+def compare_arrangements(arrangements: dict, levels: list[int]) -> dict:
+    """Per level and arrangement: the PBT->browser path's CPU and PSS (with its processes) and
+    the whole graph's."""
+    table = {}
+    for n in levels:
+        row = {}
+        for name, arr in arrangements.items():
+            s = arr["summary"].get(str(n), {})
+            pp = s.get("per_process", {})
+            row[name] = {
+                "browser_path_cpu_pct": s.get("browser_path_cpu_pct"),
+                "browser_path_pss_mb": s.get("browser_path_pss_mb"),
+                "graph_cpu_pct": s.get("graph_cpu_pct"),
+                "graph_pss_mb": s.get("graph_pss_mb"),
+                "path_processes": {k: pp[k] for k in BROWSER_PATH if k in pp},
+            }
+        table[str(n)] = row
+    return table
+
+
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--quick", action="store_true", help="short windows, one round")
-    ap.add_argument("--clients", default="2,10,50")
+    ap.add_argument("--clients", help="levels (default 2,10,50; with --arrangements 2,10)")
     ap.add_argument("--rounds", type=int, default=None, help="rounds per level (default 3)")
     ap.add_argument("--window", type=float, default=None, help="s per measurement (default 30)")
     ap.add_argument("--no-baseline", action="store_true")
@@ -540,58 +315,100 @@ def main() -> int:
         help="sensorhub up --compose: the graph's containers (several nodes per process)",
     )
     ap.add_argument(
+        "--arrangements",
+        help=f"comma list of {', '.join(ARRANGEMENTS)}: the graph once per process arrangement "
+        "(no baseline; --compose unused); writes cost_arrangements.json",
+    )
+    ap.add_argument(
         "--before",
         type=Path,
         help="an earlier cost.json (e.g. before a change): its summary is kept beside this one",
     )
-    args = ap.parse_args()
+    a = ap.parse_args()
+    a.arrangements = [x.strip() for x in (a.arrangements or "").split(",") if x.strip()]
+    unknown = [x for x in a.arrangements if x not in ARRANGEMENTS]
+    if unknown:
+        ap.error(
+            f"--arrangements: unknown {', '.join(unknown)} (known: {', '.join(ARRANGEMENTS)})"
+        )
+    clients = a.clients or ("2,10" if a.arrangements else "2,10,50")
+    a.levels = [int(x) for x in clients.split(",") if x.strip()]
+    a.rounds = a.rounds or (1 if a.quick else 3)
+    a.window = a.window or (8.0 if a.quick else 30.0)
+    a.warmup, a.settle = (3.0, 2.0) if a.quick else (5.0, 5.0)
+    return a
+
+
+def prepare(a: argparse.Namespace) -> Path:
+    """Process settings, the JS client, the output folder, a DDS domain; the temp dir."""
     # The subscriber thread timing the events must get the GIL at once, not after the main
     # thread's 5 ms switch interval (as the driver does for its reader thread).
     sys.setswitchinterval(0.0005)
-    args.rounds = args.rounds or (1 if args.quick else 3)
-    args.window = args.window or (8.0 if args.quick else 30.0)
-    args.warmup, args.settle = (3.0, 2.0) if args.quick else (5.0, 5.0)
-    levels = [int(x) for x in args.clients.split(",") if x.strip()]
-    if not args.shm:
+    if not a.shm:
         # as bench/gateway.py: UDPv4 only on the shared dev box
         os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "UDPv4")
-    if not shutil.which("node"):
-        sys.exit("bench/cost.py: node not installed (needed for the JS clients)")
-    if not (JS_DIR / "node_modules" / "@foxglove" / "ws-protocol").is_dir():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, check=True)
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        ensure_js()
+    except RuntimeError as e:
+        sys.exit(f"bench/cost.py: {e}")
+    a.out.mkdir(parents=True, exist_ok=True)
     bench_domain()
     tmp = Path(tempfile.mkdtemp(prefix="bench-cost-"))
     os.environ.setdefault("ROS_LOG_DIR", str(tmp / "roslog"))
+    return tmp
+
+
+def run(a: argparse.Namespace, tmp: Path) -> tuple[dict, str]:
+    """The runs the options ask for: their figures, and the results' file stem."""
+    if a.arrangements:
+        arrs = run_arrangements(a, tmp, a.levels)
+        return {"arrangements": arrs, "comparison": compare_arrangements(arrs, a.levels)}, (
+            "cost_arrangements"
+        )
+    res: dict = {}
+    if not a.no_graph:
+        res["graph"] = run_graph(a, tmp, a.levels, a.compose)
+    if not a.no_baseline:
+        res["baseline"] = run_baseline(a, tmp, a.levels)
+    return res, "cost"
+
+
+def main() -> int:
+    a = parse_args()
+    tmp = prepare(a)
     t_start = time.time()
     result: dict = {
         "benchmark": "cost",
-        "tag": args.tag,
-        "compose": args.compose,
+        "tag": a.tag,
+        "compose": a.compose if not a.arrangements else None,
         "host_cpus": os.cpu_count(),
         "load_avg_at_start": os.getloadavg(),
-        "quick": args.quick,
-        "rounds": args.rounds,
-        "window_s": args.window,
+        "quick": a.quick,
+        "rounds": a.rounds,
+        "window_s": a.window,
         "dds_transport": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "default (SHM + UDPv4)"),
         "note": "shared 2-core machine: figures are medians of the rounds and noisy",
         "goals": GOALS,
     }
     try:
-        if not args.no_graph:
-            result["graph"] = run_graph(args, tmp, levels)
-        if not args.no_baseline:
-            result["baseline"] = run_baseline(args, tmp, levels)
+        figures, stem = run(a, tmp)
+        result.update(figures)
     finally:
         result["bench_seconds"] = round(time.time() - t_start, 1)
-    result["summary"] = summarize(result, levels)
-    if args.before:
-        embed_before(result, args.before)
-    out = args.out / "cost.json"
+    if stem == "cost":
+        result["summary"] = summarize(result, a.levels)
+        if a.before:
+            embed_before(result, a.before)
+        print(json.dumps(result["summary"], indent=1))
+    else:
+        print(json.dumps(result["comparison"], indent=1))
+    out = a.out / f"{stem}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result["summary"], indent=1))
     print(f"wrote {out}")
-    _plot(result, levels, args.out / "cost.png")
+    if stem == "cost":
+        _plot(result, a.levels, a.out / "cost.png")
+    else:
+        _plot_arrangements(result, a.levels, a.out / f"{stem}.png")
     if os.environ.get("BENCH_KEEP_TMP"):
         print(f"logs kept in {tmp}")
     else:
@@ -600,12 +417,8 @@ def main() -> int:
 
 
 def _plot(result: dict, levels: list[int], path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return
     s = result["summary"]
     xs = [n for n in levels if str(n) in s]
@@ -631,6 +444,32 @@ def _plot(result: dict, levels: list[int], path: Path) -> None:
         ax[1].axvline(GOALS["node_pss_mb"], ls=":", c="grey", label="goal per node 32 MB")
         ax[1].legend(fontsize=8)
     ax[1].set(xlabel="PSS [MB]", title=f"memory per process ({xs[0] if xs else '-'} clients)")
+    fig.tight_layout()
+    fig.savefig(path)
+    print(f"wrote {path}")
+
+
+def _plot_arrangements(result: dict, levels: list[int], path: Path) -> None:
+    """The PBT->browser path's CPU and PSS per arrangement and client count."""
+    plt = pyplot()
+    if plt is None:
+        return
+    comp = result["comparison"]
+    names = list(result["arrangements"])
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    width = 0.8 / max(1, len(names))
+    for i, name in enumerate(names):
+        xs = [k + i * width for k in range(len(levels))]
+        for axis, key in ((ax[0], "browser_path_cpu_pct"), (ax[1], "browser_path_pss_mb")):
+            ys = [comp[str(n)][name][key] or 0 for n in levels]
+            axis.bar(xs, ys, width=width, label=name)
+    for axis, label in ((ax[0], "CPU [% of one core]"), (ax[1], "PSS [MB]")):
+        axis.set_xticks(
+            [k + 0.4 - width / 2 for k in range(len(levels))], [str(n) for n in levels]
+        )
+        axis.set(xlabel="clients", ylabel=label)
+        axis.legend(fontsize=8, loc="lower right")
+    fig.suptitle("PBT->browser path (pbt_driver, pbt_scope, foxglove_gateway) per arrangement")
     fig.tight_layout()
     fig.savefig(path)
     print(f"wrote {path}")

@@ -6,7 +6,7 @@ SCHED_FIFO 80 when permitted) -> this process subscribing like a recorder; the 8
 drives the pigpio backend into pigpiod_sim, so the pulse path is live.
 
 * cpu_percent: user+system time of the driver process over the window, % of one core (800 Hz,
-  ascii, the review's 15-25 % estimate; goal <= 5 %).
+  ascii; goal <= 5 %, where the one-process design it replaces was estimated at 15-25 %).
 * max_rate: binary frames at rising rates (sim writes every 1 ms); the highest rate at which the
   subscriber saw every slot of the window (no lost_before, contiguous; seq makes this exact).
 * detection latency: from the write() of the sample that closes an event (the sim's write log)
@@ -43,6 +43,7 @@ from _common import (
     cpu_seconds,
     exe,
     pct,
+    pyplot,
     wait_for,
 )
 
@@ -175,13 +176,8 @@ def delays_ms(delays) -> list:
 
 def plot(raw: dict, floor_ms: float, path: Path) -> None:
     """Histograms of detection latency and peak-to-pulse delay (skipped without matplotlib)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed: no plot")
+    plt = pyplot()
+    if plt is None:
         return
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     panels = [

@@ -190,7 +190,7 @@ def upload(sub: Sub, ps, port: int, size: int, name: str, timeout: float) -> dic
     }
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench/results", help="directory for sec110_ftp.json")
     ap.add_argument("--size-mb", type=int, default=1000, help="large upload [MB]")
@@ -201,6 +201,59 @@ def main() -> int:
     a = ap.parse_args()
     if a.quick:
         a.size_mb, a.throttled_mb = 100, 20
+    return a
+
+
+def start_pbt(procs: Procs, sub: Sub, tmp: Path) -> str | None:
+    """pbt_sim on a pty -> pbt_driver; an error when no samples arrive."""
+    link = tmp / "pbt.tty"
+    procs.start("pbt_sim", [exe("pbt_driver", "pbt_sim"), "--link", link, "--seed", "7"])
+    wait_for(link.exists, 20, interval=0.02)
+    procs.start("pbt_driver", [exe("pbt_driver", "pbt_driver"), "--ros-args", "-r",
+                               "__ns:=/pbt", "-p", f"port:={link}"])  # fmt: skip
+    if not wait_for(lambda: sum(b[1] for b in sub.batches) > 1600, 60, interval=0.02):
+        return "no samples from the PBT driver"
+    return None
+
+
+def _upload_run(sub: Sub, ps, port: int, mb: int, name: str, pbt: bool):
+    """One upload's figures, and the PBT figures during it (None without the driver)."""
+    r = upload(sub, ps, port, int(mb * MB), name, 600)
+    w = r.pop("_window", None)
+    return r, (pbt_window(sub, *w) if w and pbt else None)
+
+
+def run(a: argparse.Namespace, procs: Procs, sub: Sub, tmp: Path, res: dict) -> None:
+    """PBT idle, the large unthrottled upload, then the throttled one (a new server)."""
+    pbt = not a.no_pbt
+    if pbt:
+        err = start_pbt(procs, sub, tmp)
+        if err:
+            res["pbt_error"] = err
+    _, ps, port, deployed = start_ftpd(procs, tmp, "ftpd", read_limit=0)
+    res["node_scheduling"] = deployed
+    time.sleep(2.0)  # settle: DDS matched, imports done
+    if pbt:
+        t0 = time.time()
+        time.sleep(10.0)
+        res["pbt_idle"] = pbt_window(sub, t0, time.time())
+    res["unthrottled"], during = _upload_run(sub, ps, port, a.size_mb, "big", pbt)
+    if during:
+        res["pbt_during_unthrottled"] = during
+    print(json.dumps(res["unthrottled"], indent=1), flush=True)
+    Procs.stop(procs.ps[-1])
+    shutil.rmtree(tmp / "ftpd", ignore_errors=True)
+    _, ps, port, _ = start_ftpd(procs, tmp, "ftpd_thr", read_limit=a.throttle)
+    time.sleep(2.0)
+    res["throttled"], during = _upload_run(sub, ps, port, a.throttled_mb, "thr", pbt)
+    res["throttled"]["read_limit_MB_s"] = a.throttle / MB
+    if during:
+        res["pbt_during_throttled"] = during
+    print(json.dumps(res["throttled"], indent=1), flush=True)
+
+
+def main() -> int:
+    a = parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     bench_domain()  # own ROS_DOMAIN_ID, discovery on this machine only
@@ -219,38 +272,7 @@ def main() -> int:
     sub = Sub()
     t_start = time.time()
     try:
-        if not a.no_pbt:
-            link = tmp / "pbt.tty"
-            procs.start("pbt_sim", [exe("pbt_driver", "pbt_sim"), "--link", link, "--seed", "7"])
-            wait_for(link.exists, 20, interval=0.02)
-            procs.start("pbt_driver", [exe("pbt_driver", "pbt_driver"), "--ros-args", "-r",
-                                       "__ns:=/pbt", "-p", f"port:={link}"])  # fmt: skip
-            if not wait_for(lambda: sum(b[1] for b in sub.batches) > 1600, 60, interval=0.02):
-                res["pbt_error"] = "no samples from the PBT driver"
-        _, ps, port, deployed = start_ftpd(procs, tmp, "ftpd", read_limit=0)
-        res["node_scheduling"] = deployed
-        time.sleep(2.0)  # settle: DDS matched, imports done
-        if not a.no_pbt:
-            t0 = time.time()
-            time.sleep(10.0)
-            res["pbt_idle"] = pbt_window(sub, t0, time.time())
-        big = upload(sub, ps, port, int(a.size_mb * MB), "big", 600)
-        w = big.pop("_window", None)
-        res["unthrottled"] = big
-        if w and not a.no_pbt:
-            res["pbt_during_unthrottled"] = pbt_window(sub, *w)
-        print(json.dumps(res["unthrottled"], indent=1), flush=True)
-        Procs.stop(procs.ps[-1])
-        shutil.rmtree(tmp / "ftpd", ignore_errors=True)
-        _, ps, port, _ = start_ftpd(procs, tmp, "ftpd_thr", read_limit=a.throttle)
-        time.sleep(2.0)
-        thr = upload(sub, ps, port, int(a.throttled_mb * MB), "thr", 600)
-        w = thr.pop("_window", None)
-        thr["read_limit_MB_s"] = a.throttle / MB
-        res["throttled"] = thr
-        if w and not a.no_pbt:
-            res["pbt_during_throttled"] = pbt_window(sub, *w)
-        print(json.dumps(res["throttled"], indent=1), flush=True)
+        run(a, procs, sub, tmp, res)
     finally:
         sub.close()
         procs.stop_all()

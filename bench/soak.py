@@ -7,7 +7,7 @@ included) with two Foxglove WebSocket clients subscribed to everything, samples 
 every node every `--period` s, and fits a straight line to each after a warm-up (the first 20 %
 or 60 s, whichever is longer: imports, DDS discovery and first allocations are not growth).
 
-Goal (issue 15): < 1 MB/h per node. A short run bounds growth only loosely: a slope from 10
+Goal: < 1 MB/h per node. A short run bounds growth only loosely: a slope from 10
 minutes is dominated by allocator noise of a few hundred kB; read it with its duration.
 
 Writes DIR/soak.json and DIR/soak.png.
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import bench_domain
+from _common import bench_domain, pyplot
 from _load import JsClients, Sampler, SimGraph, slope_per_hour
 
 GOAL_MB_PER_H = 1.0
@@ -179,12 +179,8 @@ def report(res: dict, out: Path) -> None:
 
 
 def plot(series: dict, warm: float, late_from: float, path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return
     fig, ax = plt.subplots(1, 3, figsize=(15, 4.5))
     for name, xs in sorted(series.items()):

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Benchmark of system_monitor: its own CPU with the full sim graph, and detection latency.
 
-Graph: `sensorhub up --profile sim` on a copy of the installed graph (free ports, own data root,
-own ROS_DOMAIN_ID, UDP loopback only), i.e. every simulator and node of the sim profile,
-system_monitor included with its default settings (process poll 5 Hz, diagnostics 1 Hz).
+Graph: `sensorhub up --profile sim --compose false` on a copy of the installed graph (free
+ports, own data root, own ROS_DOMAIN_ID, UDP loopback only), i.e. every simulator and node of
+the sim profile in a process of its own (so each kill below takes down one node), system_monitor
+included with its default settings (process poll 5 Hz, diagnostics 1 Hz).
 
 * cpu: user+system time of the system_monitor process over the window, % of one core
   (goal <= 2 %), with its RSS; the host's total CPU load over the same window for context.
@@ -32,12 +33,14 @@ import threading
 import time
 from pathlib import Path
 
-import yaml
-
 # bench/ is not a package: put this script's folder first on sys.path so that `_common` imports
 # whatever the cwd (tools/run_bench.sh runs `python bench/X.py` from the repo root).
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Procs, RosThread, bench_domain, cpu_seconds, free_port, rss_bytes
+from _common import Procs, RosThread, bench_domain, cpu_seconds, rss_bytes
+from _load import SimGraph
+
+LATENCY_KEYS = ("kill_pbt_driver", "kill_foxglove_gateway", "sigstop", "diag_stale", "resume",
+                "stall", "stall_resume")  # fmt: skip
 
 
 class Watch(RosThread):
@@ -80,145 +83,132 @@ def summary(xs):
             "min": round(min(xs), 3), "samples": [round(x, 3) for x in xs]}  # fmt: skip
 
 
+def _ok(lv: int, _msg: str) -> bool:
+    return lv == 0
+
+
+def wait_graph(g: SimGraph, tmp: Path) -> None:
+    """Until every node runs (at most 120 s); SystemExit when `sensorhub up` exits."""
+    g.wait_running(120)
+    if g.sup.poll() is not None:
+        raise SystemExit(f"sensorhub up exited {g.sup.returncode}; see {tmp}")
+
+
+def measure_cpu(mon: int, window: float) -> dict:
+    """The monitor's CPU over `window` s (% of one core), its RSS, the host's load beside it."""
+    import psutil
+
+    psutil.cpu_percent()
+    t0, c0 = time.monotonic(), cpu_seconds(mon)
+    time.sleep(window)
+    t1, c1 = time.monotonic(), cpu_seconds(mon)
+    return {
+        "monitor_percent_one_core": round((c1 - c0) / (t1 - t0) * 100, 2),
+        "goal_percent": 2.0,
+        "window_s": round(t1 - t0, 1),
+        "monitor_rss_mb": round(rss_bytes(mon) / 2**20, 1),
+        "host_cpu_percent_all_cores": round(psutil.cpu_percent(), 1),
+        "cores": os.cpu_count(),
+    }
+
+
+def _since(t: float, got: float | None) -> float | None:
+    return got - t if got else None
+
+
+def kill_latency(w: Watch, g: SimGraph, victim: str) -> float | None:
+    """SIGKILL -> the monitor names the node ERROR; then wait until it is OK again."""
+    name = f"system_monitor: node {victim}"
+    t = time.monotonic()
+    os.kill(g.pids()[victim], signal.SIGKILL)
+    # a zombie until the supervisor reaps it, then "not running": both name it
+    got = w.first(name, lambda lv, m: lv >= 2 and ("not running" in m or "zombie" in m), t)
+    w.first(name, _ok, time.monotonic(), timeout=60)
+    return _since(t, got)
+
+
+def stop_latencies(w: Watch, pid: int, name: str, faults: dict, resumed: str, lat: dict) -> None:
+    """SIGSTOP of pid -> each fault status `faults` names (key -> predicate); SIGCONT -> OK
+    (`resumed`); the latencies appended to `lat`."""
+    t = time.monotonic()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        for key, pred in faults.items():
+            lat[key].append(_since(t, w.first(name, pred, t)))
+    finally:
+        t = time.monotonic()
+        os.kill(pid, signal.SIGCONT)
+    lat[resumed].append(_since(t, w.first(name, _ok, t)))
+
+
+def run_trials(w: Watch, g: SimGraph, trials: int) -> dict[str, list]:
+    lat: dict[str, list] = {k: [] for k in LATENCY_KEYS}
+    for _ in range(trials):
+        for victim in ("pbt_driver", "foxglove_gateway"):
+            lat[f"kill_{victim}"].append(kill_latency(w, g, victim))
+            time.sleep(1.0)
+        driver = {
+            "sigstop": lambda lv, m: lv >= 2 and "SIGSTOP" in m,
+            "diag_stale": lambda lv, m: lv == 3 and "diagnostics silent" in m,
+        }
+        stop_latencies(w, g.pids()["pbt_driver"], "system_monitor: node pbt_driver", driver,
+                       "resume", lat)  # fmt: skip
+        time.sleep(1.0)
+        stall = {"stall": lambda lv, m: lv == 2 and "deadline" in m}
+        stop_latencies(w, g.pids()["pbt_sim"], "system_monitor: topic /pbt/samples", stall,
+                       "stall_resume", lat)  # fmt: skip
+        time.sleep(2.0)
+    return lat
+
+
+def measure(w: Watch, g: SimGraph, a: argparse.Namespace, tmp: Path) -> dict:
+    """CPU, then the detection latencies, once the graph runs."""
+    wait_graph(g, tmp)
+    nodes = sorted(g.nodes())
+    print("graph:", ", ".join(nodes), flush=True)
+    t_ok = w.first("system_monitor: watchdog", _ok, 0.0, timeout=120)  # all alive
+    if t_ok is None:
+        raise SystemExit("the watchdog never reported every node alive")
+    time.sleep(5)  # settle
+    result: dict = {"cpu": measure_cpu(g.pids()["system_monitor"], a.window)}
+    print("cpu:", result["cpu"], flush=True)
+    result["latency_s"] = {k: summary(v) for k, v in run_trials(w, g, a.trials).items()}
+    result["latency_goal_s"] = 3.0
+    for k, v in result["latency_s"].items():
+        print(f"{k}: {v}", flush=True)
+    result["graph"] = {
+        "how": "sensorhub up --profile sim --compose false (installed graph copy, free ports)",
+        "nodes": nodes,
+        "transport": "Fast DDS UDPv4 loopback",
+    }
+    result["notes"] = [
+        "latency = signal sent here -> monitor's /diagnostics status received here",
+        "kill/sigstop come from the 5 Hz /proc poll; diag_stale from diag_timeout 2.5 s "
+        "after the node's last 1 Hz diagnostics; stall from the 0.5 s topic deadline",
+        "shared 2-core machine with other work running: figures include that load",
+    ]
+    return result
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="bench/results")
     ap.add_argument("--window", type=float, default=60.0, help="CPU window [s]")
     ap.add_argument("--trials", type=int, default=5)
     a = ap.parse_args()
-
-    from bringup.plan import Resolver
-
     tmp = Path(tempfile.mkdtemp(prefix="bench-sysmon-"))
-    cfg = tmp / "cfg"
-    shutil.copytree(Path(Resolver().share("bringup"), "config"), cfg)
-    g = yaml.safe_load((cfg / "graph.yaml").read_text())
-    for k in ("web_port", "tim240_port", "sec110_port"):
-        if k in g.get("variables", {}):
-            g["variables"][k] = free_port()
-    (cfg / "graph.yaml").write_text(yaml.safe_dump(g, sort_keys=False))
-    data = tmp / "data"
     bench_domain()  # own ROS_DOMAIN_ID, discovery on this machine only
     os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "UDPv4"  # no /dev/shm leftovers from SIGKILLs
     os.environ.setdefault("ROS_LOG_DIR", str(tmp / "roslog"))
-    sup = Procs(tmp).start(
-        "sensorhub",
-        [shutil.which("sensorhub") or "sensorhub", "up", "--graph", cfg / "graph.yaml",
-         "--profile", "sim", "--data-root", data, "--no-color", "--quiet"],
-    )  # fmt: skip
-    state_path = data / "run" / "supervisor.json"
-
-    def state():
-        try:
-            return {n["name"]: n for n in json.loads(state_path.read_text())["nodes"]}
-        except (OSError, ValueError, KeyError):
-            return {}
-
-    def pid(name):
-        return state().get(name, {}).get("pid")
-
+    g = SimGraph(tmp, compose="false")
+    g.start()
     w = Watch()
     result: dict = {}
     try:
-        end = time.monotonic() + 120
-        while time.monotonic() < end:
-            st = state()
-            if st and all(n["state"] == "running" for n in st.values()):
-                break
-            if sup.poll() is not None:
-                raise SystemExit(f"sensorhub up exited {sup.returncode}; see {tmp}")
-            time.sleep(0.5)
-        nodes = sorted(state())
-        print("graph:", ", ".join(nodes), flush=True)
-        t_ok = w.first(
-            "system_monitor: watchdog", lambda lv, m: lv == 0, 0.0, timeout=120
-        )  # all alive
-        if t_ok is None:
-            raise SystemExit("the watchdog never reported every node alive")
-        time.sleep(5)  # settle
-
-        import psutil
-
-        mon = pid("system_monitor")
-        psutil.cpu_percent()
-        t0, c0 = time.monotonic(), cpu_seconds(mon)
-        time.sleep(a.window)
-        t1, c1 = time.monotonic(), cpu_seconds(mon)
-        cpu = (c1 - c0) / (t1 - t0) * 100
-        result["cpu"] = {
-            "monitor_percent_one_core": round(cpu, 2),
-            "goal_percent": 2.0,
-            "window_s": round(t1 - t0, 1),
-            "monitor_rss_mb": round(rss_bytes(mon) / 2**20, 1),
-            "host_cpu_percent_all_cores": round(psutil.cpu_percent(), 1),
-            "cores": os.cpu_count(),
-        }
-        print("cpu:", result["cpu"], flush=True)
-
-        def node_ok(name):
-            return lambda lv, m: lv == 0
-
-        lat = {k: [] for k in ("kill_pbt_driver", "kill_foxglove_gateway", "sigstop", "diag_stale",
-                               "resume", "stall", "stall_resume")}  # fmt: skip
-        for _ in range(a.trials):
-            for victim in ("pbt_driver", "foxglove_gateway"):
-                name = f"system_monitor: node {victim}"
-                p = pid(victim)
-                t = time.monotonic()
-                os.kill(p, signal.SIGKILL)
-                # a zombie until the supervisor reaps it, then "not running": both name it
-                got = w.first(
-                    name, lambda lv, m: lv >= 2 and ("not running" in m or "zombie" in m), t
-                )
-                lat[f"kill_{victim}"].append(got - t if got else None)
-                w.first(name, node_ok(victim), time.monotonic(), timeout=60)
-                time.sleep(1.0)
-            name = "system_monitor: node pbt_driver"
-            p = pid("pbt_driver")
-            t = time.monotonic()
-            os.kill(p, signal.SIGSTOP)
-            try:
-                got = w.first(name, lambda lv, m: lv >= 2 and "SIGSTOP" in m, t)
-                lat["sigstop"].append(got - t if got else None)
-                got = w.first(name, lambda lv, m: lv == 3 and "diagnostics silent" in m, t)
-                lat["diag_stale"].append(got - t if got else None)
-            finally:
-                t = time.monotonic()
-                os.kill(p, signal.SIGCONT)
-            got = w.first(name, lambda lv, m: lv == 0, t)
-            lat["resume"].append(got - t if got else None)
-            time.sleep(1.0)
-            topic = "system_monitor: topic /pbt/samples"
-            p = pid("pbt_sim")
-            t = time.monotonic()
-            os.kill(p, signal.SIGSTOP)
-            try:
-                got = w.first(topic, lambda lv, m: lv == 2 and "deadline" in m, t)
-                lat["stall"].append(got - t if got else None)
-            finally:
-                t = time.monotonic()
-                os.kill(p, signal.SIGCONT)
-            got = w.first(topic, lambda lv, m: lv == 0, t)
-            lat["stall_resume"].append(got - t if got else None)
-            time.sleep(2.0)
-        result["latency_s"] = {k: summary(v) for k, v in lat.items()}
-        result["latency_goal_s"] = 3.0
-        for k, v in result["latency_s"].items():
-            print(f"{k}: {v}", flush=True)
-        result["graph"] = {
-            "how": "sensorhub up --profile sim (copy of the installed graph, free ports)",
-            "nodes": nodes,
-            "transport": "Fast DDS UDPv4 loopback",
-        }
-        result["notes"] = [
-            "latency = signal sent here -> monitor's /diagnostics status received here",
-            "kill/sigstop come from the 5 Hz /proc poll; diag_stale from diag_timeout 2.5 s "
-            "after the node's last 1 Hz diagnostics; stall from the 0.5 s topic deadline",
-            "shared 2-core machine with other work running: figures include that load",
-        ]
+        result = measure(w, g, a, tmp)
     finally:
         w.close()
-        Procs.stop(sup, timeout=30)
+        Procs.stop(g.sup, timeout=30)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "system_monitor.json").write_text(json.dumps(result, indent=1) + "\n")

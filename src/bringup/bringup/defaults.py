@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from bringup.graph import GraphError
-from bringup.plan import Resolver
+from bringup.resolver import Resolver
 
 GRAPH_ENV = "SENSORHUB_GRAPH"
 

@@ -33,6 +33,7 @@ from bringup.plan import (
     Plan,
     ProcessSpec,
     build_plan,
+    default_profile,
     parse_bool,
     variable_overrides,
 )
@@ -61,7 +62,8 @@ ARGUMENTS = {
     "compose": (
         "auto",
         ["auto", "true", "false"],
-        "run the graph's containers (several nodes per process); auto: as the profile says",
+        "run the graph's containers (several nodes per process); auto: those the profile"
+        " composes and those marked default",
     ),
     "data_root": ("", None, "data root (default $SENSORHUB_DATA_ROOT or ./data)"),
     "graph": ("", None, "graph file (default share/bringup/config/graph.yaml)"),
@@ -87,7 +89,6 @@ def declare_arguments() -> list:
 
 def plan_from_context(context) -> Plan:
     from bringup.defaults import default_graph, resolve_data_root
-    from bringup.plan import default_profile
 
     v = {n: LaunchConfiguration(n).perform(context) for n in ARGUMENTS}
     graph = load_graph(v["graph"] or default_graph())

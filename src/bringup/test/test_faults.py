@@ -1,4 +1,4 @@
-"""Fault tests of the whole sim graph under `sensorhub up` (issue 15): real processes, real DDS.
+"""Fault tests of the whole sim graph under `sensorhub up`: real processes, real DDS.
 
 * kill -9 of each node in turn: respawned, the PBT index goes on (every gap is
   booked in lost_before), the recording has only the recorder's own outage, and SIGTERM of the

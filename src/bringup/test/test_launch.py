@@ -8,6 +8,7 @@ as ros2 launch would before spawning.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import threading
@@ -40,22 +41,13 @@ pytestmark = pytest.mark.launch
 SHARE = Path(Resolver().share("bringup") or "")
 LAUNCH_FILE = SHARE / "launch" / "all.launch.py"
 GRAPH = SHARE / "config" / "graph.yaml"
-OURS = {
-    "pbt_driver": ["pbt_driver", "pbt_sim"],
-    "foxglove_gateway": ["foxglove_gateway"],
-    "mcap_recorder": ["mcap_recorder"],
-    "pbt_scope": ["pbt_scope"],
-    "tim240_bridge": ["tim240_bridge", "tim240_sim"],
-    "sec110_ftp": ["sec110_ftp", "sec110_sim"],
-    "system_monitor": ["system_monitor"],
-}
 
 
 @pytest.fixture
-def fake_prefix(tmp_path, monkeypatch):
+def fake_prefix(tmp_path, monkeypatch, our_packages):
     """Our node packages as an ament prefix (the real ones may still be building elsewhere)."""
     root = tmp_path / "prefix"
-    for pkg, exes in OURS.items():
+    for pkg, exes in our_packages.items():
         (root / "share/ament_index/resource_index/packages").mkdir(parents=True, exist_ok=True)
         (root / "share/ament_index/resource_index/packages" / pkg).write_text("")
         (root / "share" / pkg / "config").mkdir(parents=True, exist_ok=True)
@@ -140,6 +132,12 @@ def normalize(cmd: list[str]) -> dict:
             raise AssertionError(f"unexpected token {tok!r} in {cmd}")
         k += 2
     return {"argv": head, "remaps": sorted(remaps), "files": files, "params": params}
+
+
+def member_ros_args(cmd: list[str], name: str) -> list[str]:
+    """The ROS arguments a container's command gives its member ``name``."""
+    members = [json.loads(cmd[i + 1]) for i, a in enumerate(cmd) if a == "--member"]
+    return next(m["ros_args"] for m in members if m["name"] == name)
 
 
 @pytest.mark.parametrize(
@@ -265,7 +263,8 @@ def test_real_ros2_launch_starts_the_sim_graph(procs, tmp_path, wait):
     want = {
         "pbt_sim": "lib/pbt_driver/pbt_sim --link",
         "pbt_driver": "lib/pbt_driver/pbt_driver --ros-args",
-        "foxglove_gateway": "lib/foxglove_gateway/foxglove_gateway --ros-args",
+        # the web side's nodes share one process by default
+        "web_view": "-m sensorhub_common.container --name web_view",
     }
 
     def started():
@@ -273,7 +272,7 @@ def test_real_ros2_launch_starts_the_sim_graph(procs, tmp_path, wait):
         found = {n: p for p, cmd in kids.items() for n, mark in want.items() if mark in cmd}
         return found if set(found) == set(want) else None
 
-    found = wait(started, 60, what="ros2 launch starting pbt_sim, pbt_driver, foxglove_gateway")
+    found = wait(started, 60, what="ros2 launch starting pbt_sim, pbt_driver, web_view")
     # The launch prefix applied the graph's scheduling (sim profile: driver on CPU 1).
     if os.cpu_count() and os.cpu_count() >= 2:
         wait(lambda: os.sched_getaffinity(found["pbt_driver"]) == {1}, 60, what="affinity")
@@ -286,7 +285,7 @@ def test_real_ros2_launch_starts_the_sim_graph(procs, tmp_path, wait):
 
 
 def test_wrong_parameter_type_fails_before_anything_starts(tmp_path, monkeypatch):
-    """Issue 13 item 1 under launch: the same check as `sensorhub up`, naming file/node/key
+    """Under launch, the same parameter type check as `sensorhub up`, naming file/node/key
     (against the installed package's own parameter file)."""
     if Resolver().package_prefix("pbt_driver") is None:
         pytest.skip("needs pbt_driver installed")
@@ -302,7 +301,7 @@ def test_wrong_parameter_type_fails_before_anything_starts(tmp_path, monkeypatch
 
 
 def test_data_root_and_variables_reach_the_processes(tmp_path, monkeypatch, fake_prefix):
-    """Items 5 and 6 under launch: logs follow data_root; set:= and NAME:= set variables."""
+    """Under launch: logs follow data_root; set:= and NAME:= set variables."""
     monkeypatch.delenv("ROS_LOG_DIR", raising=False)
     monkeypatch.delenv("ROS_AUTOMATIC_DISCOVERY_RANGE", raising=False)
     monkeypatch.delenv("ROS_LOCALHOST_ONLY", raising=False)
@@ -320,7 +319,7 @@ def test_data_root_and_variables_reach_the_processes(tmp_path, monkeypatch, fake
         assert p["env"]["ROS_LOG_DIR"] == str(root / "logs" / "ros"), name
         # the sim profile keeps discovery on this host
         assert p["env"]["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST", name
-    gw = normalize(launched["foxglove_gateway"]["cmd"])
+    gw = normalize(member_ros_args(launched["web_view"]["cmd"], "foxglove_gateway"))
     assert gw["params"]["port"] == 9123
     assert "2999" in launched["tim240_sim"]["cmd"]
     assert normalize(launched["sec110_ftp"]["cmd"])["params"]["port"] == 2998
@@ -331,6 +330,12 @@ def _ros2_launch_or_skip() -> str:
     if ros2 is None:
         pytest.skip("needs the ros2 CLI (ros2launch)")
     return ros2
+
+
+def launch_graph(procs, ros2: str, graph: Path, tmp_path: Path):
+    """`ros2 launch bringup all.launch.py` of ``graph`` (sim profile, data root in tmp_path)."""
+    argv = [ros2, "launch", "bringup", "all.launch.py", "profile:=sim", f"graph:={graph}"]
+    return procs.start("ros2_launch", [*argv, f"data_root:={tmp_path / 'data'}"])
 
 
 def _tiny_graph(tmp_path: Path, nodes: list[dict]) -> Path:
@@ -346,7 +351,7 @@ def _tiny_graph(tmp_path: Path, nodes: list[dict]) -> Path:
 
 @pytest.mark.integration
 def test_a_given_up_node_ends_ros2_launch_nonzero(procs, tmp_path, wait):
-    """Item 2: respawn_max_retries from the graph; then launch stops everything and exits 1."""
+    """respawn_max_retries from the graph; then launch stops everything and exits 1."""
     ros2 = _ros2_launch_or_skip()
     g = _tiny_graph(
         tmp_path,
@@ -366,11 +371,7 @@ def test_a_given_up_node_ends_ros2_launch_nonzero(procs, tmp_path, wait):
             },
         ],
     )
-    p = procs.start(
-        "ros2_launch",
-        [ros2, "launch", "bringup", "all.launch.py", "profile:=sim", f"graph:={g}",
-         f"data_root:={tmp_path / 'data'}"],
-    )  # fmt: skip
+    p = launch_graph(procs, ros2, g, tmp_path)
     assert p.popen.wait(120) == 1
     out = p.output()
     assert out.count("] crashing\n") == 3  # the first start and two respawns
@@ -393,7 +394,7 @@ def _all_procs() -> list[str]:
 
 @pytest.mark.integration
 def test_sigterm_to_ros2_launch_leaves_no_orphans(procs, tmp_path, wait):
-    """Item 3: launch itself leaves its children behind on SIGTERM; the trampoline's
+    """Launch itself leaves its children behind on SIGTERM; the trampoline's
     parent-death signal takes them down with it."""
     import signal
 
@@ -406,11 +407,7 @@ def test_sigterm_to_ros2_launch_leaves_no_orphans(procs, tmp_path, wait):
             for i in range(2)
         ],
     )  # fmt: skip
-    p = procs.start(
-        "ros2_launch",
-        [ros2, "launch", "bringup", "all.launch.py", "profile:=sim", f"graph:={g}",
-         f"data_root:={tmp_path / 'data'}"],
-    )  # fmt: skip
+    p = launch_graph(procs, ros2, g, tmp_path)
 
     def sleepers():
         kids = {pid: c for pid, c in _children(p.pid).items() if "sleep 601" in c}
@@ -424,7 +421,7 @@ def test_sigterm_to_ros2_launch_leaves_no_orphans(procs, tmp_path, wait):
 
 @pytest.mark.integration
 def test_ros2_launch_refuses_nodes_already_live_in_the_domain(procs, tmp_path):
-    """Item 8 under launch: a second graph in the same domain is refused, naming the node."""
+    """Under launch, a second graph in the same domain is refused, naming the node."""
     ros2 = _ros2_launch_or_skip()
     if Resolver().package_prefix("pbt_driver") is None:
         pytest.skip("needs pbt_driver installed")
@@ -434,11 +431,7 @@ def test_ros2_launch_refuses_nodes_already_live_in_the_domain(procs, tmp_path):
             [{"name": "pbt_driver", "package": "pbt_driver", "executable": "pbt_driver",
               "namespace": "pbt", "roles": ["sensors"]}],
         )  # fmt: skip
-        p = procs.start(
-            "ros2_launch",
-            [ros2, "launch", "bringup", "all.launch.py", "profile:=sim", f"graph:={g}",
-             f"data_root:={tmp_path / 'data'}"],
-        )  # fmt: skip
+        p = launch_graph(procs, ros2, g, tmp_path)
         assert p.popen.wait(120) != 0
         out = p.output()
         assert "/pbt/pbt_driver already running in ROS domain" in out

@@ -1,5 +1,7 @@
 """`sensorhub up` with the real nodes (pbt_sim, pbt_driver, foxglove_gateway) over real DDS.
 
+One module past 500 lines: every test drives real supervisors through the same helpers below.
+
 Each test copies the installed graph to a temp dir (own data root, a free web port) so it never
 touches ./data or a developer's running graph; conftest gives the run its own ROS_DOMAIN_ID.
 """
@@ -41,14 +43,21 @@ if missing or SENSORHUB is None:
 STARTUP = 40.0  # generous: a loaded 2-core machine starts three rclpy processes slowly
 
 
-# The sim profile's whole graph, in start order (record off).
+# The sim profile's whole graph, in start order (record off); the web side's nodes share one
+# process by default: the web_view container (pbt_scope, foxglove_gateway).
 SENSORS = ["pbt_sim", "pbt_driver", "tim240_sim", "tim240_bridge", "sec110_ftp", "sec110_sim"]
-WEB = ["pbt_scope", "foxglove_gateway", "system_monitor"]
+WEB = ["web_view", "system_monitor"]
+WEB_VIEW_MEMBERS = ["/pbt/pbt_scope", "/foxglove_gateway"]
 SIM_ALL = [*SENSORS, *WEB]
 
 
 def node_entry(data, name):
     return next(n for n in data["nodes"] if n["name"] == name)
+
+
+def sensorhub(*args, timeout: float = 60) -> subprocess.CompletedProcess:
+    """The `sensorhub` command run to its end, its output as text."""
+    return subprocess.run([SENSORHUB, *args], capture_output=True, text=True, timeout=timeout)
 
 
 def up(procs, tmp_path, graph, *extra, name="sensorhub", data=None):
@@ -154,7 +163,8 @@ def test_sim_graph_scheduling_restart_status_and_stop(procs, tmp_path, wait, gra
         # the affinity asked for is the inherited one, the wait above proves nothing)
         wait(lambda pid=pid, n=nice: proc_nice(pid) == n, 10, what=f"{name} nice {nice}")
     assert frozenset(os.sched_getaffinity(nodes["pbt_driver"]["pid"])) == {1}
-    assert proc_nice(nodes["foxglove_gateway"]["pid"]) == 5
+    assert nodes["web_view"]["members"] == WEB_VIEW_MEMBERS  # reported under their container
+    assert proc_nice(nodes["web_view"]["pid"]) == 5  # the gateway's process
 
     # kill -9 any node: it comes back, the others keep their PIDs, PBT data resumes.
     for victim in names:
@@ -178,12 +188,7 @@ def test_sim_graph_scheduling_restart_status_and_stop(procs, tmp_path, wait, gra
     # status (the wheels path's ros2 topic hz + diagnostics viewer); a fresh DDS participant
     # each time, retried like the probe above
     for _ in range(3):
-        out = subprocess.run(
-            [SENSORHUB, "status", "--once", "--window", "4", "--data-root", data],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        out = sensorhub("status", "--once", "--window", "4", "--data-root", data)
         rows = {ln.split()[0]: ln.split() for ln in out.stdout.splitlines() if ln.strip()}
         rate = float(rows.get("/pbt/samples", ["", "", "0"])[2])
         if out.returncode == 0 and rate > 5.0 and rows["pbt_driver"][6] != "-":
@@ -250,14 +255,10 @@ def test_roles_start_disjoint_sets_and_one_supervisor_per_data_root(
     d1 = tmp_path / "data"
     s = wait(lambda: all_running(d1, [*SENSORS, "system_monitor"]), STARTUP, what="sensors")
     w = wait(lambda: all_running(d2, WEB), STARTUP, what="web")
+    assert w["web_view"]["members"] == WEB_VIEW_MEMBERS
     assert set(s) & set(w) == {"system_monitor"}  # one monitor per host in the two-Pi split
     assert not {n["pid"] for n in s.values()} & {n["pid"] for n in w.values()}
-    again = subprocess.run(
-        [SENSORHUB, "up", "--graph", graph, "--role", "web", "--data-root", d2],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    again = sensorhub("up", "--graph", graph, "--role", "web", "--data-root", d2)
     assert again.returncode == 2
     assert "another supervisor" in again.stdout + again.stderr
     assert pids(d2) == {n: v["pid"] for n, v in w.items()}  # untouched
@@ -265,18 +266,13 @@ def test_roles_start_disjoint_sets_and_one_supervisor_per_data_root(
 
 def test_bad_graph_is_reported_before_anything_starts(tmp_path, graph_copy):
     graph = graph_copy(lambda d: node_entry(d, "pbt_driver").update(cpu="3"))
-    r = subprocess.run(
-        [SENSORHUB, "up", "--graph", graph, "--data-root", tmp_path / "data"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = sensorhub("up", "--graph", graph, "--data-root", tmp_path / "data")
     assert r.returncode == 2
     assert f"{graph}: node 'pbt_driver': key 'cpu': unknown key" in r.stderr
     assert not (tmp_path / "data" / "run" / "supervisor.json").exists()
 
 
-# ----- issue 13
+# Graphs of plain commands: the supervisor itself, without ROS in the way
 def mini_graph(tmp_path: Path, nodes: list[dict]) -> Path:
     """A graph of plain commands (no ROS): fast, and only what a test is about."""
     d = tmp_path / "mini"
@@ -307,8 +303,8 @@ SLEEPER = "import os, time\nprint('ROS_LOG_DIR=' + os.environ['ROS_LOG_DIR'])\nt
 
 
 def test_a_console_nobody_reads_never_wedges_supervision(tmp_path, wait):
-    """Item 7 (and 5): stdout on a pipe nobody drains; a killed node is still restarted, SIGINT
-    still stops everything, the per-node log stays complete."""
+    """stdout on a pipe nobody drains: a killed node is still restarted, SIGINT still stops
+    everything, the per-node log stays complete (and ROS logs follow the data root)."""
     graph = mini_graph(
         tmp_path,
         [
@@ -365,7 +361,7 @@ def test_a_console_nobody_reads_never_wedges_supervision(tmp_path, wait):
 
 
 def test_exit_code_survives_a_full_disk(tmp_path):
-    """Item 9: every log and the state file on a full disk (/dev/full): exit code 3 stays 3."""
+    """Every log and the state file on a full disk (/dev/full): exit code 3 stays 3."""
     graph = mini_graph(
         tmp_path, [py_node("bad", "import sys; print('boom'); sys.exit(1)", respawn=False)]
     )
@@ -374,12 +370,7 @@ def test_exit_code_survives_a_full_disk(tmp_path):
     (data / "run").mkdir()
     for f in ("logs/sensorhub.log", "logs/bad.log", "run/supervisor.json.tmp"):
         (data / f).symlink_to("/dev/full")
-    r = subprocess.run(
-        [SENSORHUB, "up", "--graph", graph, "--profile", "sim", "--data-root", data],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = sensorhub("up", "--graph", graph, "--profile", "sim", "--data-root", data, timeout=120)
     assert r.returncode == 3, r.stdout + r.stderr
     assert "stopped; exit code 3" in r.stdout
     assert "No space left on device" in r.stdout  # the state file failure is reported
@@ -387,7 +378,7 @@ def test_exit_code_survives_a_full_disk(tmp_path):
 
 
 def test_status_once_says_a_stale_state_file_is_stale(tmp_path):
-    """Item 9: a live supervisor whose state file stopped changing (full disk, wedged)."""
+    """A live supervisor whose state file stopped changing (full disk, wedged)."""
     run = tmp_path / "data" / "run"
     run.mkdir(parents=True)
     st = {
@@ -400,27 +391,17 @@ def test_status_once_says_a_stale_state_file_is_stale(tmp_path):
         "nodes": [{"name": "pbt_driver", "state": "running", "pid": os.getpid(), "restarts": 0}],
     }
     (run / "supervisor.json").write_text(json.dumps(st))
-    r = subprocess.run(
-        [SENSORHUB, "status", "--once", "--window", "1", "--data-root", tmp_path / "data"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = sensorhub("status", "--once", "--window", "1", "--data-root", tmp_path / "data")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "STATE STALE: not updated for 12" in r.stdout
 
 
 def test_wrong_parameter_type_is_refused_before_anything_starts(tmp_path, graph_copy):
-    """Item 1, as a user meets it: `sensorhub up` exits 2 naming the file, node and key."""
+    """As a user meets it: `sensorhub up` exits 2 naming the file, node and key."""
     graph = graph_copy(
         lambda d: node_entry(d, "pbt_driver")["parameters"].update(batch_size="forty")
     )
-    r = subprocess.run(
-        [SENSORHUB, "up", "--graph", graph, "--profile", "sim", "--data-root", tmp_path / "d"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = sensorhub("up", "--graph", graph, "--profile", "sim", "--data-root", tmp_path / "d")
     assert r.returncode == 2
     assert f"{graph}: node 'pbt_driver': key 'parameters.batch_size': 'forty' is a string" in (
         r.stderr
@@ -439,7 +420,7 @@ print("batch_size", n.get_parameter("batch_size").value)
 
 
 def test_rcl_lets_the_inline_override_win(tmp_path, graph_copy):
-    """Item 1: pins what rcl does with the supervisor's argv (``-p`` after ``--params-file``):
+    """Pins what rcl does with the supervisor's argv (``-p`` after ``--params-file``):
     a correctly typed override wins over the files, a wrongly typed one would be silently
     dropped (hence the type check before anything starts)."""
     from bringup.graph import load_graph
@@ -453,30 +434,25 @@ def test_rcl_lets_the_inline_override_win(tmp_path, graph_copy):
     )
     probe = tmp_path / "probe.py"
     probe.write_text(RCL_PROBE)
-    out = subprocess.run(
-        [sys.executable, probe, *ros_args], capture_output=True, text=True, timeout=60
-    )
+
+    def run(args):
+        argv = [sys.executable, probe, *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+    out = run(ros_args)
     assert "batch_size 41" in out.stdout, out.stdout + out.stderr
-    wrong = [a if a != "batch_size:=41" else "batch_size:=forty" for a in ros_args]
-    out = subprocess.run(
-        [sys.executable, probe, *wrong], capture_output=True, text=True, timeout=60
-    )
+    out = run([a if a != "batch_size:=41" else "batch_size:=forty" for a in ros_args])
     assert "batch_size 40" in out.stdout, out.stdout + out.stderr  # silently the file's value
 
 
 def test_set_variables_from_the_command_line(tmp_path, graph_copy):
-    """Item 6: `--set NAME=VALUE` for the graph's variables (typed), unknown names refused."""
+    """`--set NAME=VALUE` for the graph's variables (typed), unknown names refused."""
     graph = graph_copy()
-    base = [SENSORHUB, "plan", "--graph", graph, "--profile", "sim", "--data-root", tmp_path]
-    r = subprocess.run(
-        [*base, "--set", "web_port=9000", "--set", "tim240_port=2112"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    base = ["plan", "--graph", graph, "--profile", "sim", "--data-root", tmp_path]
+    r = sensorhub(*base, "--set", "web_port=9000", "--set", "tim240_port=2112")
     assert r.returncode == 0, r.stderr
     assert "port:=9000" in r.stdout and "--port 2112" in r.stdout
-    r = subprocess.run([*base, "--set", "web_prot=9000"], capture_output=True, text=True)
+    r = sensorhub(*base, "--set", "web_prot=9000")
     assert r.returncode == 2
     assert "key 'variables.web_prot'" in r.stderr and "web_port" in r.stderr
 
@@ -509,18 +485,15 @@ def _live_in_domain(ros_node, fq: str) -> bool:
 
 
 def test_a_second_graph_in_the_same_domain_is_refused(procs, tmp_path, wait, ros_node):
-    """Item 8: our node names already live in this ROS domain: refuse, name them, start nothing
+    """Our node names already live in this ROS domain: refuse, name them, start nothing
     (exit 2). A name left in discovery by a killed process (no answer) does not block."""
     graph = mini_graph(tmp_path, [driver_entry(tmp_path)])
     other = procs.start("other_graph", [sys.executable, "-u", "-c", GHOST])
     wait(lambda: "alive" in other.output(), STARTUP, what="the other graph's driver")
     wait(lambda: _live_in_domain(ros_node, "/pbt/pbt_driver"), STARTUP, what="discovery")
     data = tmp_path / "data"
-    refused = subprocess.run(
-        [SENSORHUB, "up", "--graph", graph, "--profile", "sim", "--data-root", data],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    refused = sensorhub(
+        "up", "--graph", graph, "--profile", "sim", "--data-root", data, timeout=120
     )
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "/pbt/pbt_driver already running in ROS domain" in refused.stdout
@@ -538,7 +511,7 @@ def test_a_second_graph_in_the_same_domain_is_refused(procs, tmp_path, wait, ros
 
 
 def test_web_is_announced_only_when_our_process_holds_the_port(procs, tmp_path, wait):
-    """Item 8: another program answering on the web port is not our gateway being up."""
+    """Another program answering on the web port is not our gateway being up."""
     port = free_port()
     squatter = socket.socket()
     squatter.bind(("0.0.0.0", port))
@@ -570,7 +543,7 @@ def test_web_is_announced_only_when_our_process_holds_the_port(procs, tmp_path, 
 def test_a_container_runs_its_members_and_is_restarted_as_one(
     procs, tmp_path, wait, ros_node, graph_copy
 ):
-    """Issue 17: `--compose true` runs the graph's containers (several nodes in one process);
+    """`--compose true` runs the graph's containers (several nodes in one process);
     each member works as on its own, and a kill -9 of the container restarts all of them."""
     from diagnostic_msgs.msg import DiagnosticArray
 

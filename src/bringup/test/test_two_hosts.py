@@ -1,4 +1,4 @@
-"""Two Pis on one machine (issue 15): network namespaces joined by a veth pair, made here.
+"""Two Pis on one machine: network namespaces joined by a veth pair, made here.
 
 `sensorhub up --role sensors` runs in one namespace, `--role web` in the other, same
 ROS_DOMAIN_ID, discovery over the veth link (the root conftest's localhost-only discovery is
@@ -195,7 +195,9 @@ def test_sensors_and_web_on_two_hosts_survive_a_link_outage(procs, tmp_path, wai
         "web", hosts.argv("web", *base, "--role", "web", "--data-root", d_w), env=env
     )
     wait(lambda: running(d_s, ["pbt_sim", "pbt_driver"]), STARTUP, what="sensors host up")
-    wait(lambda: running(d_w, ["foxglove_gateway"]), STARTUP, what="web host up")
+    # the web side's nodes (pbt_scope, foxglove_gateway) share the web_view process by default
+    web_view = wait(lambda: running(d_w, ["web_view"]), STARTUP, what="web host up")["web_view"]
+    assert "/foxglove_gateway" in web_view["members"]
 
     url = f"ws://127.0.0.1:{port}"
     # the supervisor announces the URL once the port answers (inside the web namespace)
@@ -241,4 +243,4 @@ def test_sensors_and_web_on_two_hosts_survive_a_link_outage(procs, tmp_path, wai
         DEADLINE,
         what="the web host's client getting new /pbt/samples after the link came back",
     )
-    assert running(d_w, ["foxglove_gateway"])["foxglove_gateway"]["restarts"] == 0
+    assert running(d_w, ["web_view"])["web_view"]["restarts"] == 0

@@ -1,1 +1,1 @@
-"""Foxglove WebSocket gateway and MCAP recorder for sensorhub (no ROS distribution needed)."""
+"""Foxglove WebSocket gateway for sensorhub (foxglove-sdk; no ROS distribution needed)."""

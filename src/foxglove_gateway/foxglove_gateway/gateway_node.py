@@ -1,5 +1,7 @@
 """foxglove_gateway: the graph's topics to Foxglove/Lichtblick over WebSocket, read-only, bounded.
 
+The wheels path's stand-in for foxglove_bridge (PyPI has no foxglove_bridge); the graph's web slot.
+
 CDR bytes from raw subscriptions go untouched into foxglove-sdk channels (ros2msg schemas built
 from the installed .msg files); the SDK server listens on loopback behind the
 :class:`~foxglove_gateway.wsfront.ClientLimitFront`, which owns the public port (client limit,
@@ -10,20 +12,25 @@ from __future__ import annotations
 
 import socket
 import ssl
-import sys
 import threading
 import time
+from dataclasses import dataclass
 
 import foxglove
 from foxglove.websocket import Capability
 from rclpy.node import Node
 
-from foxglove_gateway.wsfront import ClientLimitFront
-from sensorhub_common import lean_imports
+from foxglove_gateway.clients import ClientFigures
+from foxglove_gateway.wsfront import ClientLimitFront, FrontConfig, FrontLimits
 from sensorhub_common.diagnostics import OK, WARN, Updater
-from sensorhub_common.discovery import TopicFollower
+from sensorhub_common.discovery import (
+    DISCOVERY_PERIOD,
+    TopicFollower,
+    follow_filter,
+    follow_params,
+)
 from sensorhub_common.params import Param, ParameterError, ParamSet
-from sensorhub_common.runner import spin_node
+from sensorhub_common.runner import run_node
 from sensorhub_common.schema import SchemaCache
 from sensorhub_common.topic_filter import (
     RateLimiter,
@@ -32,6 +39,7 @@ from sensorhub_common.topic_filter import (
     check_rate_rules,
     max_rate_for,
     parse_rate_rules,
+    without_placeholder,
 )
 
 
@@ -43,111 +51,62 @@ def _tls_check(values: dict) -> str | None:
 
 PARAMS = [
     Param("address", "0.0.0.0", "Address the public WebSocket port binds to", read_only=True),
-    Param(
-        "port",
-        8765,
-        "Public WebSocket port (Foxglove default 8765; 0 = any)",
-        min=0,
-        max=65535,
-        read_only=True,
-    ),
-    Param(
-        "topics_allow",
-        [".*"],
-        "Regexes (full match): topics to forward",
-        check=check_patterns,
-        item_type=str,
-    ),
-    Param(
-        "topics_deny",
-        [""],
-        "Regexes (full match): topics never forwarded, wins over allow",
-        check=check_patterns,
-        item_type=str,
-    ),
-    Param(
-        "max_rates",
-        [""],
-        "Per-topic rate caps 'TOPIC_REGEX=HZ' (first match; 0 = none)",
-        check=check_rate_rules,
-        item_type=str,
-    ),
-    Param(
-        "max_clients", 10, "Concurrent WebSocket clients; the next one is refused", min=1, max=1000
-    ),
-    Param(
-        "max_message_kib",
-        1024,
-        "Largest client->server WebSocket message [KiB]; bigger: close 1009",
-        min=1,
-        max=65536,
-    ),
-    Param(
-        "ping_interval", 5.0, "Ping a client quiet this long [s] (0 = never)", min=0.0, max=3600.0
-    ),
-    Param(
-        "ping_timeout",
-        10.0,
-        "Close a client silent this long after the ping interval [s]",
-        min=0.1,
-        max=3600.0,
-    ),
-    Param(
-        "max_handshakes",
-        16,
-        "Connections allowed in the HTTP upgrade at once; as many more wait for a slot (up to "
-        "handshake_timeout), beyond that 503",
-        min=1,
-        max=1000,
-    ),
-    Param(
-        "client_backlog",
-        1024,
-        "Messages queued per client before its oldest are dropped",
-        min=16,
-        max=1_000_000,
-        read_only=True,
-    ),
+    Param("port", 8765, "Public WebSocket port (Foxglove default 8765; 0 = any)",
+          min=0, max=65535, read_only=True),
+    *follow_params("forward"),
+    Param("max_rates", [""], "Per-topic rate caps 'TOPIC_REGEX=HZ' (first match; 0 = none)",
+          check=check_rate_rules, item_type=str),
+    Param("max_clients", 10, "Concurrent WebSocket clients; the next one is refused",
+          min=1, max=1000),
+    Param("max_message_kib", 1024,
+          "Largest client->server WebSocket message [KiB]; bigger: close 1009", min=1, max=65536),
+    Param("ping_interval", 5.0, "Ping a client quiet this long [s] (0 = never)",
+          min=0.0, max=3600.0),
+    Param("ping_timeout", 10.0, "Close a client silent this long after the ping interval [s]",
+          min=0.1, max=3600.0),
+    Param("max_handshakes", 16, "Connections allowed in the HTTP upgrade at once; as many more "
+          "wait for a slot (up to handshake_timeout), beyond that 503", min=1, max=1000),
+    Param("client_backlog", 1024, "Messages queued per client before its oldest are dropped",
+          min=16, max=1_000_000, read_only=True),
     Param("tls_cert", "", "PEM certificate file: serve wss:// (with tls_key)", read_only=True),
     Param("tls_key", "", "PEM private key file (PKCS#8) for tls_cert", read_only=True),
-    Param(
-        "allow_client_publish",
-        False,
-        "Let clients publish to ROS topics (off: read-only)",
-        read_only=True,
-    ),
-    Param(
-        "client_publish_allow",
-        [".*"],
-        "Regexes: topics clients may publish to, if allowed",
-        check=check_patterns,
-        item_type=str,
-        read_only=True,
-    ),
-    Param("discovery_period", 1.0, "Seconds between topic discovery passes", min=0.1, max=60.0),
-    Param(
-        "subscription_depth",
-        100,
-        "Queue depth of each ROS subscription",
-        min=1,
-        max=10000,
-        read_only=True,
-    ),
+    Param("allow_client_publish", False, "Let clients publish to ROS topics (off: read-only)",
+          read_only=True),
+    Param("client_publish_allow", [".*"], "Regexes: topics clients may publish to, if allowed",
+          check=check_patterns, item_type=str, read_only=True),
+    DISCOVERY_PERIOD,
+    Param("subscription_depth", 100, "Queue depth of each ROS subscription",
+          min=1, max=10000, read_only=True),
     Param("server_name", "sensorhub", "Server name shown by Foxglove", read_only=True),
-    Param(
-        "layout_file",
-        "",
-        "Foxglove/Lichtblick layout served at GET /layout.json on the web port ('' = none)",
-        read_only=True,
-    ),
-]
+    Param("layout_file", "",
+          "Foxglove/Lichtblick layout served at GET /layout.json on the web port ('' = none)",
+          read_only=True),
+]  # fmt: skip
 
 
-def _clean(patterns: list[str]) -> list[str]:
-    return [p for p in patterns if p]  # YAML/CLI cannot give an empty string array: [""] = none
+def _front_limits(p: dict) -> FrontLimits:
+    return FrontLimits(
+        max_clients=p["max_clients"],
+        max_message_bytes=p["max_message_kib"] * 1024,
+        ping_interval=p["ping_interval"],
+        ping_timeout=p["ping_timeout"],
+        max_handshakes=p["max_handshakes"],
+    )
 
 
-class _SubscriptionListener:
+@dataclass
+class _TopicState:
+    """One forwarded topic: its SDK channel, rate cap and counts (ROS executor thread)."""
+
+    channel: foxglove.Channel
+    cid: int  # SDK channel id
+    limiter: RateLimiter | None
+    received: int = 0
+    forwarded: int = 0  # logged to the SDK: what its web subscribers are offered
+    decimated: int = 0
+
+
+class _SubscriptionListener(foxglove.ServerListener):
     """SDK callbacks for (un)subscriptions: web subscribers per topic, from the SDK itself.
 
     These run on the SDK's threads and take the GIL, but only when a client (un)subscribes
@@ -184,51 +143,68 @@ class GatewayNode(Node):
         self.params = ParamSet(self, PARAMS, cross_check=_tls_check, on_change=self._on_change)
         p = self.params.snapshot()
         self.schemas = SchemaCache()
-        self._offered: dict[int, int] = {}  # SDK channel id -> messages logged
+        self._channels: dict[int, _TopicState] = {}  # SDK channel id -> its topic
         self.web_subscribers: dict[int, int] = {}  # SDK channel id -> subscribed clients (SDK)
         self._client_pubs: dict[tuple[int, int], object] = {}
         self._pub_lock = threading.Lock()
         self._publish_filter = TopicFilter(p["client_publish_allow"])
         self._apply_filters(p)
-
-        caps = [Capability.ClientPublish] if p["allow_client_publish"] else []
         self.ctx = foxglove.Context()
-        self.server = foxglove.start_server(
+        self.server = self._start_sdk_server(p)
+        port = self._start_front(p)
+        self.follower = TopicFollower(
+            self,
+            self._wanted,
+            p["subscription_depth"],
+            self._on_new,
+            self._on_message,
+            self._on_gone,
+        )
+        self._start_diagnostics(port)
+        self._timer = self.create_timer(p["discovery_period"], self.follower.refresh)
+        self.follower.refresh()
+
+    # -- start-up steps
+
+    def _start_sdk_server(self, p: dict):
+        """The SDK server on an ephemeral loopback port, behind the front."""
+        publish = p["allow_client_publish"]
+        return foxglove.start_server(
             name=p["server_name"],
             host="127.0.0.1",
             port=0,
-            capabilities=caps,
-            supported_encodings=["cdr"] if p["allow_client_publish"] else None,
-            server_listener=(
-                _PublishListener(self)
-                if p["allow_client_publish"]
-                else _SubscriptionListener(self)
-            ),
+            capabilities=[Capability.ClientPublish] if publish else [],
+            supported_encodings=["cdr"] if publish else None,
+            server_listener=_PublishListener(self) if publish else _SubscriptionListener(self),
             context=self.ctx,
             message_backlog_size=p["client_backlog"],
         )
-        ssl_ctx = None
-        if p["tls_cert"]:
-            ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            try:
-                ssl_ctx.load_cert_chain(p["tls_cert"], p["tls_key"])
-            except (OSError, ssl.SSLError) as e:
-                self.server.stop()
-                raise ParameterError(f"tls_cert/tls_key: cannot load: {e}") from None
-        self.front = ClientLimitFront(
-            p["address"],
-            p["port"],
-            self.server.port,
-            p["max_clients"],
+
+    def _tls_context(self, p: dict) -> ssl.SSLContext | None:
+        if not p["tls_cert"]:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ctx.load_cert_chain(p["tls_cert"], p["tls_key"])
+        except (OSError, ssl.SSLError) as e:
+            self.server.stop()
+            raise ParameterError(f"tls_cert/tls_key: cannot load: {e}") from None
+        return ctx
+
+    def _start_front(self, p: dict) -> int:
+        """The public port (stops the SDK server when it cannot listen); returns the port."""
+        ssl_ctx = self._tls_context(p)
+        config = FrontConfig(
+            host=p["address"],
+            port=p["port"],
+            upstream_port=self.server.port,
+            limits=_front_limits(p),
             ssl_context=ssl_ctx,
-            offered_of=lambda ch: self._offered.get(ch, 0),
-            log=lambda s: self.get_logger().info(s),
             name="sensorhub foxglove_gateway",
-            max_message_bytes=p["max_message_kib"] * 1024,
-            ping_interval=p["ping_interval"],
-            ping_timeout=p["ping_timeout"],
-            max_handshakes=p["max_handshakes"],
             layout_file=p["layout_file"],
+        )
+        self.front = ClientLimitFront(
+            config, offered_of=self._offered_of, log=lambda s: self.get_logger().info(s)
         )
         try:
             port = self.front.start()
@@ -238,31 +214,25 @@ class GatewayNode(Node):
                 f"port: cannot listen on {p['address']}:{p['port']}: {e}"
             ) from None
         scheme = "wss" if ssl_ctx else "ws"
+        mode = "client publish ALLOWED" if p["allow_client_publish"] else "read-only"
         self.get_logger().info(
-            f"Foxglove WebSocket on {scheme}://{p['address']}:{port} (max {p['max_clients']} "
-            f"clients, {'client publish ALLOWED' if caps else 'read-only'})"
+            f"Foxglove WebSocket on {scheme}://{p['address']}:{port} "
+            f"(max {p['max_clients']} clients, {mode})"
         )
-        self.follower = TopicFollower(
-            self,
-            self._wanted,
-            p["subscription_depth"],
-            self._on_new,
-            self._on_message,
-            self._on_gone,
-        )
+        return port
+
+    def _start_diagnostics(self, port: int) -> None:
         self.updater = Updater(
             self, hardware_id=f"Foxglove WebSocket {socket.gethostname()}:{port}"
         )
         self.updater.add("clients", self._diag_clients)
         self.updater.add("topics", self._diag_topics)
-        self._timer = self.create_timer(p["discovery_period"], self.follower.refresh)
-        self.follower.refresh()
 
     # -- parameters
 
     def _apply_filters(self, p: dict) -> None:
-        self._filter = TopicFilter(_clean(p["topics_allow"]), _clean(p["topics_deny"]))
-        self._rules = parse_rate_rules(_clean(p["max_rates"]))
+        self._filter = follow_filter(p)
+        self._rules = parse_rate_rules(without_placeholder(p["max_rates"]))
 
     def _wanted(self, topic: str) -> bool:
         return self._filter(topic)
@@ -271,14 +241,9 @@ class GatewayNode(Node):
         p = self.params.snapshot()
         self._apply_filters(p)
         for tr in self.follower.topics.values():
-            tr.data["limiter"] = self._limiter(tr.name)
+            tr.data.limiter = self._limiter(tr.name)
         self.follower.remove_unwanted()
-        # the front reads these per connection (asyncio thread; plain attribute stores)
-        self.front.max_clients = p["max_clients"]
-        self.front.max_message_bytes = p["max_message_kib"] * 1024
-        self.front.ping_interval = p["ping_interval"]
-        self.front.ping_timeout = p["ping_timeout"]
-        self.front.max_handshakes = p["max_handshakes"]
+        self.front.limits = _front_limits(p)  # read per connection in the front's thread
         if "discovery_period" in changed:
             self.destroy_timer(self._timer)
             self._timer = self.create_timer(p["discovery_period"], self.follower.refresh)
@@ -289,7 +254,7 @@ class GatewayNode(Node):
 
     # -- topics
 
-    def _on_new(self, name: str, type_name: str, _infos) -> dict:
+    def _on_new(self, name: str, type_name: str, _infos) -> _TopicState:
         schema = self.schemas.get(type_name)
         channel = foxglove.Channel(
             name,
@@ -297,33 +262,27 @@ class GatewayNode(Node):
             schema=foxglove.Schema(name=type_name, encoding="ros2msg", data=schema.encode()),
             context=self.ctx,
         )
-        return {
-            "channel": channel,
-            "cid": channel.id(),
-            "limiter": self._limiter(name),
-            "received": 0,
-            "forwarded": 0,
-            "decimated": 0,
-        }
+        state = _TopicState(channel=channel, cid=channel.id(), limiter=self._limiter(name))
+        self._channels[state.cid] = state
+        return state
 
     def _on_message(self, tr, data: bytes, _info) -> None:
-        d = tr.data
-        d["received"] += 1
-        limiter = d["limiter"]
-        if limiter is not None and not limiter.allow(time.monotonic()):
-            d["decimated"] += 1
+        s: _TopicState = tr.data
+        s.received += 1
+        if s.limiter is not None and not s.limiter.allow(time.monotonic()):
+            s.decimated += 1
             return
-        ch = d["channel"]
-        ch.log(data, log_time=time.time_ns())
-        d["forwarded"] += 1
-        cid = d["cid"]
-        self._offered[cid] = self._offered.get(cid, 0) + 1
+        s.channel.log(data, log_time=time.time_ns())
+        s.forwarded += 1
 
     def _on_gone(self, tr) -> None:
-        ch = tr.data.get("channel")
-        if ch is not None:
-            self._offered.pop(tr.data.get("cid"), None)
-            ch.close()
+        self._channels.pop(tr.data.cid, None)
+        tr.data.channel.close()
+
+    def _offered_of(self, channel_id: int) -> int:
+        """Messages logged on an SDK channel (the front's thread asks, for its figures)."""
+        state = self._channels.get(channel_id)
+        return state.forwarded if state is not None else 0
 
     # -- client publish (opt-in)
 
@@ -374,32 +333,21 @@ class GatewayNode(Node):
         stat.add("refused in handshake (503)", snap.handshake_refused_total)
         stat.add("waiting for a handshake slot", snap.handshake_waiting)
         stat.add("refused subprotocol (400)", snap.bad_subprotocol_total)
-        stat.add("subscriptions", sum(c["subscriptions"] for c in snap.clients))
+        stat.add("subscriptions", sum(c.subscriptions for c in snap.clients))
         stat.add("layout served (GET /layout.json)", snap.layout_served_total)
         for c in snap.clients:
-            stat.add(
-                f"client {c['id']} ({c['peer']})",
-                f"{c['subscriptions']} subs, delivered {c['delivered']}/{c['offered']} "
-                f"({c['delivered_pct']:.1f}%), {c['bytes']} B, {c['pending_bytes']} B pending"
-                + (f", {c['resubscribed']} resubscribed" if c["resubscribed"] else "")
-                + (
-                    f", {c['unknown_subscribes']} unknown channel subscribes"
-                    if c["unknown_subscribes"]
-                    else ""
-                ),
-            )
+            stat.add(f"client {c.id} ({c.peer})", _client_line(c))
 
     def _diag_topics(self, stat) -> None:
         topics = self.follower.topics
         stat.summary(OK, f"{len(topics)} topics forwarded")
         for name, tr in sorted(topics.items()):
-            d = tr.data
-            cap = d["limiter"].max_hz if d["limiter"] is not None else 0
-            web = self.web_subscribers.get(d["cid"], 0)
+            s: _TopicState = tr.data
+            cap = s.limiter.max_hz if s.limiter is not None else 0
+            web = self.web_subscribers.get(s.cid, 0)
             stat.add(
                 name,
-                f"received {d['received']}, forwarded {d['forwarded']}, decimated "
-                f"{d['decimated']}"
+                f"received {s.received}, forwarded {s.forwarded}, decimated {s.decimated}"
                 + (f" (cap {cap:g} Hz)" if cap else "")
                 + f", {web} web subscriber{'' if web == 1 else 's'}",
             )
@@ -411,9 +359,20 @@ class GatewayNode(Node):
         self.server.stop()
 
 
+def _client_line(c: ClientFigures) -> str:
+    line = (
+        f"{c.subscriptions} subs, delivered {c.delivered}/{c.offered} "
+        f"({c.delivered_pct:.1f}%), {c.bytes} B, {c.pending_bytes} B pending"
+    )
+    if c.resubscribed:
+        line += f", {c.resubscribed} resubscribed"
+    if c.unknown_subscribes:
+        line += f", {c.unknown_subscribes} unknown channel subscribes"
+    return line
+
+
 def main(args=None) -> None:
-    lean_imports.install()  # before any node exists: no code generator in this process
-    sys.exit(spin_node(GatewayNode, args=args))
+    run_node(GatewayNode, args=args)
 
 
 if __name__ == "__main__":

@@ -18,24 +18,17 @@ pytestmark = pytest.mark.integration
 QUIET = {"topics_deny": ["/rosout", "/parameter_events"]}
 
 
-def graph_messages():
-    """One message of every type the graph publishes, with values that catch decoding slips:
-    uint64 beyond 2**53, float32 rounding, +inf, bytes, unicode, nested arrays."""
-    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-    from geometry_msgs.msg import Point
-    from sensor_msgs.msg import LaserScan
-    from std_msgs.msg import ColorRGBA
-    from visualization_msgs.msg import Marker, MarkerArray, UVCoordinate
+def _stamped(m, frame: str):
+    m.header.stamp.sec = 1_795_000_000
+    m.header.stamp.nanosec = 123_456_789
+    m.header.frame_id = frame
+    return m
 
-    from sensorhub_msgs.msg import PbtEvent, PbtSamples, Sec110File, ZoneStatus
 
-    def header(m, frame):
-        m.header.stamp.sec = 1_795_000_000
-        m.header.stamp.nanosec = 123_456_789
-        m.header.frame_id = frame
-        return m
+def _pbt_messages():
+    from sensorhub_msgs.msg import PbtEvent, PbtSamples
 
-    samples = header(PbtSamples(), "pbt")
+    samples = _stamped(PbtSamples(), "pbt")
     samples.first_index = 2**63 + 7
     samples.sample_rate = 800.0
     samples.values = [0.1, -2.5, 3.14159, 1e-7, 65535.0]
@@ -44,7 +37,7 @@ def graph_messages():
     samples.lost_before = 2**64 - 1
     samples.lost_total = 12_345_678_901_234
 
-    event = header(PbtEvent(), "pbt")
+    event = _stamped(PbtEvent(), "pbt")
     event.peak_index, event.start_index, event.end_index = 2**53 + 1, 2**53 - 3, 2**53 + 9
     event.peak, event.baseline, event.amplitude = 1.1, 0.2, 0.9
     event.width, event.area, event.rise_time = 0.0125, 1.0 / 3.0, 2.5e-4
@@ -52,29 +45,48 @@ def graph_messages():
     event.pulse_width_us = 4_294_967_295
     event.pulse_sent = True
     event.pulse_delay = -1.0
+    return samples, event
 
-    f = header(Sec110File(), "sec110")
+
+def _sec110_file():
+    from sensorhub_msgs.msg import Sec110File
+
+    f = _stamped(Sec110File(), "sec110")
     f.path = "sec110/2026-11-24/rün_0001.csv"
     f.size = 2**40 + 3
     f.sha256 = "ab" * 32
     f.client_address = "10.0.0.7:50211"
     f.transfer_seconds = 1.25
+    return f
 
-    zones = header(ZoneStatus(), "laser")
+
+def _laser_messages():
+    from sensor_msgs.msg import LaserScan
+
+    from sensorhub_msgs.msg import ZoneStatus
+
+    zones = _stamped(ZoneStatus(), "laser")
     zones.names = ["near", "far"]
     zones.occupied = [True, False]
     zones.nearest_range = [0.75, math.inf]
     zones.point_count = [12, 0]
 
-    scan = header(LaserScan(), "laser")
+    scan = _stamped(LaserScan(), "laser")
     scan.angle_min, scan.angle_max = -2.0944, 2.0944
     scan.angle_increment = math.radians(1.0)
     scan.time_increment, scan.scan_time = 1.0 / 15 / 360, 1.0 / 15
     scan.range_min, scan.range_max = 0.05, 25.0
     scan.ranges = [0.05 + 0.1 * i for i in range(241)]
     scan.intensities = [float(i % 7) for i in range(241)]
+    return zones, scan
 
-    marker = header(Marker(), "laser")
+
+def _marker_array():
+    from geometry_msgs.msg import Point
+    from std_msgs.msg import ColorRGBA
+    from visualization_msgs.msg import Marker, MarkerArray, UVCoordinate
+
+    marker = _stamped(Marker(), "laser")
     marker.ns, marker.id, marker.type, marker.action = "zones", 3, Marker.LINE_STRIP, 0
     marker.pose.orientation.w = 1.0
     marker.scale.x = 0.02
@@ -88,9 +100,13 @@ def graph_messages():
     marker.uv_coordinates = [UVCoordinate(u=0.25, v=0.75)]
     marker.mesh_file.filename = "zone.stl"
     marker.mesh_file.data = [9, 8, 7]
-    markers = MarkerArray(markers=[marker, Marker(ns="empty", action=Marker.DELETEALL)])
+    return MarkerArray(markers=[marker, Marker(ns="empty", action=Marker.DELETEALL)])
 
-    diag = header(DiagnosticArray(), "")
+
+def _diagnostic_array():
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    diag = _stamped(DiagnosticArray(), "")
     diag.status = [
         DiagnosticStatus(
             level=DiagnosticStatus.WARN,
@@ -100,14 +116,22 @@ def graph_messages():
             values=[KeyValue(key="lost", value="3"), KeyValue(key="rate", value="800")],
         )
     ]
+    return diag
+
+
+def graph_messages():
+    """One message of every type the graph publishes, with values that catch decoding slips:
+    uint64 beyond 2**53, float32 rounding, +inf, bytes, unicode, nested arrays."""
+    samples, event = _pbt_messages()
+    zones, scan = _laser_messages()
     return {
         "/pbt/samples": (samples, qos.pbt_samples(0.05)),
         "/pbt/events": (event, qos.PBT_EVENTS),
-        "/sec110/files": (f, qos.SEC110_FILES),
+        "/sec110/files": (_sec110_file(), qos.SEC110_FILES),
         "/tim240/zones": (zones, qos.DIAGNOSTICS),
         "/tim240/scan_filtered": (scan, qos.SCAN),
-        "/tim240/markers": (markers, qos.DIAGNOSTICS),
-        "/diagnostics": (diag, qos.DIAGNOSTICS),
+        "/tim240/markers": (_marker_array(), qos.DIAGNOSTICS),
+        "/diagnostics": (_diagnostic_array(), qos.DIAGNOSTICS),
     }
 
 
@@ -251,16 +275,17 @@ def test_stalled_client_does_not_reduce_what_others_receive(ros_node, gateway, j
     gw, url = gateway(client_backlog=32, ping_interval=60.0, ping_timeout=60.0, **QUIET)
     pub = ros_node.create_publisher(PbtSamples, "/t/big", qos.pbt_samples(0.05))
     tools.wait_listening(url, gw, wait)
-    stalled = js("js-stalled", url, mode="stall", stall_after=2, duration=90)
     healthy = js("js-healthy", url, mode="count", duration=90, progress=0.25)
-    wait(lambda: stalled.events("stalled"), 20, what="stalled client paused")
     # `first <= 5` below needs the healthy client subscribed before the first message (it
-    # subscribes on the advertisement): its node process may start late on a loaded machine
+    # subscribes on the advertisement): its node process may start late on a loaded machine.
+    # The stalled client starts only then: it must see /t/big advertised before it stops reading
     wait(
         lambda: any(e["topic"] == "/t/big" for e in healthy.events("advertise")),
         20,
         what="the healthy client subscribing to /t/big",
     )
+    stalled = js("js-stalled", url, mode="stall", stall_after=2, duration=90)
+    wait(lambda: stalled.events("stalled"), 20, what="stalled client paused")
     m = PbtSamples()
     # 16 KiB per message at 50 Hz: enough to fill the stalled client's path within a second,
     # small enough to stay one UDP datagram (this test is about the gateway, not DDS fragments)
@@ -279,7 +304,7 @@ def test_stalled_client_does_not_reduce_what_others_receive(ros_node, gateway, j
 
     wait(lambda: healthy.last_stamp("/t/big") >= n, 30, what="the healthy client's last message")
 
-    def web_subscribers():  # counted by the SDK's own subscribe callbacks (issue 17)
+    def web_subscribers():  # counted by the SDK's own subscribe callbacks
         v = _diag_values(diags[-3:], "foxglove_gateway: topics") or {}
         return "2 web subscribers" in v.get("/t/big", "")
 
@@ -373,7 +398,7 @@ def test_tls(ros_node, gateway, js, tools, wait, tmp_path):
     assert not plain.events("serverInfo")
 
 
-# ---------------------------------------------------------------- hostile clients (issue 12)
+# ---------------------------------------------------------------- hostile clients
 
 
 class RawClient:
@@ -406,7 +431,7 @@ class RawClient:
         """Collect the server's frames in a thread (the 101 head is skipped)."""
         import threading
 
-        from foxglove_gateway.wsfront import FrameScanner
+        from foxglove_gateway.wsframes import FrameScanner
 
         sc = FrameScanner(lambda o, fin, p: self.frames.append((o, p)), 5, skip_http_head=True)
 
@@ -440,7 +465,7 @@ class RawClient:
         return None
 
     def send_text(self, text: str) -> None:
-        from foxglove_gateway.wsfront import encode_frame
+        from foxglove_gateway.wsframes import encode_frame
 
         self.sock.sendall(encode_frame(0x1, text.encode(), mask=b"\x01\x02\x03\x04"))
 
@@ -477,7 +502,7 @@ def test_oversized_client_frames_get_1009_in_bounded_memory(ros_node, gateway, j
     big = RawClient(url)  # a frame just over the limit
     big.start_reading()
     wait(lambda: big.json_ops("serverInfo"), 20, what="serverInfo")
-    from foxglove_gateway.wsfront import encode_frame
+    from foxglove_gateway.wsframes import encode_frame
 
     with contextlib.suppress(OSError):
         big.sock.sendall(encode_frame(0x2, b"\1" * (257 * 1024), mask=b"abcd"))

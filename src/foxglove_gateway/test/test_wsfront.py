@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -11,18 +12,17 @@ import time
 
 import pytest
 
-from foxglove_gateway.wsfront import (
+from foxglove_gateway.handshake import parse_request_head, refusal
+from foxglove_gateway.wsframes import (
     CLOSE_GOING_AWAY,
     CLOSE_TOO_BIG,
     CLOSE_TRY_AGAIN_LATER,
-    ClientLimitFront,
     FrameScanner,
-    _ServerStream,
+    ServerStream,
     accept_key,
     encode_frame,
-    parse_request_head,
-    refusal,
 )
+from foxglove_gateway.wsfront import ClientLimitFront, FrontConfig, FrontLimits
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
@@ -69,8 +69,8 @@ def test_scanner_handles_any_chunking_and_masks():
 
 def test_server_stream_finds_every_frame_end_in_any_chunking():
     """The SDK->client side follows frame lengths only: every boundary found, text frames
-    whole, whatever the read sizes (issue 17: no per-message parsing, yet a safe place for
-    the front's own ping/close frames)."""
+    whole, whatever the read sizes (no per-message parsing, yet a safe place for the front's
+    own ping/close frames)."""
     frames = [
         encode_frame(0x1, json.dumps({"op": "advertise", "channels": []}).encode()),
         _data_frame(7, b"x" * 300),  # 16-bit length
@@ -87,7 +87,7 @@ def test_server_stream_finds_every_frame_end_in_any_chunking():
     for step in (1, 2, 3, 7, 64, 1000, len(stream)):
         texts: list = []
         found: list = []
-        ss = _ServerStream(texts.append)
+        ss = ServerStream(texts.append)
         for i in range(0, len(stream), step):
             chunk = stream[i : i + step]
             ss.walk(memoryview(chunk), lambda p, i=i, found=found: found.append(i + p))
@@ -99,7 +99,7 @@ def test_server_stream_finds_every_frame_end_in_any_chunking():
 
 
 def test_refusal_is_a_handshake_status_and_close():
-    _, _, headers = parse_request_head(_upgrade())
+    headers = parse_request_head(_upgrade()).headers
     data = refusal(headers, "too many")
     head, _, rest = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 101")
@@ -164,14 +164,37 @@ def _recv_until(sock, n: int, timeout: float = 5.0) -> bytes:
     return data
 
 
+def _ask(port: int, request: bytes, timeout: float = 5.0) -> bytes:
+    """One request on a new connection: the whole reply (the front closes after it)."""
+    s = socket.create_connection(("127.0.0.1", port))
+    try:
+        s.sendall(request)
+        return _recv_until(s, 100_000, timeout=timeout)
+    finally:
+        s.close()
+
+
+def _start_front(upstream_port: int, max_clients: int, offered_of=None, layout_file="", **limits):
+    """A started front on a free port; ``limits`` are FrontLimits fields."""
+    config = FrontConfig(
+        host="127.0.0.1",
+        port=0,
+        upstream_port=upstream_port,
+        limits=FrontLimits(max_clients=max_clients, **limits),
+        layout_file=layout_file,
+    )
+    f = ClientLimitFront(config, offered_of=offered_of, log=lambda s: None)
+    f.start()
+    return f
+
+
 @pytest.fixture
 def front():
     made = []
 
     def make(frames: bytes, max_clients: int, upstream=_FakeUpstream, **kw):
         up = upstream(frames)
-        f = ClientLimitFront("127.0.0.1", 0, up.port, max_clients, log=lambda s: None, **kw)
-        f.start()
+        f = _start_front(up.port, max_clients, **kw)
         made.append((f, up))
         return f, up
 
@@ -192,15 +215,15 @@ def test_front_splices_counts_and_refuses_beyond_the_limit(front, wait):
     got = _recv_until(a, len(b"HTTP/1.1 101 Switching Protocols\r\n\r\n") + len(frames))
     assert got.endswith(frames)  # byte for byte
     wait(lambda: f.active == 1, 5, what="one active client")
-    wait(lambda: f.snapshot().clients[0]["frames"] == 5, 5, what="5 server frames counted")
+    wait(lambda: f.snapshot().clients[0].frames == 5, 5, what="5 server frames counted")
     # the client's subscribe frame is read by the front's own loop, independently of the frames
     # coming down: its subscription (and offered baseline) must be in before `offered` changes
-    wait(lambda: f.snapshot().clients[0]["subscriptions"] == 1, 5, what="the subscription seen")
+    wait(lambda: f.snapshot().clients[0].subscriptions == 1, 5, what="the subscription seen")
     offered[42] = 15  # the gateway logged 5 more on channel 42 since the subscription
     c = f.snapshot().clients[0]
-    assert c["subscriptions"] == 1  # from the client's subscribe frame
-    assert (c["delivered"], c["offered"], c["delivered_pct"]) == (5, 5, 100.0)
-    assert c["bytes"] == len(b"HTTP/1.1 101 Switching Protocols\r\n\r\n") + len(frames)
+    assert c.subscriptions == 1  # from the client's subscribe frame
+    assert (c.delivered, c.offered, c.delivered_pct) == (5, 5, 100.0)
+    assert c.bytes == len(b"HTTP/1.1 101 Switching Protocols\r\n\r\n") + len(frames)
 
     b = socket.create_connection(("127.0.0.1", f.port))
     b.sendall(_upgrade())
@@ -226,14 +249,41 @@ def test_front_splices_counts_and_refuses_beyond_the_limit(front, wait):
     b.close()
 
 
+class _RecordingUpstream(_FakeUpstream):
+    """Keeps every byte after the request head."""
+
+    def _serve(self, conn):
+        self.after_head = b""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(4096)
+        self.received.append(data)
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+        self.after_head = data.split(b"\r\n\r\n", 1)[1]
+        with contextlib.suppress(OSError):
+            while chunk := conn.recv(65536):
+                self.after_head += chunk
+
+
+def test_frames_sent_with_the_upgrade_reach_the_sdk_in_order(front, wait):
+    """Bytes the front read past the request head (one segment with it) go upstream first."""
+    f, up = front(b"", 1, upstream=_RecordingUpstream)
+    subs = [
+        {"op": "subscribe", "subscriptions": [{"id": i, "channelId": 40 + i}]} for i in range(3)
+    ]
+    frames = b"".join(encode_frame(0x1, json.dumps(m).encode(), mask=b"abcd") for m in subs)
+    s = socket.create_connection(("127.0.0.1", f.port))
+    s.sendall(_upgrade() + frames)
+    wait(lambda: getattr(up, "after_head", b"") == frames, 5, what="the frames upstream, whole")
+    wait(lambda: f.snapshot().clients[0].subscriptions == 3, 5, what="all three subscriptions")
+    s.close()
+
+
 def test_front_answers_plain_http_with_a_hint(front):
     f, _ = front(b"", 1)
-    s = socket.create_connection(("127.0.0.1", f.port))
-    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    reply = _recv_until(s, 100_000, timeout=3.0)
+    reply = _ask(f.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", timeout=3.0)
     assert reply.startswith(b"HTTP/1.1 426")
     assert b"Foxglove" in reply
-    s.close()
 
 
 class _RacyUpstream(_FakeUpstream):
@@ -273,8 +323,7 @@ class _RacyUpstream(_FakeUpstream):
 
 def test_front_repeats_a_subscribe_the_sdk_could_not_resolve(wait):
     up = _RacyUpstream(b"")
-    f = ClientLimitFront("127.0.0.1", 0, up.port, 2, log=lambda s: None)
-    f.start()
+    f = _start_front(up.port, 2)
     try:
         a = socket.create_connection(("127.0.0.1", f.port))
         a.sendall(_upgrade())
@@ -285,7 +334,7 @@ def test_front_repeats_a_subscribe_the_sdk_could_not_resolve(wait):
         a.sendall(frame[5:])
         wait(lambda: up.received, 10, what="upstream saw two subscribes")
         assert up.received[0] == [sub, sub]
-        wait(lambda: f.snapshot().clients[0]["resubscribed"] == 1, 5, what="figure")
+        wait(lambda: f.snapshot().clients[0].resubscribed == 1, 5, what="figure")
         a.close()
     finally:
         f.stop()
@@ -303,11 +352,11 @@ def test_front_does_not_repeat_a_subscribe_to_a_channel_never_advertised(front, 
     sub = {"op": "subscribe", "subscriptions": [{"id": 3, "channelId": 42}]}
     a.sendall(encode_frame(0x1, json.dumps(sub).encode(), mask=b"wxyz"))
     wait(
-        lambda: [c["unknown_subscribes"] for c in f.snapshot().clients] == [1],
+        lambda: [c.unknown_subscribes for c in f.snapshot().clients] == [1],
         10,
         what="the decision not to repeat",
     )
-    assert f.snapshot().clients[0]["resubscribed"] == 0
+    assert f.snapshot().clients[0].resubscribed == 0
     a.close()
     wait(lambda: up.received, 10, what="upstream connection ended")
     assert up.received[0] == [sub]  # one subscribe, so the client got one error
@@ -444,19 +493,16 @@ def test_front_lets_a_burst_wait_for_a_handshake_slot(front, wait):
 @pytest.mark.parametrize("proto", ["foxglove.websocket.v1", None])
 def test_front_names_the_supported_subprotocol(front, proto):
     f, up = front(b"", 2)
-    s = socket.create_connection(("127.0.0.1", f.port))
     req = _upgrade(proto=proto or "x")
     if proto is None:
         req = req.replace(b"Sec-WebSocket-Protocol: x\r\n", b"")
-    s.sendall(req)
-    reply = _recv_until(s, 100_000, timeout=5.0)
+    reply = _ask(f.port, req)
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400")
     assert b"foxglove.sdk.v1" in body
     assert (proto or "none").encode() in body
     assert f.snapshot().bad_subprotocol_total == 1
     assert up.received == []  # never reached the SDK server
-    s.close()
 
 
 class _TricklingUpstream(_FakeUpstream):
@@ -505,11 +551,10 @@ def test_layout_json_is_served_with_cors(front, tmp_path):
     layout = tmp_path / "layout.json"
     layout.write_text(json.dumps({"configById": {"Plot!1": {}}}))
     f, up = front(b"", 1, layout_file=str(layout))
-    s = socket.create_connection(("127.0.0.1", f.port))
-    s.sendall(
-        b"GET /layout.json HTTP/1.1\r\nHost: x\r\nOrigin: https://lichtblick.example\r\n\r\n"
+    reply = _ask(
+        f.port,
+        b"GET /layout.json HTTP/1.1\r\nHost: x\r\nOrigin: https://lichtblick.example\r\n\r\n",
     )
-    reply = _recv_until(s, 100_000, timeout=5.0)
     head, _, body = reply.partition(b"\r\n\r\n")
     lines = head.decode().split("\r\n")
     assert lines[0] == "HTTP/1.1 200 OK"
@@ -518,7 +563,6 @@ def test_layout_json_is_served_with_cors(front, tmp_path):
     assert json.loads(body) == {"configById": {"Plot!1": {}}}
     assert f.snapshot().layout_served_total == 1
     assert up.received == []  # answered by the front, never the SDK
-    s.close()
     # the WebSocket on the same port still works
     ws = socket.create_connection(("127.0.0.1", f.port))
     ws.sendall(_upgrade())
@@ -529,9 +573,6 @@ def test_layout_json_is_served_with_cors(front, tmp_path):
 @pytest.mark.parametrize("configured", ["", "missing.json"])
 def test_layout_json_without_a_layout_is_404(front, tmp_path, configured):
     f, _up = front(b"", 1, layout_file=str(tmp_path / configured) if configured else "")
-    s = socket.create_connection(("127.0.0.1", f.port))
-    s.sendall(b"GET /layout.json HTTP/1.1\r\nHost: x\r\n\r\n")
-    reply = _recv_until(s, 100_000, timeout=5.0)
+    reply = _ask(f.port, b"GET /layout.json HTTP/1.1\r\nHost: x\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 404")
     assert b"Access-Control-Allow-Origin: *" in reply
-    s.close()

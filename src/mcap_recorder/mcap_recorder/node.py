@@ -1,10 +1,11 @@
-"""mcap_recorder: record the graph's topics to ``data_root/bags/`` as rosbag2-layout MCAP.
+"""The wheels path's stand-in for ``ros2 bag record`` (PyPI has no rosbag2), slot ``recorder``.
 
+Records the graph's topics to ``data_root/bags/`` as rosbag2-layout MCAP.
 Reliable subscriptions (transient local where the publishers offer it) so reliable topics are
 recorded completely; raw CDR bytes go untouched into a :class:`~mcap_recorder.bag.BagWriter`.
 SIGINT/SIGTERM finish the file (summary + footer) through ``on_shutdown``.
 
-Restarts and full disks (issue 12):
+Restarts and full disks:
 
 - A recorder restarted after a crash continues the newest bag when it is unfinished and younger
   than ``resume_window``: new files get the next indexes, transient-local messages already in
@@ -28,25 +29,27 @@ from pathlib import Path
 
 from rclpy.node import Node
 
-from mcap_recorder.bag import (
+from mcap_recorder.bag import BagSettings, BagWriter, SplitPolicy
+from mcap_recorder.mcapfile import (
     COMPRESSIONS,
-    BagWriter,
-    SplitPolicy,
-    bag_is_unfinished,
     disk_free_bytes,
     is_disk_full,
     mcap_files,
-    repair_bag,
-    repair_file,
     summarize,
 )
-from sensorhub_common import lean_imports, paths
+from mcap_recorder.repair import bag_is_unfinished, repair_bag, repair_file
+from sensorhub_common import paths
 from sensorhub_common.diagnostics import ERROR, OK, WARN, Updater
-from sensorhub_common.discovery import TopicFollower, offered_qos_dicts
+from sensorhub_common.discovery import (
+    DISCOVERY_PERIOD,
+    TopicFollower,
+    follow_filter,
+    follow_params,
+    offered_qos_dicts,
+)
 from sensorhub_common.params import Param, ParamSet
-from sensorhub_common.runner import spin_node
+from sensorhub_common.runner import run_node
 from sensorhub_common.schema import SchemaCache
-from sensorhub_common.topic_filter import TopicFilter, check_patterns
 
 MIB = 1024 * 1024
 TICK_S = 0.1  # flush/split timer; a chunk is flushed this much before chunk_interval
@@ -75,20 +78,7 @@ PARAMS = [
         "Bag directory name prefix (a timestamp is appended)",
         read_only=True,
     ),
-    Param(
-        "topics_allow",
-        [".*"],
-        "Regexes (full match): topics to record",
-        check=check_patterns,
-        item_type=str,
-    ),
-    Param(
-        "topics_deny",
-        [""],
-        "Regexes (full match): topics never recorded, wins over allow",
-        check=check_patterns,
-        item_type=str,
-    ),
+    *follow_params("record"),
     Param("compression", "zstd", "Chunk compression", choices=tuple(COMPRESSIONS), read_only=True),
     Param(
         "chunk_size_kib",
@@ -122,7 +112,7 @@ PARAMS = [
         max=1e7,
         read_only=True,
     ),
-    Param("discovery_period", 1.0, "Seconds between topic discovery passes", min=0.1, max=60.0),
+    DISCOVERY_PERIOD,
     Param(
         "subscription_depth",
         1000,
@@ -150,27 +140,26 @@ PARAMS = [
 ]
 
 
+def _bag_settings(p: dict) -> BagSettings:
+    return BagSettings(
+        compression=p["compression"],
+        chunk_size=p["chunk_size_kib"] * 1024,
+        chunk_interval_s=p["chunk_interval"],
+        split=SplitPolicy(max_bytes=p["split_size_mib"] * MIB, max_duration_s=p["split_duration"]),
+        tick_period_s=TICK_S,
+    )
+
+
 class RecorderNode(Node):
     def __init__(self, **kwargs):
         super().__init__("mcap_recorder", **kwargs)
         self.params = ParamSet(self, PARAMS, cross_check=_reserve_check, on_change=self._on_change)
         p = self.params.snapshot()
-        self._filter = TopicFilter(
-            [x for x in p["topics_allow"] if x], [x for x in p["topics_deny"] if x]
-        )
+        self._filter = follow_filter(p)
         self.bags_root = paths.data_root(p["data_root"]) / "bags"
         self.bags_root.mkdir(parents=True, exist_ok=True)
         directory, resume, others = self._choose_bag(p)
-        self.bag = BagWriter(
-            directory,
-            compression=p["compression"],
-            chunk_size=p["chunk_size_kib"] * 1024,
-            chunk_interval_s=p["chunk_interval"],
-            split=SplitPolicy(p["split_size_mib"] * 1024 * 1024, p["split_duration"]),
-            resume=resume,
-            open_now=False,
-            tick_period_s=TICK_S,
-        )
+        self.bag = BagWriter(directory, _bag_settings(p), resume=resume, open_now=False)
         prior = [f.path for f in self.bag.files]  # a resumed bag's files, repaired below
         self.state = "starting"
         self.free = disk_free_bytes(self.bags_root)
@@ -196,12 +185,7 @@ class RecorderNode(Node):
 
         self.schemas = SchemaCache()
         self.follower = TopicFollower(
-            self,
-            self._wanted,
-            p["subscription_depth"],
-            self._on_new,
-            self._on_message,
-            lambda tr: None,
+            self, self._wanted, p["subscription_depth"], self._on_new, self._on_message
         )
         self.updater = Updater(self, hardware_id=f"MCAP recorder on {os.uname().nodename}")
         self.updater.add("recording", self._diag)
@@ -288,9 +272,7 @@ class RecorderNode(Node):
 
     def _on_change(self, changed: dict) -> None:
         p = self.params.snapshot()
-        self._filter = TopicFilter(
-            [x for x in p["topics_allow"] if x], [x for x in p["topics_deny"] if x]
-        )
+        self._filter = follow_filter(p)
         if "discovery_period" in changed:
             self.destroy_timer(self._timer)
             self._timer = self.create_timer(p["discovery_period"], self.follower.refresh)
@@ -328,7 +310,7 @@ class RecorderNode(Node):
         except OSError as e:
             self._io_error(e)
             return
-        if self.bag.file_size - self._size_at_check >= self.bag.chunk_size:
+        if self.bag.file_size - self._size_at_check >= self.bag.settings.chunk_size:
             self._check_space(force=True)
 
     # -- disk
@@ -365,7 +347,7 @@ class RecorderNode(Node):
                 self.bag.abandon_file()
             self.state = "paused: disk full"
         elif not self.bag.is_open and not self.bag.closed:
-            margin = max(2 * self.bag.chunk_size, MIB)
+            margin = max(2 * self.bag.settings.chunk_size, MIB)
             if self.free >= reserve + margin:
                 try:
                     self.bag.open_file()
@@ -447,8 +429,7 @@ class RecorderNode(Node):
 
 
 def main(args=None) -> None:
-    lean_imports.install()  # before any node exists: no code generator in this process
-    sys.exit(spin_node(RecorderNode, args=args))
+    run_node(RecorderNode, args=args)
 
 
 if __name__ == "__main__":

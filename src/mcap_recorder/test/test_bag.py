@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 from rclpy.serialization import deserialize_message, serialize_message
 
-from mcap_recorder.bag import BagWriter, SplitPolicy, salvage_messages
+from mcap_recorder.bag import BagSettings, BagWriter, SplitPolicy
+from mcap_recorder.repair import salvage_messages
 from sensorhub_common.schema import build_ros2msg
 from sensorhub_msgs.msg import PbtEvent, PbtSamples
 
@@ -44,8 +46,8 @@ def _samples(i: int) -> bytes:
     return serialize_message(m)
 
 
-def _bag(tmp_path, **kw) -> BagWriter:
-    bag = BagWriter(tmp_path / "rec", **kw)
+def _bag(tmp_path, clock=None, **settings) -> BagWriter:
+    bag = BagWriter(tmp_path / "rec", BagSettings(**settings), clock=clock or time.monotonic)
     bag.add_topic("/pbt/samples", SAMPLES, build_ros2msg(SAMPLES), QOS)
     bag.add_topic("/pbt/events", EVENTS, build_ros2msg(EVENTS), [])
     return bag
@@ -174,7 +176,8 @@ def test_repair_makes_a_torn_file_a_finished_indexed_mcap(tmp_path, cut):
     from mcap.reader import make_reader
     from rosbags.rosbag2 import Reader
 
-    from mcap_recorder.bag import is_finished, repair_bag
+    from mcap_recorder.mcapfile import is_finished
+    from mcap_recorder.repair import repair_bag
 
     clock = FakeClock()
     bag = _bag(tmp_path, chunk_size=4096, chunk_interval_s=0.5, clock=clock)
@@ -218,7 +221,8 @@ def test_repair_makes_a_torn_file_a_finished_indexed_mcap(tmp_path, cut):
 def test_a_resumed_bag_holds_each_transient_local_message_once(tmp_path):
     from rosbags.rosbag2 import Reader
 
-    from mcap_recorder.bag import repair_bag, summarize
+    from mcap_recorder.mcapfile import summarize
+    from mcap_recorder.repair import repair_bag
 
     clock = FakeClock()
     bag = _bag(tmp_path, chunk_size=1 << 20, chunk_interval_s=0.2, clock=clock)
@@ -251,7 +255,7 @@ def test_a_resumed_bag_holds_each_transient_local_message_once(tmp_path):
 
 
 def test_pausing_on_a_full_disk_leaves_finished_files_only(tmp_path):
-    from mcap_recorder.bag import is_finished
+    from mcap_recorder.mcapfile import is_finished
 
     bag = _bag(tmp_path, chunk_size=4096)
     bag.write(0, _samples(0), 1)
@@ -272,13 +276,14 @@ def test_pausing_on_a_full_disk_leaves_finished_files_only(tmp_path):
 def test_enospc_mid_file_stops_it_and_repair_keeps_what_reached_the_disk(small_disk):
     import os
 
-    from mcap_recorder.bag import is_disk_full, is_finished, repair_bag
+    from mcap_recorder.mcapfile import is_disk_full, is_finished
+    from mcap_recorder.repair import repair_bag
 
     filler = small_disk / "filler"
     with open(filler, "wb") as f:  # leave about 300 KiB
         free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
         f.write(b"\0" * (free - 300 * 1024))
-    bag = BagWriter(small_disk / "rec", compression="none", chunk_size=32 * 1024)
+    bag = BagWriter(small_disk / "rec", BagSettings(compression="none", chunk_size=32 * 1024))
     bag.add_topic("/pbt/samples", SAMPLES, build_ros2msg(SAMPLES), QOS)
     written = 0
     with pytest.raises(OSError) as err:

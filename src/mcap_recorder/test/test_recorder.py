@@ -25,7 +25,7 @@ def recorder(procs, tmp_path, tools):
         params.setdefault("data_root", str(tmp_path / "data"))
         params.setdefault("topics_deny", ["/rosout", "/parameter_events"])
         pf = tools.params_file(tmp_path / f"{name}.yaml", "/**", params)
-        exe = executable("foxglove_gateway", "mcap_recorder")
+        exe = executable("mcap_recorder", "mcap_recorder")
         return procs.start(name, [exe, "--ros-args", "--params-file", pf])
 
     return start
@@ -75,7 +75,7 @@ def test_counts_equal_published_and_files_decode(ros_node, recorder, tmp_path, w
     from rclpy.serialization import deserialize_message
     from rosbags.rosbag2 import Reader
 
-    from mcap_recorder.bag import salvage_messages
+    from mcap_recorder.repair import salvage_messages
     from sensorhub_msgs.msg import PbtEvent, PbtSamples, Sec110File
 
     pub_s = ros_node.create_publisher(PbtSamples, "/pbt/samples", qos.pbt_samples(0.05))
@@ -143,18 +143,27 @@ def test_counts_equal_published_and_files_decode(ros_node, recorder, tmp_path, w
     assert qos_meta["reliability"] == "reliable"
 
 
-def test_sigkill_leaves_a_readable_file(ros_node, recorder, tmp_path, wait):
-    from mcap_recorder.bag import salvage_messages
+def _record_seq(ros_node, start, wait, n: int, period: float):
+    """A publisher on /t/seq, a recorder from ``start()`` following it, then 0..n-1 published."""
     from sensorhub_msgs.msg import PbtSamples
 
     pub = ros_node.create_publisher(PbtSamples, "/t/seq", qos.pbt_samples(0.05))
-    rec = recorder(chunk_interval=0.2, topics_allow=["/t/.*"])
+    rec = start()
     _following(rec, ["/t/seq"], wait)
     time.sleep(0.5)
-    n = 60
     for i in range(n):
         pub.publish(PbtSamples(first_index=i))
-        time.sleep(0.05)
+        time.sleep(period)
+    return rec
+
+
+def test_sigkill_leaves_a_readable_file(ros_node, recorder, tmp_path, wait):
+    from mcap_recorder.repair import salvage_messages
+
+    n = 60
+    rec = _record_seq(
+        ros_node, lambda: recorder(chunk_interval=0.2, topics_allow=["/t/.*"]), wait, n, 0.05
+    )
     # every chunk on disk (chunk_interval + tick period once the recorder has the messages)
     bag = _bag_dir(tmp_path / "data")
     wait(lambda: _salvaged(_files(bag)[0], "/t/seq") >= n, 30, what=f"{n} messages on disk")
@@ -169,16 +178,10 @@ def test_sigkill_leaves_a_readable_file(ros_node, recorder, tmp_path, wait):
 def test_split_files_have_no_gaps_or_duplicates(ros_node, recorder, tmp_path, wait):
     from rosbags.highlevel import AnyReader
 
-    from sensorhub_msgs.msg import PbtSamples
-
-    pub = ros_node.create_publisher(PbtSamples, "/t/seq", qos.pbt_samples(0.05))
-    rec = recorder(split_duration=1.0, topics_allow=["/t/.*"])
-    _following(rec, ["/t/seq"], wait)
-    time.sleep(0.5)
     n = 100
-    for i in range(n):
-        pub.publish(PbtSamples(first_index=i))
-        time.sleep(0.04)
+    rec = _record_seq(
+        ros_node, lambda: recorder(split_duration=1.0, topics_allow=["/t/.*"]), wait, n, 0.04
+    )
     bag = _bag_dir(tmp_path / "data")
     wait(
         lambda: sum(_salvaged(f, "/t/seq") for f in _files(bag)) >= n,
@@ -204,7 +207,7 @@ def test_split_files_have_no_gaps_or_duplicates(ros_node, recorder, tmp_path, wa
 
 
 def _salvaged(path: Path, topic: str) -> int:
-    from mcap_recorder.bag import salvage_messages
+    from mcap_recorder.repair import salvage_messages
 
     return sum(ch.topic == topic for ch, _ in salvage_messages(path))
 
@@ -215,7 +218,7 @@ def _check_bag_with_standard_readers(bag: Path) -> dict[str, list]:
     from rclpy.serialization import deserialize_message
     from rosbags.highlevel import AnyReader
 
-    from mcap_recorder.bag import is_finished
+    from mcap_recorder.mcapfile import is_finished
     from sensorhub_msgs.msg import PbtEvent, PbtSamples
 
     files = _files(bag)
@@ -312,7 +315,7 @@ def test_bag_repair_command_makes_a_killed_bag_readable(ros_node, recorder, tmp_
     assert meta["message_count"] < 40 + 50  # written while recording (at most 5 s old)
 
     r = subprocess.run(
-        [executable("bringup", "sensorhub"), "bag", "repair", str(bag)],
+        [executable("sensorhub_tools", "sensorhub"), "bag", "repair", str(bag)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -322,7 +325,7 @@ def test_bag_repair_command_makes_a_killed_bag_readable(ros_node, recorder, tmp_
     by_topic = _check_bag_with_standard_readers(bag)
     assert [m.first_index for m in by_topic["/t/seq"]] == list(range(40))
     again = subprocess.run(
-        [executable("bringup", "sensorhub"), "bag", "repair", str(bag)],
+        [executable("sensorhub_tools", "sensorhub"), "bag", "repair", str(bag)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -374,7 +377,7 @@ def test_full_disk_pauses_cleanly_and_resumes(ros_node, recorder, small_disk, wa
     assert rec.alive()
     bag = _bag_dir(small_disk)
     (first,) = _files(bag)
-    from mcap_recorder.bag import is_finished
+    from mcap_recorder.mcapfile import is_finished
 
     assert is_finished(first)  # finished cleanly before the disk was full
 

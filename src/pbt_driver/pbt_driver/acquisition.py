@@ -12,11 +12,11 @@ import threading
 import time
 from array import array
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
-from pbt_driver.detector import Detector, DetectorParams, Event
-from pbt_driver.frames import make_decoder
-from pbt_driver.timing import SampleClock
+from pbt_driver.detector import Detector, DetectorParams, DetectorStats, Event
+from pbt_driver.frames import DecoderStats, make_decoder
+from pbt_driver.timing import ClockStats, SampleClock
 from pbt_driver.transport import PortDownError, SerialTransport
 from sensorhub_common.backoff import ExponentialBackoff
 
@@ -38,6 +38,50 @@ class AcqConfig:
     value_max: float = 3.4028234663852886e38
     reopen_backoff_min: float = 0.2
     reopen_backoff_max: float = 5.0
+
+
+def _ignore(*_args) -> None:
+    pass
+
+
+@dataclass
+class ReaderCallbacks:
+    """What the reader thread calls out to; all run on the reader thread."""
+
+    on_batch: Callable  # (first_index, values, envelope, baseline, lost_before)
+    on_confirm: Callable[[Event], None]  # a peak was confirmed: time to command a pulse
+    on_event: Callable[[Event], None]  # an event closed
+    on_port: Callable[[bool, str], None] = _ignore  # port up/down, with a message
+    on_start: Callable[[], None] = _ignore  # first thing on the thread (scheduling)
+    tick: Callable[[int], None] = _ignore  # n samples received
+    on_fatal: Callable[[str], None] = _ignore  # the thread died: the process must end
+
+
+@dataclass(frozen=True)
+class ReaderStats:
+    """A copy of the reader's counters, taken from any thread (diagnostics)."""
+
+    port_up: bool
+    port_message: str
+    port: str
+    device: str
+    low_latency: str
+    opens: int
+    disconnects: int
+    samples: int
+    last_data: float  # monotonic time of the last sample (0: none yet)
+    next_index: int
+    holding: int  # samples held while a silence is judged
+    overruns: int
+    uart_counters: bool  # the port reports overruns (a pty does not)
+    flushed_on_open: int
+    pending_at_open: int
+    baseline: float | None
+    envelope: float
+    detector_healthy: bool
+    decoder: DecoderStats = field(default_factory=DecoderStats)
+    clock: ClockStats = field(default_factory=ClockStats)
+    detector: DetectorStats = field(default_factory=DetectorStats)
 
 
 class Batcher:
@@ -109,18 +153,7 @@ class Batcher:
 class Reader:
     """Owns the port and the processing chain; run() is the thread body."""
 
-    def __init__(
-        self,
-        cfg: AcqConfig,
-        det_params: DetectorParams,
-        on_batch: Callable,
-        on_confirm: Callable[[Event], None],
-        on_event: Callable[[Event], None],
-        on_port: Callable[[bool, str], None] = lambda up, msg: None,
-        on_start: Callable[[], None] = lambda: None,
-        tick: Callable[[int], None] = lambda n: None,
-        on_fatal: Callable[[str], None] = lambda reason: None,
-    ):
+    def __init__(self, cfg: AcqConfig, det_params: DetectorParams, callbacks: ReaderCallbacks):
         self.cfg = cfg
         self.transport = SerialTransport(cfg.port, cfg.baud)
         self.decoder = make_decoder(
@@ -134,12 +167,13 @@ class Reader:
         )
         self.detector = Detector(det_params, cfg.sample_rate)
         self._pending_params: DetectorParams | None = None
-        self.batcher = Batcher(cfg.batch_size, on_batch)
+        cb = callbacks
+        self.batcher = Batcher(cfg.batch_size, cb.on_batch)
         self._feed_one = getattr(self.decoder, "feed_one", None)  # ascii only
         self._fast_ok = self._feed_one is not None
-        self._on_confirm, self._on_event = on_confirm, on_event
-        self._on_port, self._on_start, self._tick = on_port, on_start, tick
-        self._on_fatal = on_fatal
+        self._on_confirm, self._on_event = cb.on_confirm, cb.on_event
+        self._on_port, self._on_start, self._tick = cb.on_port, cb.on_start, cb.tick
+        self._on_fatal = cb.on_fatal
         self.backoff = ExponentialBackoff(cfg.reopen_backoff_min, cfg.reopen_backoff_max)
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self.run, name="pbt-reader", daemon=True)
@@ -157,8 +191,9 @@ class Reader:
         self._fresh = False  # no byte read since open yet
         self._flushed_at_open = True
         self.first_line_kept = 0  # opens whose first line was whole (port idle at open)
-        self.state_wanted = False  # the node asks for a state snapshot (taken between reads)
+        self.state_wanted = False  # a state snapshot is wanted (taken between reads)
         self.saved_state: dict | None = None
+        self._taken_state: dict | None = None  # the snapshot take_state() handed out last
         self.wall_minus_mono = time.time() - time.monotonic()
 
     # -- control (any thread) -------------------------------------------------------------
@@ -174,6 +209,60 @@ class Reader:
         p.check()
         self._pending_params = p
 
+    def time_of(self, index: int) -> float:
+        """Monotonic acquisition time of sample slot index."""
+        return self.clock.time_of(index)
+
+    @property
+    def lost_total(self) -> int:
+        return self.clock.lost_total
+
+    def snapshot(self) -> ReaderStats:
+        tr, clock, det, dec = self.transport, self.clock, self.detector, self.decoder.stats
+        return ReaderStats(
+            port_up=self.port_up, port_message=self.port_message, port=tr.port,
+            device=tr.device, low_latency=tr.low_latency, opens=self.opens,
+            disconnects=self.disconnects, samples=self.samples, last_data=self.last_data,
+            next_index=clock.next_index, holding=clock.holding, overruns=self.overruns,
+            uart_counters=self.icount is not None, flushed_on_open=tr.flushed_on_open,
+            pending_at_open=tr.pending_at_open, baseline=det.baseline, envelope=det.env,
+            detector_healthy=det.healthy, decoder=replace(dec, malformed=dict(dec.malformed)),
+            clock=replace(clock.stats), detector=replace(det.stats),
+        )  # fmt: skip
+
+    # -- restart state (any thread) ----------------------------------------------------------
+    def resume(self, state: dict) -> bool:
+        """Go on counting from a previous run's state (before start())."""
+        return self.clock.resume(state, self.wall_minus_mono)
+
+    def request_state(self) -> None:
+        """Ask for a state snapshot; the reader takes it between two reads."""
+        self.state_wanted = True
+
+    def take_state(self) -> dict | None:
+        """The newest state snapshot, once (None when there is no new one)."""
+        st = self.saved_state
+        if st is None or st is self._taken_state:
+            return None
+        self._taken_state = st
+        return st
+
+    def final_state(self) -> dict | None:
+        """After stop(): the state to save at exit (None while the thread still runs). After a
+        crash, the one the dying thread took."""
+        if self.thread.is_alive():
+            return None
+        if not self.error:
+            self._save_state_now()
+        return self.saved_state
+
+    def _save_state_now(self) -> None:
+        self.saved_state = self.clock.state(self.wall_minus_mono)
+
+    def poll(self, t_now: float) -> None:
+        """Let the clock decide what it held or doubted, as time passes without data."""
+        self._settle(self.clock.poll(t_now))
+
     # -- thread body -----------------------------------------------------------------------
     def run(self) -> None:
         try:
@@ -188,7 +277,7 @@ class Reader:
             self.port_message = self.error
             try:  # what was received is published; the state lets a restart count the gap
                 self.batcher.flush(self.detector.baseline)
-                self.saved_state = self.clock.state(self.wall_minus_mono)
+                self._save_state_now()
             except BaseException:
                 traceback.print_exc()
             for cb, arg in ((lambda m: self._on_port(False, m), self.error),
@@ -240,7 +329,7 @@ class Reader:
         clock = self.clock
         while not stop.is_set():
             if not wait(period):
-                if clock._hold is not None or clock._cand:
+                if clock.undecided:
                     self._settle(clock.poll(mono()))
                 if self.batcher.n and mono() - self.last_data > period:
                     self.batcher.flush(self.detector.baseline)
@@ -303,7 +392,7 @@ class Reader:
                 self.batcher.add_one(i, x, e, det.baseline)
                 if self.state_wanted:
                     self.state_wanted = False
-                    self.saved_state = self.clock.state(self.wall_minus_mono)
+                    self._save_state_now()
                 return
         dec = self.decoder.feed(data)
         values = dec.values
@@ -328,7 +417,7 @@ class Reader:
             self._consume(segs)
         if self.state_wanted:
             self.state_wanted = False
-            self.saved_state = self.clock.state(self.wall_minus_mono)
+            self._save_state_now()
 
     def _settle(self, segs) -> None:
         """Segments released by a decision without new data, and slots booked after the last

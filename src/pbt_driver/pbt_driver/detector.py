@@ -32,7 +32,7 @@ PRE_TRIGGER = 32  # samples kept before an event for the rise time
 MAX_KEPT = 8192  # samples of one event kept for the rise time
 F32_MAX = 3.4028234663852886e38  # largest finite float32 (the messages' value type)
 # Upper bounds that keep every product with the sample rate (<= 1e6 Hz) a modest integer and
-# every filter constant finite (issue 11: 1e306 s raised OverflowError on the reader thread).
+# every filter constant finite (a 1e306 s width would raise OverflowError on the reader thread).
 MAX_SECONDS = 3600.0  # baseline_tau, attack_tau, release_tau
 MAX_WIDTH_S = 600.0  # min_width, max_width, dead_time
 MAX_LEVEL = 1e38  # threshold, hysteresis [units]: below float32's range
@@ -223,11 +223,7 @@ class Detector:
                 self.stats.bridged_slots += g
         self._run(values, first_index, env_out, out, False)
         if not self.healthy:
-            # Should not happen (inputs are bounded); recover rather than stay poisoned.
-            self.stats.resets += 1
-            st = self.stats
-            self._reset_state()
-            self.stats = st
+            self._recover()
         return env_out, out
 
     def process_one(self, x: float, index: int) -> tuple[float, list[tuple[str, Event]]]:
@@ -240,35 +236,46 @@ class Detector:
         env_out: list[float] = []
         self._run((x,), index, env_out, out, False)
         if not self.healthy:
-            st = self.stats
-            st.resets += 1
-            self._reset_state()
-            self.stats = st
+            self._recover()
         return env_out[0], out
 
+    def _recover(self) -> None:
+        """Should not happen (inputs are bounded): reset rather than stay poisoned."""
+        st = self.stats
+        st.resets += 1
+        self._reset_state()
+        self.stats = st
+
     def _run(self, values, first_index: int, env_out: list, out: list, synthetic: bool) -> None:
+        """Alternate the two per-state loops; each runs until its state changes, so the
+        per-sample work stays in one tight loop over locals."""
+        it = iter(values)
+        idx: int | None = first_index - 1
+        while idx is not None:
+            if self._ev is None:
+                idx = self._run_idle(it, idx, env_out, out, synthetic)
+            else:
+                idx = self._run_active(it, idx, env_out, out, synthetic)
+
+    def _run_idle(self, it, idx: int, env_out: list, out: list, synthetic: bool) -> int | None:
+        """Idle samples from the iterator (idx: the previous sample's index): envelope,
+        threshold crossings, baseline. Returns the index of the sample that started an event,
+        None once the iterator is exhausted."""
         push = env_out.append
         p = self.params
         thr = p.threshold
         lo = thr - p.hysteresis
         a_base, a_att, a_rel = self._a_base, self._a_att, self._a_rel
-        confirm, min_n, max_n = p.confirm_samples, self._min_n, self._max_n
-        base = self.baseline
-        env = self.env
+        base, env, last = self.baseline, self.env, self._last
         pre = self._pre
-        ev = self._ev
         warm, warm_n = self._warm, self._warm_n
-        last = self._last
         above, tail = self._above, self._tail
+        dead_until = self._dead_until
         fmax, fmin = F32_MAX, -F32_MAX
-        idx = first_index - 1
-        for x in values:
+        for x in it:
             idx += 1
             if not fmin <= x <= fmax:
-                # The decoder rejects these; if one gets here anyway it must not poison the
-                # filters: hold the previous value.
-                self.stats.bad_values += 1
-                x = last if last is not None else (base if base is not None else 0.0)
+                x = self._held_value(last, base)
             last = x
             if base is None:
                 base = env = x
@@ -277,72 +284,19 @@ class Detector:
             else:
                 env += a_rel * (x - env)
             push(env)
-            if ev is not None:
-                if env - ev.baseline < lo:
-                    if self._n >= min_n:
-                        if ev.confirm_index < 0:
-                            ev.confirm_index = idx
-                            ev.confirm_peak = ev.peak
-                            ev.confirm_peak_index = ev.peak_index
-                            out.append(("confirm", ev))
-                        self._close(ev, out)
-                    else:
-                        self.stats.rejected_short += 1
-                    ev = self._ev = None
-                    self._dead_until = idx + self._dead_n
-                else:
-                    self._n += 1
-                    self._sum += x - ev.baseline
-                    if len(self._kept) < MAX_KEPT:
-                        self._kept.append(x)
-                    if synthetic:
-                        ev.missing_slots += 1
-                    elif x > ev.peak:
-                        ev.peak = x
-                        ev.peak_index = idx
-                    elif (
-                        ev.confirm_index < 0
-                        and idx - ev.peak_index >= confirm
-                        and self._n >= min_n
-                    ):
-                        ev.confirm_index = idx
-                        ev.confirm_peak = ev.peak
-                        ev.confirm_peak_index = ev.peak_index
-                        out.append(("confirm", ev))
-                    if ev.confirm_index < 0 and confirm == 0 and self._n >= min_n:
-                        ev.confirm_index = idx
-                        ev.confirm_peak = ev.peak
-                        ev.confirm_peak_index = ev.peak_index
-                        out.append(("confirm", ev))
-                    if self._n > max_n:
-                        self.stats.overlong += 1
-                        base = env  # a step, not a pulse: follow it
-                        ev = self._ev = None
-                        pre.clear()
-                    continue
             e = env - base
             if e > thr:
                 if not above:
                     above = True
                     self.stats.crossings += 1
-                if idx > self._dead_until and not tail:
-                    ev = self._ev = Event(idx, idx, idx, x, base)
-                    self.stats.started += 1
-                    self._n = 1
-                    self._sum = x - base
-                    self._kept = [*pre, x]
-                    self._pre_len = len(pre)
-                    if synthetic:
-                        ev.missing_slots = 1
-                    if confirm == 0 and min_n <= 1:
-                        ev.confirm_index = idx
-                        ev.confirm_peak = ev.peak
-                        ev.confirm_peak_index = ev.peak_index
-                        out.append(("confirm", ev))
-                    continue
+                if idx > dead_until and not tail:
+                    self.baseline, self.env, self._last = base, env, last
+                    self._warm, self._above, self._tail = warm, above, tail
+                    self._start(x, idx, synthetic, out)
+                    return idx
                 if tail:
                     self._tail_n += 1
-                    if self._tail_n > max_n:  # not a pulse's tail but a step: follow it
+                    if self._tail_n > self._max_n:  # not a pulse's tail but a step: follow it
                         tail = False
                         self.stats.overlong += 1
                         base = env
@@ -358,11 +312,115 @@ class Detector:
             else:
                 base += a_base * (x - base)
             pre.append(x)
+        self.baseline, self.env, self._last = base, env, last
+        self._warm, self._above, self._tail = warm, above, tail
+        return None
+
+    def _start(self, x: float, idx: int, synthetic: bool, out: list) -> None:
+        base = self.baseline
+        ev = self._ev = Event(idx, idx, idx, x, base)
+        self.stats.started += 1
+        self._n = 1
+        self._sum = x - base
+        pre = self._pre
+        self._kept = [*pre, x]
+        self._pre_len = len(pre)
+        if synthetic:
+            ev.missing_slots = 1
+        if self.params.confirm_samples == 0 and self._min_n <= 1:
+            self._confirm(ev, idx, out)
+
+    def _run_active(self, it, idx: int, env_out: list, out: list, synthetic: bool) -> int | None:
+        """Samples of the open event from the iterator: envelope, peak, confirmation. Returns
+        the index of the sample that ended it, None once the iterator is exhausted."""
+        push = env_out.append
+        p = self.params
+        lo = p.threshold - p.hysteresis
+        a_att, a_rel = self._a_att, self._a_rel
+        confirm, min_n, max_n = p.confirm_samples, self._min_n, self._max_n
+        env, last = self.env, self._last
+        ev = self._ev
+        evb = ev.baseline
+        cnt, total, kept = self._n, self._sum, self._kept
+        fmax, fmin = F32_MAX, -F32_MAX
+        for x in it:
+            idx += 1
+            if not fmin <= x <= fmax:
+                x = self._held_value(last, self.baseline)
+            last = x
+            if x > env:
+                env += a_att * (x - env)
+            else:
+                env += a_rel * (x - env)
+            push(env)
+            if env - evb < lo:
+                self.env, self._last, self._n, self._sum = env, last, cnt, total
+                self._end(ev, idx, out)
+                self._idle_after_end(x)
+                return idx
+            cnt += 1
+            total += x - evb
+            if len(kept) < MAX_KEPT:
+                kept.append(x)
+            if synthetic:
+                ev.missing_slots += 1
+            elif x > ev.peak:
+                ev.peak = x
+                ev.peak_index = idx
+            elif ev.confirm_index < 0 and idx - ev.peak_index >= confirm and cnt >= min_n:
+                self._confirm(ev, idx, out)
+            if ev.confirm_index < 0 and confirm == 0 and cnt >= min_n:
+                self._confirm(ev, idx, out)
+            if cnt > max_n:
+                self.stats.overlong += 1
+                self.baseline = env  # a step, not a pulse: follow it
+                self._ev = None
+                self._pre.clear()
+                self.env, self._last, self._n, self._sum = env, last, cnt, total
+                return idx
+        self.env, self._last, self._n, self._sum = env, last, cnt, total
+        return None
+
+    def _end(self, ev: Event, idx: int, out: list) -> None:
+        """The signal fell below the end level at idx: keep the event or reject it as short."""
+        if self._n >= self._min_n:
+            if ev.confirm_index < 0:
+                self._confirm(ev, idx, out)
+            self._close(ev, out)
+        else:
+            self.stats.rejected_short += 1
+        self._ev = None
+        self._dead_until = idx + self._dead_n
+
+    def _idle_after_end(self, x: float) -> None:
+        """The idle rules for the sample that ended an event (inside the dead time, so it starts
+        nothing; the tail is never armed while an event is open)."""
+        base = self.baseline
+        if self.env - base > self.params.threshold:
+            if not self._above:
+                self._above = True
+                self.stats.crossings += 1
+        else:
+            self._above = False
+        if self._warm < self._warm_n:
+            self._warm += 1
+            base += max(self._a_base, 1.0 / self._warm) * (x - base)
+        else:
+            base += self._a_base * (x - base)
         self.baseline = base
-        self.env = env
-        self._warm = warm
-        self._last = last
-        self._above, self._tail = above, tail
+        self._pre.append(x)
+
+    def _held_value(self, last: float | None, base: float | None) -> float:
+        """The decoder rejects values beyond float32; one that gets here anyway must not poison
+        the filters: hold the previous value."""
+        self.stats.bad_values += 1
+        return last if last is not None else (base if base is not None else 0.0)
+
+    def _confirm(self, ev: Event, idx: int, out: list) -> None:
+        ev.confirm_index = idx
+        ev.confirm_peak = ev.peak
+        ev.confirm_peak_index = ev.peak_index
+        out.append(("confirm", ev))
 
     def _close(self, ev: Event, out) -> None:
         ev.end_index = ev.start_index + self._n - 1

@@ -43,7 +43,7 @@ class ConfigError(FrameError):
 
 
 # numpy is imported where binary frames are handled, not at module import: an ascii driver
-# never loads it (about 9 MB of private memory per process, issue 17).
+# never loads it (about 9 MB of private memory per process).
 
 
 def _crc_table() -> list[int]:
@@ -183,7 +183,24 @@ class DecoderStats:
         self.malformed[reason] = self.malformed.get(reason, 0) + 1
 
 
-class AsciiDecoder:
+class _StreamDecoder:
+    """What both decoders share: a partial frame/line kept between reads, dropped at reopen."""
+
+    stats: DecoderStats
+    _pending: bytes
+
+    def reset(self) -> None:
+        """Forget a partial frame/line (port reopened)."""
+        if self._pending:
+            self.stats.discarded_at_open += len(self._pending)
+        self._pending = b""
+        self._restart()
+
+    def _restart(self) -> None:
+        raise NotImplementedError
+
+
+class AsciiDecoder(_StreamDecoder):
     """One sample per line. With layout 'value' the key is a line counter, so a malformed line
     becomes a one-sample gap (the sensor sends one line per sample) instead of vanishing."""
 
@@ -208,11 +225,7 @@ class AsciiDecoder:
         self._line_no = 0
         self._first = True  # the first (partial) line after open/resync is not a sample slot
 
-    def reset(self) -> None:
-        """Forget a partial line (port reopened)."""
-        if self._pending:
-            self.stats.discarded_at_open += len(self._pending)
-        self._pending = b""
+    def _restart(self) -> None:
         self._overlong = False
         self._first = True
 
@@ -224,7 +237,7 @@ class AsciiDecoder:
     def feed_one(self, data) -> float | None:
         """The common read at low latency: exactly one whole, good 'value' line. Its value, with
         the counts feed() would make; None, with nothing consumed, for anything else (then
-        feed() takes the same bytes). Same result as feed(), fewer steps (issue 17)."""
+        feed() takes the same bytes). Same result as feed(), fewer steps."""
         n = len(data)
         if (
             n < 2
@@ -304,7 +317,7 @@ class AsciiDecoder:
         return out
 
 
-class BinaryDecoder:
+class BinaryDecoder(_StreamDecoder):
     """Fixed 10-byte frames; aligned runs are checked with numpy, resync by searching the sync."""
 
     key_kind = "seq"
@@ -318,10 +331,7 @@ class BinaryDecoder:
         self._resyncing = False  # a bad CRC was counted; more until the next good frame are not
         self._synced = False  # no good frame yet since (re)open: discards are alignment
 
-    def reset(self) -> None:
-        if self._pending:
-            self.stats.discarded_at_open += len(self._pending)
-        self._pending = b""
+    def _restart(self) -> None:
         self._resyncing = False
         self._synced = False
 
@@ -337,8 +347,7 @@ class BinaryDecoder:
     def feed(self, data) -> Decoded:
         import numpy as np
 
-        st = self.stats
-        st.bytes_in += len(data)
+        self.stats.bytes_in += len(data)
         buf = self._pending + bytes(data)
         a = np.frombuffer(buf, dtype=np.uint8)
         n = len(buf)
@@ -356,51 +365,66 @@ class BinaryDecoder:
                 self._discard(nxt - pos)
                 pos = nxt
                 continue
-            m = (n - pos) // FRAME_LEN
-            block = a[pos : pos + m * FRAME_LEN].reshape(m, FRAME_LEN)
-            sync_ok = (block[:, 0] == 0xA5) & (block[:, 1] == 0x5A)
-            k = m if sync_ok.all() else int(np.argmin(sync_ok))
-            block = block[:k]
-            crc = block[:, 8].astype(np.uint16) | (block[:, 9].astype(np.uint16) << 8)
-            crc_ok = crc16_rows(block[:, 2:8]) == crc
-            j = k if crc_ok.all() else int(np.argmin(crc_ok))
-            if j:
-                good = block[:j]
-                v = np.ascontiguousarray(good[:, 4:8]).view("<f4").reshape(-1)
-                s = np.ascontiguousarray(good[:, 2:4]).view("<u2").reshape(-1)
-                fin = np.isfinite(v)
-                if not fin.all():
-                    bad = int((~fin).sum())
-                    st.malformed["non_finite"] = st.malformed.get("non_finite", 0) + bad
-                    st.discarded_bytes += bad * FRAME_LEN
-                    v, s = v[fin], s[fin]
-                if self._bounded:
-                    ok = (v >= self.lo) & (v <= self.hi)
-                    if not ok.all():
-                        bad = int((~ok).sum())
-                        st.malformed["out_of_range"] = st.malformed.get("out_of_range", 0) + bad
-                        st.discarded_bytes += bad * FRAME_LEN
-                        v, s = v[ok], s[ok]
-                vals.append(v)
-                seqs.append(s)
-                st.frames += len(v)
-                pos += j * FRAME_LEN
-                self._resyncing = False
-                self._synced = True
-            if j < k:
-                # Sync present but CRC wrong: count it once per resync, drop one byte and search
-                # again (the corrupted frame's own bytes may hold a sync pattern).
-                if not self._resyncing and self._synced:
-                    st.bad("crc")
-                    self._resyncing = True
-                self._discard(1)
-                pos += 1
+            pos = self._aligned_run(a, pos, vals, seqs)
         self._pending = buf[pos:]
         if not vals:
             return Decoded(keys=[])
         v = np.concatenate(vals) if len(vals) > 1 else vals[0]
         s = np.concatenate(seqs) if len(seqs) > 1 else seqs[0]
         return Decoded(values=v.astype(np.float64).tolist(), keys=s.tolist())
+
+    def _aligned_run(self, a, pos: int, vals: list, seqs: list) -> int:
+        """Frames from a sync at pos, checked at once: the good ones up to the first bad sync or
+        CRC go to vals/seqs. Returns the position after them (one byte on at a bad CRC)."""
+        import numpy as np
+
+        m = (len(a) - pos) // FRAME_LEN
+        block = a[pos : pos + m * FRAME_LEN].reshape(m, FRAME_LEN)
+        sync_ok = (block[:, 0] == 0xA5) & (block[:, 1] == 0x5A)
+        k = m if sync_ok.all() else int(np.argmin(sync_ok))
+        block = block[:k]
+        crc = block[:, 8].astype(np.uint16) | (block[:, 9].astype(np.uint16) << 8)
+        crc_ok = crc16_rows(block[:, 2:8]) == crc
+        j = k if crc_ok.all() else int(np.argmin(crc_ok))
+        if j:
+            self._accept(block[:j], vals, seqs)
+            pos += j * FRAME_LEN
+        if j < k:
+            # Sync present but CRC wrong: count it once per resync, drop one byte and search
+            # again (the corrupted frame's own bytes may hold a sync pattern).
+            if not self._resyncing and self._synced:
+                self.stats.bad("crc")
+                self._resyncing = True
+            self._discard(1)
+            pos += 1
+        return pos
+
+    def _accept(self, good, vals: list, seqs: list) -> None:
+        """Frames with a good CRC: values outside the accepted range are malformed."""
+        import numpy as np
+
+        st = self.stats
+        v = np.ascontiguousarray(good[:, 4:8]).view("<f4").reshape(-1)
+        s = np.ascontiguousarray(good[:, 2:4]).view("<u2").reshape(-1)
+        ok = np.isfinite(v)
+        if not ok.all():
+            self._reject(int((~ok).sum()), "non_finite")
+            v, s = v[ok], s[ok]
+        if self._bounded:
+            ok = (v >= self.lo) & (v <= self.hi)
+            if not ok.all():
+                self._reject(int((~ok).sum()), "out_of_range")
+                v, s = v[ok], s[ok]
+        vals.append(v)
+        seqs.append(s)
+        st.frames += len(v)
+        self._resyncing = False
+        self._synced = True
+
+    def _reject(self, n: int, reason: str) -> None:
+        st = self.stats
+        st.malformed[reason] = st.malformed.get(reason, 0) + n
+        st.discarded_bytes += n * FRAME_LEN
 
 
 def value_range(value_min: float, value_max: float) -> tuple[float, float]:

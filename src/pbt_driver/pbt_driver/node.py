@@ -16,7 +16,7 @@ from pathlib import Path
 from rclpy.duration import Duration
 from rclpy.node import Node
 
-from pbt_driver.acquisition import AcqConfig, Reader
+from pbt_driver.acquisition import AcqConfig, Reader, ReaderCallbacks, ReaderStats
 from pbt_driver.detector import (
     MAX_GAP_BRIDGE,
     MAX_LEVEL,
@@ -27,7 +27,7 @@ from pbt_driver.detector import (
     Event,
 )
 from pbt_driver.frames import ASCII_LAYOUTS, F32_MAX
-from pbt_driver.pulse import BACKENDS, make_backend
+from pbt_driver.pulse import BACKENDS, BackendSettings, make_backend
 from pbt_driver.widthmap import WidthMap, WidthMapError
 from sensorhub_common import diagnostics as diag
 from sensorhub_common import lean_imports, qos, scheduling
@@ -184,6 +184,27 @@ def _crash_injector(tick):
     return crashing_tick
 
 
+def _add_all(stat, rows) -> None:
+    for k, x in rows:
+        stat.add(k, x)
+
+
+def _loss_rows(r: ReaderStats, resumed: str) -> tuple:
+    """The loss counters, each under the name the README's loss table uses."""
+    ds, cs = r.decoder, r.clock
+    return (
+        ("lost samples total", cs.lost), ("lost: sequence gaps", cs.seq_lost),
+        ("lost: timing gaps", cs.timing_lost), ("lost: reconnects", cs.reconnect_lost),
+        ("lost: while restarting", cs.restart_lost),
+        ("lost: before the last restart", cs.prior_lost),
+        ("malformed lines that were not slots", cs.not_slots),
+        ("silences held", cs.holds), ("silences late, not lost", cs.late_not_lost),
+        ("held now (samples)", r.holding), ("resume", resumed),
+        ("discarded bytes (resync)", ds.discarded_bytes),
+        ("malformed frames", ds.malformed_total),
+    )  # fmt: skip
+
+
 class PbtDriverNode(Node):
     def __init__(self, **kwargs):
         super().__init__("pbt_driver", **kwargs)
@@ -209,11 +230,13 @@ class PbtDriverNode(Node):
         self.backend = make_backend(
             v["pulse_backend"],
             self.widthmap,
-            gpio=v["pulse_gpio"],
-            host=v["pigpio_host"],
-            port=v["pigpio_port"],
-            pulse_port=v["pulse_port"],
-            pulse_baud=v["pulse_baud"],
+            BackendSettings(
+                gpio=v["pulse_gpio"],
+                host=v["pigpio_host"],
+                port=v["pigpio_port"],
+                pulse_port=v["pulse_port"],
+                pulse_baud=v["pulse_baud"],
+            ),
             logger=self.get_logger(),
         )
         self.freq = diag.FrequencyStatus(
@@ -224,13 +247,15 @@ class PbtDriverNode(Node):
         self.reader = Reader(
             cfg,
             detector_params(v),
-            on_batch=self._publish_batch,
-            on_confirm=self._on_confirm,
-            on_event=self._publish_event,
-            on_port=self._on_port,
-            on_start=self._reader_start,
-            tick=_crash_injector(self.freq.tick),  # O(1), thread-safe
-            on_fatal=self._fatal,  # the process ends (exit 1): the supervisor/launch respawns it
+            ReaderCallbacks(
+                on_batch=self._publish_batch,
+                on_confirm=self._on_confirm,
+                on_event=self._publish_event,
+                on_port=self._on_port,
+                on_start=self._reader_start,
+                tick=_crash_injector(self.freq.tick),  # O(1), thread-safe
+                on_fatal=self._fatal,  # the process ends (exit 1): the supervisor respawns it
+            ),
         )
         self.state_path = Path(v["state_file"]).expanduser() if v["state_file"] else None
         self.resumed = self._resume(v["resume_max_age"])
@@ -273,23 +298,21 @@ class PbtDriverNode(Node):
             return f"unreadable state ({e}): index from 0"
         if not 0 <= age <= max_age:
             return f"saved state {age:.0f} s old (> resume_max_age): index from 0"
-        if not self.reader.clock.resume(st, self.reader.wall_minus_mono):
+        if not self.reader.resume(st):
             return "saved state of another stream layout/rate: index from 0"
         msg = f"resumed at index {st['next_index']} (state {age:.1f} s old)"
         self.get_logger().info(msg)
         return msg
 
-    def _save_state(self, final: bool = False) -> None:
-        r = self.reader
-        if not final:
-            r.state_wanted = True  # taken by the reader between two reads
-        st = r.saved_state
-        if st is None or self.state_path is None:
-            return
-        if st.get("saved_wall") is not None and not final:
-            return  # already written
+    def _save_state(self) -> None:
+        """Timer: ask the reader for a fresh snapshot; write the one it took since last time."""
+        self.reader.request_state()
+        st = self.reader.take_state()
+        if st is not None:
+            self._write_state(st)
+
+    def _write_state(self, st: dict, final: bool = False) -> None:
         st = dict(st, saved_wall=time.time())
-        r.saved_state = st
         try:
             self.state_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.state_path.with_name(self.state_path.name + ".tmp")
@@ -329,7 +352,7 @@ class PbtDriverNode(Node):
 
     def _publish_batch(self, first, values, env, baseline, lost_before) -> None:
         m = self._Samples()
-        sec, ns = self._stamp(self.reader.clock.time_of(first))
+        sec, ns = self._stamp(self.reader.time_of(first))
         m.header.stamp.sec, m.header.stamp.nanosec = sec, ns
         m.header.frame_id = self.frame_id
         m.first_index = first
@@ -338,7 +361,7 @@ class PbtDriverNode(Node):
         m.envelope = env
         m.baseline = float(baseline) if baseline is not None else 0.0
         m.lost_before = lost_before
-        m.lost_total = self.reader.clock.lost_total
+        m.lost_total = self.reader.lost_total
         m.threshold = self.threshold
         try:
             self.pub_samples.publish(m)
@@ -356,15 +379,13 @@ class PbtDriverNode(Node):
         confirmed = ev.confirm_index >= 0
         amp = ev.confirm_amplitude if confirmed else ev.amplitude
         peak_i = ev.confirm_peak_index if confirmed else ev.peak_index
-        ev.pulse = self.backend.command(
-            self.widthmap.map(amp), amp, self.reader.clock.time_of(peak_i)
-        )
+        ev.pulse = self.backend.command(self.widthmap.map(amp), amp, self.reader.time_of(peak_i))
 
     def _publish_event(self, ev: Event) -> None:
         if ev.pulse is None and self.pulse_on == "close":
             self._command(ev)
         m = self._Event()
-        sec, ns = self._stamp(self.reader.clock.time_of(ev.peak_index))
+        sec, ns = self._stamp(self.reader.time_of(ev.peak_index))
         m.header.stamp.sec, m.header.stamp.nanosec = sec, ns
         m.header.frame_id = self.frame_id
         m.peak_index, m.start_index, m.end_index = ev.peak_index, ev.start_index, ev.end_index
@@ -399,7 +420,7 @@ class PbtDriverNode(Node):
 
     # -- diagnostics (executor thread, ~1 Hz) -----------------------------------------------
     def _diag_port(self, stat) -> None:
-        r = self.reader
+        r = self.reader.snapshot()
         if r.port_up:
             stale = time.monotonic() - r.last_data if r.last_data else None
             if stale is None or stale > 1.0:
@@ -408,18 +429,15 @@ class PbtDriverNode(Node):
                 stat.summary(diag.OK, "port open, receiving")
         else:
             stat.summary(diag.ERROR, r.port_message or "port down, retrying")
-        stat.add("port", r.transport.port)
-        stat.add("device", r.transport.device)
-        stat.add("state", r.port_message)
-        stat.add("low latency", r.transport.low_latency)
-        stat.add("opens", r.opens)
-        stat.add("disconnects", r.disconnects)
-        stat.add("samples received", r.samples)
-        stat.add("next sample index", r.clock.next_index)
+        _add_all(stat, (
+            ("port", r.port), ("device", r.device), ("state", r.port_message),
+            ("low latency", r.low_latency), ("opens", r.opens), ("disconnects", r.disconnects),
+            ("samples received", r.samples), ("next sample index", r.next_index),
+        ))  # fmt: skip
 
     def _diag_losses(self, stat) -> None:
-        r = self.reader
-        ds, cs = r.decoder.stats, r.clock.stats
+        r = self.reader.snapshot()
+        ds, cs = r.decoder, r.clock
         lost, bad = cs.lost, ds.malformed_total + ds.discarded_bytes + self.publish_drops
         new_lost, new_bad = lost - self._last_lost, bad - self._last_bad
         self._last_lost, self._last_bad = lost, bad
@@ -428,50 +446,38 @@ class PbtDriverNode(Node):
                          "in the last period")  # fmt: skip
         else:
             stat.summary(diag.OK, "no loss in the last period")
-        stat.add("lost samples total", lost)
-        stat.add("lost: sequence gaps", cs.seq_lost)
-        stat.add("lost: timing gaps", cs.timing_lost)
-        stat.add("lost: reconnects", cs.reconnect_lost)
-        stat.add("lost: while restarting", cs.restart_lost)
-        stat.add("lost: before the last restart", cs.prior_lost)
-        stat.add("malformed lines that were not slots", cs.not_slots)
-        stat.add("silences held", cs.holds)
-        stat.add("silences late, not lost", cs.late_not_lost)
-        stat.add("held now (samples)", r.clock.holding)
-        stat.add("resume", self.resumed)
-        stat.add("discarded bytes (resync)", ds.discarded_bytes)
-        stat.add("malformed frames", ds.malformed_total)
+        _add_all(stat, _loss_rows(r, self.resumed))
         for k, n in sorted(ds.malformed.items()):
             stat.add(f"malformed: {k}", n)
-        stat.add("duplicate frames", cs.duplicates)
-        stat.add("sequence resets", cs.key_resets)
-        stat.add("serial overruns", r.overruns if r.icount is not None else "n/a (no UART)")
-        stat.add("discarded at (re)open (bytes)", ds.discarded_at_open)
-        stat.add("flushed on open (bytes)", r.transport.flushed_on_open)
-        stat.add("pending at last open (bytes)", r.transport.pending_at_open)
-        stat.add("publish drops", self.publish_drops)
+        _add_all(stat, (
+            ("duplicate frames", cs.duplicates), ("sequence resets", cs.key_resets),
+            ("serial overruns", r.overruns if r.uart_counters else "n/a (no UART)"),
+            ("discarded at (re)open (bytes)", ds.discarded_at_open),
+            ("flushed on open (bytes)", r.flushed_on_open),
+            ("pending at last open (bytes)", r.pending_at_open),
+            ("publish drops", self.publish_drops),
+        ))  # fmt: skip
 
     def _diag_events(self, stat) -> None:
-        s = self.reader.detector.stats
+        r = self.reader.snapshot()
+        s = r.detector
         stat.summary(diag.OK, f"{s.events} events")
-        stat.add("events", s.events)
-        stat.add("published", self.events)
-        stat.add("rejected (too short)", s.rejected_short)
-        stat.add("dropped (too long)", s.overlong)
-        stat.add("aborted by a gap", s.aborted_by_gap)
-        stat.add("closed by a gap (flagged)", s.closed_by_gap)
-        stat.add("gaps bridged", s.bridged_gaps)
-        stat.add("slots bridged", s.bridged_slots)
-        stat.add("baseline", self.reader.detector.baseline or 0.0)
+        _add_all(stat, (
+            ("events", s.events), ("published", self.events),
+            ("rejected (too short)", s.rejected_short), ("dropped (too long)", s.overlong),
+            ("aborted by a gap", s.aborted_by_gap), ("closed by a gap (flagged)", s.closed_by_gap),
+            ("gaps bridged", s.bridged_gaps), ("slots bridged", s.bridged_slots),
+            ("baseline", r.baseline or 0.0),
+        ))  # fmt: skip
 
     def _diag_detector(self, stat) -> None:
         """Health: a finite state, and events starting while the envelope crosses threshold."""
-        d = self.reader.detector
-        s = d.stats
+        r = self.reader.snapshot()
+        s = r.detector
         crossings, started = s.crossings, s.started
         new_x, new_s = crossings - self._last_crossings, started - self._last_started
         self._last_crossings, self._last_started = crossings, started
-        if not d.healthy:
+        if not r.detector_healthy:
             stat.summary(diag.ERROR, "detector state not finite")
         elif new_x and not new_s:
             stat.summary(diag.WARN, f"envelope crossed the threshold {new_x} times, no event")
@@ -479,12 +485,12 @@ class PbtDriverNode(Node):
             stat.summary(diag.WARN, f"detector reset {s.resets} times (non-finite state)")
         else:
             stat.summary(diag.OK, "healthy")
-        stat.add("envelope", d.env)
-        stat.add("baseline", d.baseline if d.baseline is not None else "none yet")
-        stat.add("threshold crossings", crossings)
-        stat.add("events started", started)
-        stat.add("state resets", s.resets)
-        stat.add("values held (beyond float32)", s.bad_values)
+        _add_all(stat, (
+            ("envelope", r.envelope),
+            ("baseline", r.baseline if r.baseline is not None else "none yet"),
+            ("threshold crossings", crossings), ("events started", started),
+            ("state resets", s.resets), ("values held (beyond float32)", s.bad_values),
+        ))  # fmt: skip
 
     def _diag_pulse(self, stat) -> None:
         level, msg, values = self.backend.status()
@@ -507,12 +513,10 @@ class PbtDriverNode(Node):
     def on_shutdown(self) -> None:
         """Called by spin_node before destroy: stop the reader, then the output thread; save
         the index so a restart books the slots lost meanwhile."""
-        r = self.reader
-        r.stop()
-        if self.state_path is not None and not r.thread.is_alive():
-            if not r.error:  # after a crash the reader saved its state while dying
-                r.saved_state = r.clock.state(r.wall_minus_mono)
-            self._save_state(final=True)
+        self.reader.stop()
+        st = self.reader.final_state() if self.state_path is not None else None
+        if st is not None:
+            self._write_state(st, final=True)
         self.backend.close()
 
 

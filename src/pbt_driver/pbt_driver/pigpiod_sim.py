@@ -21,6 +21,7 @@ import struct
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 CMD = {
     "MODES": 0, "MODEG": 1, "READ": 3, "WRITE": 4, "BR1": 10, "TICK": 16, "HWVER": 17, "NB": 19,
@@ -47,6 +48,16 @@ def wave_width(pulses: list[tuple[int, int, int]]) -> tuple[int, int]:
     return 0, 0
 
 
+@dataclass(frozen=True)
+class Request:
+    cmd: int
+    name: str
+    p1: int
+    p2: int
+    ext: bytes
+    now: float  # monotonic, when it was handled
+
+
 class State:
     def __init__(self, record: str | None, delays: dict[int, float]):
         self.lock = threading.Lock()
@@ -70,70 +81,96 @@ class State:
         name = NAMES.get(cmd, str(cmd))
         with self.lock:
             self.counts[name] = self.counts.get(name, 0) + 1
-            now = time.monotonic()
-            if cmd == CMD["MODES"]:
-                self.modes[p1] = p2
-                return 0
-            if cmd == CMD["MODEG"]:
-                return self.modes.get(p1, 0)
-            if cmd == CMD["WRITE"]:
-                self.levels = (self.levels | (1 << p1)) if p2 else (self.levels & ~(1 << p1))
-                return 0
-            if cmd == CMD["READ"]:
-                return (self.levels >> p1) & 1
-            if cmd == CMD["BR1"]:
-                return self.levels
-            if cmd == CMD["TICK"]:
-                return int((now - self.t0) * 1e6) & 0x7FFFFFFF
-            if cmd == CMD["HWVER"]:
-                return 0xA03111
-            if cmd == CMD["PIGPV"]:
-                return 79
-            if cmd in (CMD["NB"], CMD["NC"]):
-                return 0
-            if cmd == CMD["NOIB"]:
-                self.handles += 1
-                return self.handles - 1
-            if cmd in (CMD["WVCLR"], CMD["WVNEW"]):
-                self.pending = []
-                if cmd == CMD["WVCLR"]:
-                    self.waves = {}
-                    self.log(cmd="WVCLR")
-                return 0
-            if cmd == CMD["WVAG"]:
-                n = len(ext) // 12
-                self.pending += [struct.unpack_from("<III", ext, 12 * i) for i in range(n)]
-                return len(self.pending)
-            if cmd == CMD["WVCRE"]:
-                if not self.pending:
-                    return PI_EMPTY_WAVEFORM
-                wid = next(i for i in range(len(self.waves) + 1) if i not in self.waves)
-                self.waves[wid] = self.pending
-                self.pending = []
-                bit, width = wave_width(self.waves[wid])
-                self.log(cmd="WVCRE", wave=wid, gpio_bits=bit, width_us=width)
-                return wid
-            if cmd == CMD["WVDEL"]:
-                if self.waves.pop(p1, None) is None:
-                    return PI_BAD_WAVE_ID
-                return 0
-            if cmd in (CMD["WVTX"], CMD["WVTXM"]):
-                pulses = self.waves.get(p1)
-                if pulses is None:
-                    return PI_BAD_WAVE_ID
-                bit, width = wave_width(pulses)
-                total = sum(p[2] for p in pulses) * 1e-6
-                mode = p2 if cmd == CMD["WVTXM"] else 0
-                start = max(now, self.busy_until) if mode in (2, 3) else now  # *_SYNC waits
-                self.busy_until = start + total
-                self.log(cmd=name, wave=p1, mode=mode, gpio_bits=bit, width_us=width)
-                return 2 * len(pulses)
-            if cmd == CMD["WVBSY"]:
-                return 1 if now < self.busy_until else 0
-            if cmd == CMD["WVHLT"]:
-                self.busy_until = now
-                return 0
-            return PI_UNKNOWN_COMMAND
+            op = _HANDLERS.get(cmd)
+            if op is None:
+                return PI_UNKNOWN_COMMAND
+            return op(self, Request(cmd, name, p1, p2, ext, time.monotonic()))
+
+    # One handler per command (under the lock): the reply's result.
+    def _modes(self, r: Request) -> int:
+        self.modes[r.p1] = r.p2
+        return 0
+
+    def _modeg(self, r: Request) -> int:
+        return self.modes.get(r.p1, 0)
+
+    def _write(self, r: Request) -> int:
+        bit = 1 << r.p1
+        self.levels = (self.levels | bit) if r.p2 else (self.levels & ~bit)
+        return 0
+
+    def _read(self, r: Request) -> int:
+        return (self.levels >> r.p1) & 1
+
+    def _br1(self, r: Request) -> int:
+        return self.levels
+
+    def _tick(self, r: Request) -> int:
+        return int((r.now - self.t0) * 1e6) & 0x7FFFFFFF
+
+    def _noib(self, r: Request) -> int:
+        self.handles += 1
+        return self.handles - 1
+
+    def _wave_clear(self, r: Request) -> int:
+        self.pending = []
+        if r.cmd == CMD["WVCLR"]:
+            self.waves = {}
+            self.log(cmd="WVCLR")
+        return 0
+
+    def _wave_add(self, r: Request) -> int:
+        n = len(r.ext) // 12
+        self.pending += [struct.unpack_from("<III", r.ext, 12 * i) for i in range(n)]
+        return len(self.pending)
+
+    def _wave_create(self, r: Request) -> int:
+        if not self.pending:
+            return PI_EMPTY_WAVEFORM
+        wid = next(i for i in range(len(self.waves) + 1) if i not in self.waves)
+        self.waves[wid] = self.pending
+        self.pending = []
+        bit, width = wave_width(self.waves[wid])
+        self.log(cmd="WVCRE", wave=wid, gpio_bits=bit, width_us=width)
+        return wid
+
+    def _wave_delete(self, r: Request) -> int:
+        return 0 if self.waves.pop(r.p1, None) is not None else PI_BAD_WAVE_ID
+
+    def _wave_send(self, r: Request) -> int:
+        pulses = self.waves.get(r.p1)
+        if pulses is None:
+            return PI_BAD_WAVE_ID
+        bit, width = wave_width(pulses)
+        total = sum(p[2] for p in pulses) * 1e-6
+        mode = r.p2 if r.cmd == CMD["WVTXM"] else 0
+        start = max(r.now, self.busy_until) if mode in (2, 3) else r.now  # *_SYNC waits
+        self.busy_until = start + total
+        self.log(cmd=r.name, wave=r.p1, mode=mode, gpio_bits=bit, width_us=width)
+        return 2 * len(pulses)
+
+    def _wave_busy(self, r: Request) -> int:
+        return 1 if r.now < self.busy_until else 0
+
+    def _wave_halt(self, r: Request) -> int:
+        self.busy_until = r.now
+        return 0
+
+
+def _const(value: int):
+    return lambda st, r: value
+
+
+_HANDLERS = {
+    CMD["MODES"]: State._modes, CMD["MODEG"]: State._modeg, CMD["WRITE"]: State._write,
+    CMD["READ"]: State._read, CMD["BR1"]: State._br1, CMD["TICK"]: State._tick,
+    CMD["HWVER"]: _const(0xA03111), CMD["PIGPV"]: _const(79), CMD["NB"]: _const(0),
+    CMD["NC"]: _const(0), CMD["NOIB"]: State._noib, CMD["WVCLR"]: State._wave_clear,
+    CMD["WVNEW"]: State._wave_clear, CMD["WVAG"]: State._wave_add,
+    CMD["WVCRE"]: State._wave_create, CMD["WVDEL"]: State._wave_delete,
+    CMD["WVTX"]: State._wave_send, CMD["WVTXM"]: State._wave_send,
+    CMD["WVBSY"]: State._wave_busy, CMD["WVHLT"]: State._wave_halt,
+}  # fmt: skip
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes | None:

@@ -361,12 +361,25 @@ class SerialOffloadBackend(_ThreadedBackend):
         return st
 
 
-def make_backend(kind: str, widthmap: WidthMap, *, gpio=18, host="localhost", port=8888,
-                 pulse_port="", pulse_baud=115200, logger=None) -> PulseBackend:  # fmt: skip
+@dataclass(frozen=True)
+class BackendSettings:
+    """Where the pulse output goes: pigpiod's address and GPIO, or the offload MCU's port."""
+
+    gpio: int = 18
+    host: str = "localhost"
+    port: int = 8888
+    pulse_port: str = ""
+    pulse_baud: int = 115200
+
+
+def make_backend(
+    kind: str, widthmap: WidthMap, settings: BackendSettings, logger=None
+) -> PulseBackend:
+    s = settings
     if kind == "none":
         return NoneBackend(widthmap)
     if kind == "pigpio":
-        return PigpioBackend(widthmap, gpio, host, port, logger)
+        return PigpioBackend(widthmap, s.gpio, s.host, s.port, logger)
     if kind == "serial":
-        return SerialOffloadBackend(widthmap, pulse_port, pulse_baud, logger)
+        return SerialOffloadBackend(widthmap, s.pulse_port, s.pulse_baud, logger)
     raise ValueError(f"unknown pulse backend {kind!r}; one of {BACKENDS}")

@@ -119,6 +119,12 @@ class SampleClock:
         return self.stats.lost
 
     @property
+    def undecided(self) -> bool:
+        """A held silence or malformed lines still to judge: :meth:`poll` has work to do even
+        when no data arrives."""
+        return self._hold is not None or self._cand != 0
+
+    @property
     def holding(self) -> int:
         """Samples received but held (not indexed yet) while a silence is judged."""
         return self._hold.n if self._hold is not None else 0
@@ -324,7 +330,6 @@ class SampleClock:
 
     def _assign(self, values, keys, t_read: float, drained: bool) -> list[Segment]:
         n = len(values)
-        st = self.stats
         if (
             keys
             and n == 1
@@ -344,61 +349,85 @@ class SampleClock:
                 return [seg]
         pre = self._carry
         self._carry = 0
-        lost = [0] * n
-        drop: set[int] = set()
-        line = self.kind == "line"
         if self.anchor_t is None:
             self.anchor_t = t_read
             self.anchor_i = n - 1
             self._win_start = t_read
         elif self._reconnect:
-            self._reconnect = False
-            g = self._resolve(self.deficit(n, t_read), keys[0] if keys else None)
-            if self._restart:
-                self._restart = False
-                st.restart_lost += g
-            else:
-                st.reconnect_lost += g
-            pre += g
-            if keys:
-                self._last_key = None  # keys[0] already accounted for
+            pre += self._reconnect_gap(n, keys, t_read)
+        lost = [0] * n
+        drop: set[int] = set()
         if keys:
-            last = self._last_key
-            for i in range(n):
-                k = keys[i]
-                if last is None:
-                    last = k
-                    continue
-                d = self._key_delta(k, last)
+            self._key_gaps(keys, lost, drop, pre, t_read)
+        segs = self._segments(values, lost, drop, pre)
+        if segs:
+            self._track(t_read, drained)
+        return segs
+
+    def _reconnect_gap(self, n: int, keys, t_read: float) -> int:
+        """Slots lost across a reconnect (or restart) before this read's first sample."""
+        self._reconnect = False
+        g = self._resolve(self.deficit(n, t_read), keys[0] if keys else None)
+        if self._restart:
+            self._restart = False
+            self.stats.restart_lost += g
+        else:
+            self.stats.reconnect_lost += g
+        if keys:
+            self._last_key = None  # keys[0] already accounted for
+        return g
+
+    def _key_gaps(self, keys, lost: list, drop: set, pre: int, t_read: float) -> None:
+        """Book what the keys say: lost[i] slots before sample i, duplicates into drop, and
+        (line keys) malformed lines as candidates for timing to decide."""
+        st = self.stats
+        line = self.kind == "line"
+        key_delta = self._key_delta
+        n = len(keys)
+        last = self._last_key
+        for i in range(n):
+            k = keys[i]
+            if last is None:
                 last = k
-                if d is None:
-                    st.key_resets += 1
-                    extra = sum(lost) + pre + n - len(drop)
-                    g = max(0, round(self.deficit(extra, t_read) - (n - 1 - i)))
-                    st.timing_lost += g
-                    lost[i] += g
-                elif d == 0:
-                    st.duplicates += 1
-                    drop.add(i)
-                elif d > 1:
-                    if line:
-                        # Malformed lines between two samples: slots or noise? Timing decides.
-                        if not self._cand:
-                            self._res_start = t_read
-                            self._res_min = math.inf
-                            self._cand_old = 0
-                        self._cand += d - 1
-                        self._cand_t = t_read
-                        self._tail_min = math.inf
-                        self._tail_n = 0
-                    else:
-                        st.seq_lost += d - 1
-                        lost[i] += d - 1
-            self._last_key = last
+                continue
+            d = key_delta(k, last)
+            last = k
+            if d == 1:
+                continue
+            if d is None:
+                st.key_resets += 1
+                extra = sum(lost) + pre + n - len(drop)
+                g = max(0, round(self.deficit(extra, t_read) - (n - 1 - i)))
+                st.timing_lost += g
+                lost[i] += g
+            elif d == 0:
+                st.duplicates += 1
+                drop.add(i)
+            elif d > 1:
+                if line:
+                    self._add_candidates(d - 1, t_read)
+                else:
+                    st.seq_lost += d - 1
+                    lost[i] += d - 1
+        self._last_key = last
+
+    def _add_candidates(self, k: int, t_read: float) -> None:
+        """Malformed lines between two samples: slots or noise? Timing decides."""
+        if not self._cand:
+            self._res_start = t_read
+            self._res_min = math.inf
+            self._cand_old = 0
+        self._cand += k
+        self._cand_t = t_read
+        self._tail_min = math.inf
+        self._tail_n = 0
+
+    def _segments(self, values, lost: list, drop: set, pre: int) -> list[Segment]:
+        """Contiguous runs of the read's samples; a run starts after every gap."""
         segs: list[Segment] = []
         idx = self.next_index
         cur: Segment | None = None
-        for i in range(n):
+        for i in range(len(values)):
             if i in drop:
                 continue
             g = lost[i] + pre
@@ -411,8 +440,6 @@ class SampleClock:
             idx += 1
         self._carry = pre  # everything dropped: report the gap with the next sample
         self.next_index = idx
-        if segs:
-            self._track(t_read, drained)
         return segs
 
     def _track(self, t_read: float, drained: bool) -> None:

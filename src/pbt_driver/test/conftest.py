@@ -18,25 +18,26 @@ def exe(name: str) -> str:
 
 
 class Collector:
-    """Subscribes like a recorder: every batch and event of one namespace, plus diagnostics."""
+    """Subscribes like a recorder: every batch and event of one namespace, plus the driver's
+    diagnostics (by task name, e.g. "losses")."""
 
     def __init__(self, node, hardware_id, ns: str = "/pbt"):
-        from diagnostic_msgs.msg import DiagnosticArray
-
         from sensorhub_common import qos
         from sensorhub_msgs.msg import PbtEvent, PbtSamples
+        from sensorhub_testing import DiagnosticsCollector
 
         self.lock = threading.Lock()
         self.batches: list = []
         self.events: list = []
-        self.diag: list[tuple[float, dict]] = []  # (receive time, {task: (level, msg, values)})
-        self.hwid = f"PBT sensor on {hardware_id}"  # the driver's Updater
+        hwid = f"PBT sensor on {hardware_id}"  # the driver's Updater
+        self.diagnostics = DiagnosticsCollector(
+            node, select=lambda s: s.hardware_id == hwid, key=lambda s: s.name.split(": ", 1)[-1]
+        )
         self.subs = [
             node.create_subscription(
                 PbtSamples, f"{ns}/samples", self._batch, qos.recorder(qos.pbt_samples(0.05))
             ),
             node.create_subscription(PbtEvent, f"{ns}/events", self._event, qos.PBT_EVENTS),
-            node.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 50),
         ]
 
     def _batch(self, m):
@@ -49,32 +50,17 @@ class Collector:
         with self.lock:
             self.events.append((time.time(), m))
 
-    def _diag(self, m):
-        d = {}
-        for s in m.status:
-            if s.hardware_id != self.hwid:
-                continue
-            task = s.name.split(": ", 1)[-1]
-            d[task] = (s.level[0], s.message, {kv.key: kv.value for kv in s.values})
-        if d:
-            with self.lock:
-                self.diag.append((time.time(), d))
-
     @property
     def n_samples(self) -> int:
         with self.lock:
             return sum(b[1] for b in self.batches)
 
     def latest(self, task: str, after: float = 0.0):
-        with self.lock:
-            for t, d in reversed(self.diag):
-                if t >= after and task in d:
-                    return d[task]
-        return None
+        """(level, message, values) of the newest status of task received at or after `after`."""
+        return _triple(self.diagnostics.latest(task, after))
 
     def levels(self, task: str) -> list[tuple[int, str]]:
-        with self.lock:
-            return [(d[task][0], d[task][1]) for _, d in self.diag if task in d]
+        return [(s.level, s.message) for s in self.diagnostics.all(task)]
 
     def check_contiguous(self) -> tuple[int, int]:
         """Every slot is either received or reported lost; returns (received, lost)."""
@@ -86,6 +72,21 @@ class Collector:
             assert cur[0] == prev[0] + prev[1] + cur[2], (prev, cur)
             lost += cur[2]
         return received, lost
+
+
+def _triple(s):
+    return None if s is None else (s.level, s.message, s.values)
+
+
+def parameter_value(value):
+    """A ParameterValue typed like the Python value (str, int or float)."""
+    from rcl_interfaces.msg import ParameterType, ParameterValue
+
+    if isinstance(value, str):
+        return ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+    if isinstance(value, int):
+        return ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+    return ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
 
 
 def stamp_s(st) -> float:
@@ -123,6 +124,25 @@ def pbt(procs, tmp_path, wait):
                 v = str(v).lower() if isinstance(v, bool) else v
                 argv += ["-p", f"{k}:={v}"]
             return procs.start(name, argv, env=env)
+
+        @staticmethod
+        def param_setter(node, driver: str = "/pbt/pbt_driver"):
+            """set(name, value) -> SetParametersResult, through the driver's service."""
+            from rcl_interfaces.msg import Parameter
+            from rcl_interfaces.srv import SetParameters
+
+            cli = node.create_client(SetParameters, f"{driver}/set_parameters")
+            assert cli.wait_for_service(timeout_sec=30)
+
+            def set_param(name, value):
+                req = SetParameters.Request(
+                    parameters=[Parameter(name=name, value=parameter_value(value))]
+                )
+                fut = cli.call_async(req)
+                wait(fut.done, 30, what=f"set {name}")
+                return fut.result().results[0]
+
+            return set_param
 
         @staticmethod
         def pigpiod(name="pigpiod", *args):

@@ -1,4 +1,4 @@
-"""Issue 17: the scalar path for one-sample reads gives exactly what the chunk path gives.
+"""The scalar path for one-sample reads gives exactly what the chunk path gives.
 
 Two Readers (no port) get the same reads; one may take the scalar path (the default), the
 other is forced through the chunk path. Batches (indices, float32 values and envelopes,
@@ -17,7 +17,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pbt_driver.acquisition import AcqConfig, Reader
+from pbt_driver.acquisition import AcqConfig, Reader, ReaderCallbacks
 from pbt_driver.detector import DetectorParams
 from pbt_driver.frames import AsciiDecoder
 from pbt_driver.sim import Generator
@@ -54,8 +54,8 @@ class Sink:
 
 def run(reads, fast: bool, param_change_at: int | None = None):
     sink = Sink()
-    r = Reader(AcqConfig(port="/nonexistent", batch_size=40), DetectorParams(), sink.batch,
-               sink.confirm, sink.event)  # fmt: skip
+    r = Reader(AcqConfig(port="/nonexistent", batch_size=40), DetectorParams(),
+               ReaderCallbacks(sink.batch, sink.confirm, sink.event))  # fmt: skip
     if not fast:
         r._fast_ok = False
     r.decoder.at_line_start()
@@ -63,8 +63,8 @@ def run(reads, fast: bool, param_change_at: int | None = None):
         if k == param_change_at:
             r.set_detector_params(DetectorParams(threshold=30.0, hysteresis=8.0))
         r.process(data, t)
-        r._settle(r.clock.poll(t))
-    r._settle(r.clock.poll(reads[-1][1] + 5.0))
+        r.poll(t)
+    r.poll(reads[-1][1] + 5.0)
     r.batcher.flush(r.detector.baseline)
     state = (
         asdict(r.decoder.stats),
@@ -138,14 +138,15 @@ def test_any_stream_any_reads_scalar_equals_chunk(seed, kinds, groups, silences,
 
 
 def test_ascii_driver_does_not_load_numpy():
-    """The ascii reader path needs no numpy (memory, issue 17); binary frames load it."""
+    """The ascii reader path needs no numpy (about 9 MB per process); binary frames load it."""
     import subprocess
 
     code = (
         "import sys\n"
-        "from pbt_driver.acquisition import Reader, AcqConfig\n"
+        "from pbt_driver.acquisition import Reader, AcqConfig, ReaderCallbacks\n"
         "from pbt_driver.detector import DetectorParams\n"
-        "r = Reader(AcqConfig(port='/x'), DetectorParams(), lambda *a: None, print, print)\n"
+        "r = Reader(AcqConfig(port='/x'), DetectorParams(),\n"
+        "           ReaderCallbacks(lambda *a: None, print, print))\n"
         "r.decoder.at_line_start()\n"
         "for k in range(100): r.process(b'512.5\\n', 1.0 + k / 800)\n"
         "r.batcher.flush(0.0)\n"

@@ -1,4 +1,4 @@
-"""Issue 11, pure layers: hostile input never costs a sample, splits an event or poisons the
+"""Pure layers: hostile input never costs a sample, splits an event or poisons the
 detector. Property tests (hypothesis) drive decoder -> clock -> detector (acquisition.Reader
 without a port) with streams that mix garbage into good lines/frames."""
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from pbt_driver.acquisition import AcqConfig, Reader
+from pbt_driver.acquisition import AcqConfig, Reader, ReaderCallbacks
 from pbt_driver.detector import Detector, DetectorConfigError, DetectorParams
 from pbt_driver.frames import (
     F32_MAX,
@@ -37,7 +37,7 @@ def sim_values(seed: int, n: int, pulse_rate: float = 10.0) -> list[float]:
     return Generator(a, np.random.default_rng(seed)).block(n)[0].tolist()
 
 
-# -- item 3: values a float32 message cannot carry -----------------------------------------
+# -- values a float32 message cannot carry -------------------------------------------------
 @pytest.mark.parametrize("text", [b"1.7e308", b"1e39", b"-1e39", b"3.5e38"])
 def test_values_beyond_float32_are_malformed(text):
     with pytest.raises(MalformedFrameError) as e:
@@ -99,7 +99,7 @@ def test_decoders_fed_any_bytes_never_raise_and_yield_float32(data, cuts):
             i += 1
 
 
-# -- item 4: parameters that validate must not kill the reader ------------------------------
+# -- parameters that validate must not kill the reader --------------------------------------
 @pytest.mark.parametrize(
     "kw",
     [{"max_width": 1e306}, {"dead_time": 1e306}, {"baseline_tau": 1e306}, {"threshold": 1e308},
@@ -121,7 +121,7 @@ def test_largest_accepted_parameters_run():
     assert det.healthy
 
 
-# -- item 2: gaps inside a pulse ------------------------------------------------------------
+# -- gaps inside a pulse --------------------------------------------------------------------
 def pulse(n_pre=200, amp=200.0, width=24, n_post=200):
     shape = [amp * math.exp(-abs(k - 6) / 5.0) for k in range(width)]
     return [512.0] * n_pre + [512.0 + s for s in shape] + [512.0] * n_post
@@ -196,11 +196,11 @@ def run_reader(reads, fmt="ascii"):
     """reads: [(bytes, t_read)]; returns the sink after the last read and a final flush."""
     sink = Sink()
     cfg = AcqConfig(port="/nonexistent", frame_format=fmt, batch_size=40)
-    r = Reader(cfg, DetectorParams(), sink.batch, lambda e: None, sink.event)
+    r = Reader(cfg, DetectorParams(), ReaderCallbacks(sink.batch, lambda e: None, sink.event))
     r.decoder.at_line_start()
     for data, t in reads:
         r.process(data, t)
-    r._settle(r.clock.poll(reads[-1][1] + 5.0))
+    r.poll(reads[-1][1] + 5.0)
     r.batcher.flush(r.detector.baseline)
     return sink, r
 

@@ -173,9 +173,6 @@ def test_driver_pigpio_end_to_end(pbt, ros_node, wait):
 def test_two_instances_side_by_side_one_degraded(pbt, ros_node, wait):
     """/pbt (ascii, pigpio missing -> events only) and /pmt (binary, 400 Hz) run together; run-time
     parameter changes are validated."""
-    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-    from rcl_interfaces.srv import SetParameters
-
     _, l1 = pbt.sim("sim1", "--seed", "1", "--pulse-rate", "20")
     _, l2 = pbt.sim("sim2", "--seed", "2", "--format", "binary", "--rate", "400",
                     "--amp-min", "80")  # fmt: skip
@@ -194,17 +191,7 @@ def test_two_instances_side_by_side_one_degraded(pbt, ros_node, wait):
     wait(lambda: (a.latest("pulse output") or (0,))[0] == 2, 30, what="pulse output ERROR")
     assert wait(lambda: b.latest("pulse output"), 30, what="/pmt pulse output")[0] == 0
 
-    cli = ros_node.create_client(SetParameters, "/pmt/pbt_driver/set_parameters")
-    assert cli.wait_for_service(timeout_sec=30)
-
-    def set_param(name, value):
-        v = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
-        if isinstance(value, str):
-            v = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
-        fut = cli.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=v)]))
-        wait(fut.done, 30, what=f"set {name}")
-        return fut.result().results[0]
-
+    set_param = pbt.param_setter(ros_node, "/pmt/pbt_driver")
     assert set_param("threshold", 60.0).successful
     assert not set_param("hysteresis", 80.0).successful  # must stay below the threshold
     assert not set_param("port", "/dev/null").successful  # read-only

@@ -1,4 +1,4 @@
-"""pbt_sim and repeated SIGINT: a terminal Ctrl-C under ros2 launch arrives twice (issue 13)."""
+"""pbt_sim and repeated SIGINT: a terminal Ctrl-C under ros2 launch arrives twice."""
 
 from __future__ import annotations
 

@@ -28,8 +28,8 @@ def test_seq_gap_across_chunks_and_duplicates():
 
 
 def test_line_numbers_make_one_slot_gaps():
-    # Issue 11: a malformed line is a candidate slot, booked once timing shows it missing (it
-    # used to be booked at once; inserted noise lines then became phantom losses).
+    # A malformed line is a candidate slot, booked once timing shows it missing (booked at
+    # once, inserted noise lines would become phantom losses).
     c = SampleClock(R, "line")
     feed_lines(c, 0, 1.0, 400)
     segs = c.assign([1.0, 2.0, 3.0], [401, 402, 404], 1.0 + 403 / R)
@@ -40,8 +40,11 @@ def test_line_numbers_make_one_slot_gaps():
     assert got[-1].first_index + len(got[-1].values) == 804
 
 
-def feed_lines(c, start_slot, t0, n, skip=(), noise=(), latency=lambda k: 0.0002, line0=None):
-    """True slots start_slot.. arrive one per read at their time (+ latency); slots in `skip`
+LATENCY = 0.0002  # s: every line arrives this long after its slot's time
+
+
+def feed_lines(c, start_slot, t0, n, skip=(), noise=(), line0=None):
+    """True slots start_slot.. arrive one per read at their time (+ LATENCY); slots in `skip`
     are corrupted lines (key advances, no sample), `noise` slots get an extra bad line."""
     segs = []
     line = line0 if line0 is not None else c._last_key or 0
@@ -50,7 +53,7 @@ def feed_lines(c, start_slot, t0, n, skip=(), noise=(), latency=lambda k: 0.0002
         line += 1 + (k in noise)
         if k in skip:
             continue
-        segs += c.assign([float(k)], [line], t0 + j / R + latency(k))
+        segs += c.assign([float(k)], [line], t0 + j / R + LATENCY)
     return segs
 
 
@@ -83,7 +86,7 @@ def test_timing_gap_without_keys_counted_and_small_jitter_ignored():
     assert c.lost_total == 0
     t += 0.25  # 200 samples never arrive
     segs = []
-    for _ in range(30):  # issue 11: booked from evidence, once arrivals stopped catching up
+    for _ in range(30):  # booked from evidence, once arrivals stopped catching up
         keys = list(range(line + 1, line + 9))
         line += 8
         segs += c.assign([0.0] * 8, keys, t)
@@ -94,7 +97,7 @@ def test_timing_gap_without_keys_counted_and_small_jitter_ignored():
 
 
 def test_late_backlog_is_not_lost():
-    """Issue 11 item 6: the reader wakes before the sender caught up; the backlog then arrives
+    """The reader wakes before the sender caught up; the backlog then arrives
     intact 30 ms later. Nothing is booked and the index stays continuous."""
     c = SampleClock(R, "line")
     segs = feed_lines(c, 0, 5.0, 800)

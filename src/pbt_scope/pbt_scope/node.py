@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import array
 import socket
-import sys
 import time
 
 from rclpy.node import Node
@@ -25,9 +24,9 @@ from pbt_scope.scope import (
     ScopeError,
 )
 from sensorhub_common import diagnostics as diag
-from sensorhub_common import lean_imports, qos
+from sensorhub_common import qos
 from sensorhub_common.params import Param, ParamSet
-from sensorhub_common.runner import spin_node
+from sensorhub_common.runner import run_node
 
 PARAMS = [
     Param("window", 5.0, "Seconds of signal shown by the scope", min=0.05, max=MAX_WINDOW_S),
@@ -52,6 +51,12 @@ def _f32(a) -> array.array:
 
 def _stamp_s(st) -> float:
     return st.sec + st.nanosec * 1e-9
+
+
+def _set_stamp(header, t: float, frame_id: str) -> None:
+    sec = int(t)
+    header.stamp.sec, header.stamp.nanosec = sec, int((t - sec) * 1e9)
+    header.frame_id = frame_id
 
 
 class PbtScopeNode(Node):
@@ -127,35 +132,37 @@ class PbtScopeNode(Node):
     def _tick(self) -> None:
         now = time.time()
         if self.scope.ready:
-            f = self.scope.render()
-            m = self._Scope()
-            sec = int(f.stamp)
-            m.header.stamp.sec, m.header.stamp.nanosec = sec, int((f.stamp - sec) * 1e9)
-            m.header.frame_id = self.frame_id
-            m.t, m.value, m.envelope = _f32(f.t), _f32(f.value), _f32(f.envelope)
-            m.baseline, m.threshold = _f32(f.baseline), _f32(f.threshold)
-            m.events = _f32(f.events)
-            m.window, m.bucket_samples, m.sample_rate = f.window, f.bucket_samples, f.sample_rate
-            m.first_index, m.last_index = max(0, f.first_index), f.last_index
-            m.missing, m.event_count = f.missing, f.event_count
-            self.pub_scope.publish(m)
-            self.published += 1
-            self.freq.tick()
+            self._publish_scope()
         # the list changes only with an event (at most history_rate); the rate decays with
         # time: at least once a second
         since = now - self._history_sent
         if (self._history_dirty and since >= 1.0 / self.params["history_rate"]) or since >= 1.0:
-            h = self._History()
-            sec = int(now)
-            h.header.stamp.sec, h.header.stamp.nanosec = sec, int((now - sec) * 1e9)
-            h.header.frame_id = self.frame_id
-            h.rate = self.history.rate(now)
-            h.rate_window = self.history.rate_window
-            h.total = self.history.total
-            h.events = self.history.newest_first()
-            self.pub_history.publish(h)
-            self._history_dirty = False
-            self._history_sent = now
+            self._publish_history(now)
+
+    def _publish_scope(self) -> None:
+        f = self.scope.render()
+        m = self._Scope()
+        _set_stamp(m.header, f.stamp, self.frame_id)
+        m.t, m.value, m.envelope = _f32(f.t), _f32(f.value), _f32(f.envelope)
+        m.baseline, m.threshold = _f32(f.baseline), _f32(f.threshold)
+        m.events = _f32(f.events)
+        m.window, m.bucket_samples, m.sample_rate = f.window, f.bucket_samples, f.sample_rate
+        m.first_index, m.last_index = max(0, f.first_index), f.last_index
+        m.missing, m.event_count = f.missing, f.event_count
+        self.pub_scope.publish(m)
+        self.published += 1
+        self.freq.tick()
+
+    def _publish_history(self, now: float) -> None:
+        h = self._History()
+        _set_stamp(h.header, now, self.frame_id)
+        h.rate = self.history.rate(now)
+        h.rate_window = self.history.rate_window
+        h.total = self.history.total
+        h.events = self.history.newest_first()
+        self.pub_history.publish(h)
+        self._history_dirty = False
+        self._history_sent = now
 
     # -- diagnostics
     def _diag_window(self, stat) -> None:
@@ -164,19 +171,22 @@ class PbtScopeNode(Node):
             stat.summary(diag.WARN, "no samples yet")
         else:
             stat.summary(diag.OK, f"{s.config.window:g} s, {s.config.buckets} buckets")
-        stat.add("samples per bucket", s.bucket)
-        stat.add("sample rate (Hz)", s.rate)
-        stat.add("batches received", s.batches)
-        stat.add("batches too late for the window", s.late)
-        stat.add("stream restarts/rate changes", s.resets)
-        stat.add("bad batches", self.bad_batches)
-        stat.add("windows published", self.published)
-        stat.add("events received", self.history.total)
+        stat.add_all(
+            {
+                "samples per bucket": s.bucket,
+                "sample rate (Hz)": s.rate,
+                "batches received": s.batches,
+                "batches too late for the window": s.late,
+                "stream restarts/rate changes": s.resets,
+                "bad batches": self.bad_batches,
+                "windows published": self.published,
+                "events received": self.history.total,
+            }
+        )
 
 
-def main(args=None):
-    lean_imports.install()  # before any node exists: no code generator in this process
-    sys.exit(spin_node(lambda: PbtScopeNode(), args=args))  # noqa: PLW0108
+def main(args=None) -> None:
+    run_node(PbtScopeNode, args=args)
 
 
 if __name__ == "__main__":

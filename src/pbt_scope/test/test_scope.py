@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -15,8 +16,21 @@ R = 800.0
 T0 = 1_764_000_000.0
 
 
-def feed(scope, values, first=0, batch=40, lost=(), baseline=500.0, threshold=20.0, rate=R):
+@dataclass(frozen=True)
+class Stream:
+    """What the driver's batches carry besides the samples."""
+
+    baseline: float = 500.0
+    threshold: float = 20.0
+    rate: float = R
+
+
+DRIVER = Stream()
+
+
+def feed(scope, values, first=0, batch=40, lost=(), stream=DRIVER):
     """Feed values[i] as sample index first + i in batches; indices in `lost` never arrive."""
+    baseline, threshold, rate = stream.baseline, stream.threshold, stream.rate
     values = np.asarray(values, dtype=np.float32)
     lost = set(lost)
     for s in range(0, len(values), batch):
@@ -126,7 +140,7 @@ def test_start_of_stream_shows_empty_buckets_before_it():
 
 def test_baseline_and_threshold_lines():
     s = Scope(ScopeConfig(window=1.0, buckets=50))
-    feed(s, np.zeros(800), baseline=100.0, threshold=25.0)
+    feed(s, np.zeros(800), stream=Stream(baseline=100.0, threshold=25.0))
     f = s.render()
     assert np.all(f.baseline == 100.0)
     assert np.all(f.threshold == 125.0)
@@ -168,9 +182,9 @@ def test_driver_restart_resets_the_window():
 
 def test_rate_change_reallocates():
     s = Scope(ScopeConfig(window=2.0, buckets=100))
-    feed(s, np.ones(400), rate=200.0)
+    feed(s, np.ones(400), stream=Stream(rate=200.0))
     assert s.render().bucket_samples == 4
-    feed(s, np.ones(4000), rate=1000.0, first=400)
+    feed(s, np.ones(4000), stream=Stream(rate=1000.0), first=400)
     assert s.render().bucket_samples == 20 and s.resets == 1
 
 

@@ -91,7 +91,7 @@ def test_scope_window_matches_the_published_stream(procs, ros_node, wait, tmp_pa
     procs.start("driver", [exe("pbt_driver", "pbt_driver"), "--ros-args", "-r", "__ns:=/pbt",
                            "-p", f"port:={link}", "-p", "rt_priority:=0",
                            "-p", "threshold:=25.0"])  # fmt: skip
-    procs.start("scope", [exe("foxglove_gateway", "pbt_scope"), "--ros-args", "-r",
+    procs.start("scope", [exe("pbt_scope", "pbt_scope"), "--ros-args", "-r",
                           "__ns:=/pbt", "-p", f"window:={WINDOW}", "-p", f"buckets:={BUCKETS}",
                           "-p", "rate:=5.0"])  # fmt: skip
     wait(lambda: len(w.covered()) >= 3, 120, what="3 scope windows over received samples")

@@ -60,36 +60,46 @@ def hash_password(password: str, scheme: str = "pbkdf2_sha256", salt: bytes | No
     raise ValueError(f"unknown hash scheme {scheme!r} (pbkdf2_sha256 or scrypt)")
 
 
+def _pbkdf2_format(parts: list[str]) -> str | None:
+    if len(parts) != 4:
+        return "pbkdf2_sha256 hash needs 4 '$'-separated fields"
+    if int(parts[1]) < 1000:
+        return "pbkdf2_sha256 iterations must be >= 1000"
+    base64.b64decode(parts[2], validate=True)
+    if len(base64.b64decode(parts[3], validate=True)) < 16:
+        return "pbkdf2_sha256 hash too short"
+    return None
+
+
+def _scrypt_format(parts: list[str]) -> str | None:
+    if len(parts) != 6:
+        return "scrypt hash needs 6 '$'-separated fields"
+    n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
+    if n < 2 or n & (n - 1) or r < 1 or p < 1:
+        return "scrypt n must be a power of two >= 2, r and p >= 1"
+    base64.b64decode(parts[4], validate=True)
+    base64.b64decode(parts[5], validate=True)
+    return None
+
+
+_FORMAT_CHECKS = {"pbkdf2_sha256": _pbkdf2_format, "scrypt": _scrypt_format}
+
+
 def check_hash_format(encoded: str) -> str | None:
     """None when `encoded` is a well-formed hash this module can verify, else the reason."""
     if not isinstance(encoded, str):
         return "password must be a string hash"
     parts = encoded.split("$")
+    check = _FORMAT_CHECKS.get(parts[0])
+    if check is None:
+        return (
+            "password is not a supported hash (plain text is refused); make one with "
+            "sec110_ftp_passwd (pbkdf2_sha256$... or scrypt$...)"
+        )
     try:
-        if parts[0] == "pbkdf2_sha256":
-            if len(parts) != 4:
-                return "pbkdf2_sha256 hash needs 4 '$'-separated fields"
-            if int(parts[1]) < 1000:
-                return "pbkdf2_sha256 iterations must be >= 1000"
-            base64.b64decode(parts[2], validate=True)
-            if len(base64.b64decode(parts[3], validate=True)) < 16:
-                return "pbkdf2_sha256 hash too short"
-            return None
-        if parts[0] == "scrypt":
-            if len(parts) != 6:
-                return "scrypt hash needs 6 '$'-separated fields"
-            n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
-            if n < 2 or n & (n - 1) or r < 1 or p < 1:
-                return "scrypt n must be a power of two >= 2, r and p >= 1"
-            base64.b64decode(parts[4], validate=True)
-            base64.b64decode(parts[5], validate=True)
-            return None
+        return check(parts)
     except (ValueError, TypeError) as e:
         return f"malformed hash ({e})"
-    return (
-        "password is not a supported hash (plain text is refused); make one with "
-        "sec110_ftp_passwd (pbkdf2_sha256$... or scrypt$...)"
-    )
 
 
 def verify_password(password: str, encoded: str) -> bool:

@@ -87,14 +87,6 @@ def sha256_file(path: str | os.PathLike, chunk: int = HASH_CHUNK) -> tuple[int, 
     return n, h.hexdigest()
 
 
-def within(path: Path, root: Path) -> bool:
-    try:
-        Path(os.path.realpath(path)).relative_to(os.path.realpath(root))
-    except ValueError:
-        return False
-    return True
-
-
 # ---- upload states ----------------------------------------------------------------------------
 RECEIVING, RECEIVED, COMPLETE, PARTIAL = "receiving", "received", "complete", "partial"
 
@@ -190,17 +182,6 @@ class Announced:
     t: float  # completion time (wall clock)
     client: str = ""
     transfer_s: float = 0.0
-
-
-@dataclass
-class Committed:
-    user: str
-    dest: Path
-    rel: str  # relative to the data root
-    client: str
-    finished: float
-    transfer_s: float
-    source_name: str = ""
 
 
 @dataclass

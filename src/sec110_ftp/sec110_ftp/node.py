@@ -6,7 +6,6 @@ announces (rclpy publish is thread-safe); the executor only serves parameters an
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -24,9 +23,9 @@ from sec110_ftp.server import (
     parse_port_range,
 )
 from sensorhub_common import diagnostics as diag
-from sensorhub_common import lean_imports, paths, qos
+from sensorhub_common import paths, qos
 from sensorhub_common.params import Param, ParameterError, ParamSet
-from sensorhub_common.runner import spin_node
+from sensorhub_common.runner import run_node
 
 DAY = 86400.0
 
@@ -261,9 +260,8 @@ class Sec110FtpNode(Node):
         self.svc.stop()
 
 
-def main() -> None:
-    lean_imports.install()  # before any node exists: no code generator in this process
-    sys.exit(spin_node(lambda: Sec110FtpNode()))  # noqa: PLW0108
+def main(args=None) -> None:
+    run_node(Sec110FtpNode, args=args)
 
 
 if __name__ == "__main__":

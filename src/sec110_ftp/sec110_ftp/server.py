@@ -2,9 +2,7 @@
 
 No rclpy here. pyftpdlib does the protocol, limits, throttling (ThrottledDTPHandler), TLS
 (TLS_FTPHandler) and path confinement (AbstractedFS.validpath resolves symlinks); the handler
-subclass below adds the landing-zone rules through pyftpdlib's hooks: on_file_received /
-on_incomplete_file_received, ftp_RNTO, ftp_SIZE, pre_process_command (free space, '..'
-above the root, "any command confirms the previous upload"), on_login_failed, on_disconnect.
+subclasses in handler.py add the landing-zone rules through pyftpdlib's hooks.
 
 Threads: the IO loop (all pyftpdlib callbacks, landing-zone moves, the tracker) and one worker
 (sha256, announcing, ledger, retention), so hashing a 1 GB file never stalls other sessions.
@@ -13,8 +11,6 @@ Threads: the IO loop (all pyftpdlib callbacks, landing-zone moves, the tracker) 
 from __future__ import annotations
 
 import collections
-import errno
-import itertools
 import logging
 import os
 import queue
@@ -23,12 +19,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pyftpdlib.authorizers import AuthenticationFailed, DummyAuthorizer
-from pyftpdlib.handlers import FTPHandler, ThrottledDTPHandler
-from pyftpdlib.ioloop import _ERRNOS_DISCONNECTED, AsyncChat, IOLoop, _RetryError
+from pyftpdlib.handlers import ThrottledDTPHandler
+from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import FTPServer
 
-from sec110_ftp.credentials import DEFAULT_PERM, User, verify_password
+from sec110_ftp.credentials import DEFAULT_PERM, User
+from sec110_ftp.handler import (
+    HashedAuthorizer,
+    LandingHandler,
+    ResetAbortsUploadDTP,
+    UploadStartDTP,
+)
 from sec110_ftp.landing import (
     Announced,
     CommitError,
@@ -36,16 +37,9 @@ from sec110_ftp.landing import (
     PathRefusedError,
     Tracker,
     Upload,
-    climbs_above_root,
     sha256_file,
 )
 
-# Commands whose argument is a path in the user's tree (checked for '..' above the root).
-PATH_CMDS = {
-    "APPE", "CWD", "XCWD", "DELE", "LIST", "MDTM", "MLSD", "MLST", "MKD", "XMKD", "NLST",
-    "RETR", "RMD", "XRMD", "RNFR", "RNTO", "SIZE", "STOR", "STOU", "STAT", "MFMT",
-}  # fmt: skip
-UPLOAD_CMDS = {"STOR", "APPE", "STOU"}
 REFUSAL_REASONS = (
     "bad password", "anonymous", "path", "disk space", "too many connections",
     "too many connections per ip", "permission", "tls required",
@@ -137,216 +131,6 @@ class Stats:
         return d
 
 
-class HashedAuthorizer(DummyAuthorizer):
-    """DummyAuthorizer whose passwords are pbkdf2/scrypt hashes (credentials.py).
-
-    A verified (user, password) pair is remembered as a salted digest so a device that logs in
-    every few seconds costs one slow hash per process lifetime, not one per login on the loop.
-    """
-
-    def __init__(self, users: dict[str, User], homes: dict[str, str]):
-        super().__init__()
-        self._hashes = {}
-        self._ok = set()
-        self._salt = os.urandom(16)
-        for name, u in users.items():
-            self.add_user(name, "", homes[name], perm=u.perm)
-            self._hashes[name] = u.password_hash
-
-    def _key(self, username, password) -> bytes:
-        import hashlib
-
-        return hashlib.sha256(self._salt + f"{username}\0{password}".encode()).digest()
-
-    def validate_authentication(self, username, password, handler):
-        if username == "anonymous":
-            if self.has_user("anonymous"):
-                return
-            raise AuthenticationFailed("Anonymous access not allowed.")
-        h = self._hashes.get(username)
-        if h is None:
-            raise AuthenticationFailed("Authentication failed.")
-        key = self._key(username, password)
-        if key in self._ok:
-            return
-        if not verify_password(password, h):
-            raise AuthenticationFailed("Authentication failed.")
-        self._ok.add(key)
-
-
-class _ResetAware(AsyncChat):
-    """Sits under pyftpdlib's DTP: a data connection reset by the peer is an aborted upload.
-
-    pyftpdlib treats any end of the data connection as "transfer finished"; a TCP reset is
-    the one ending that certainly is not.
-    """
-
-    peer_reset = False
-
-    def recv(self, buffer_size):
-        try:
-            data = self.socket.recv(buffer_size)
-        except ConnectionResetError:
-            self.peer_reset = True
-            self.handle_close()
-            return b""
-        except OSError as err:
-            if err.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
-                raise _RetryError from err
-            if err.errno in _ERRNOS_DISCONNECTED:
-                self.handle_close()
-                return b""
-            raise
-        if not data:
-            self.handle_close()
-            return b""
-        return data
-
-
-class _LandingDTPMixin:
-    def close(self):
-        if not self._closed:
-            if self.receive and getattr(self, "peer_reset", False):
-                self.transfer_finished = False
-                self._resp = ("426 Connection reset by client; transfer aborted.", logging.info)
-            # the control channel may already be gone (and its data_channel deleted)
-            self.cmd_channel._last_dtp = (self.get_elapsed_time(), self.tot_bytes_received)
-        super().close()
-
-
-_SESSION_IDS = itertools.count(1)
-
-
-class LandingHandler(FTPHandler):
-    """FTPHandler with the landing-zone rules; `service` is set on the per-server subclass."""
-
-    service: FtpService = None  # type: ignore[assignment]
-    sid = 0
-    _counted = False
-    _quit_seen = False
-
-    def handle(self):
-        svc = self.service
-        self.sid = next(_SESSION_IDS)
-        with svc.stats.lock:
-            full = svc.stats.sessions_open >= svc.cfg.max_connections
-        if full:
-            self.handle_max_cons()
-            return
-        svc.stats.add(sessions_open=1, sessions_total=1)
-        self._counted = True
-        super().handle()
-
-    @property
-    def client(self) -> str:
-        return f"{self.remote_ip}:{self.remote_port}"
-
-    def handle_max_cons(self):
-        self.service.stats.refuse("too many connections")
-        super().handle_max_cons()
-
-    def handle_max_cons_per_ip(self):
-        self.service.stats.refuse("too many connections per ip")
-        super().handle_max_cons_per_ip()
-
-    def on_login(self, username):
-        self.service.stats.add(logins=1)
-
-    def on_login_failed(self, username, password):
-        self.service.stats.refuse("anonymous" if username == "anonymous" else "bad password")
-
-    def on_disconnect(self):
-        svc = self.service
-        if getattr(self, "_counted", False):
-            self._counted = False
-            svc.stats.add(sessions_open=-1)
-        if not self.sid:
-            return
-        if self._quit_seen:
-            svc.confirm(self.sid)
-        else:
-            svc.session_lost(self.sid)
-
-    def respond(self, resp, logfun=logging.debug):
-        if resp.startswith("550") and "outside the user's root" in resp:
-            self.service.stats.refuse("path")
-        elif resp.startswith("550 Not enough privileges"):
-            self.service.stats.refuse("permission")
-        elif resp.startswith("550 SSL/TLS required"):
-            self.service.stats.refuse("tls required")
-        super().respond(resp, logfun)
-
-    def pre_process_command(self, line, cmd, arg):
-        svc = self.service
-        if self.authenticated:
-            svc.confirm(self.sid)  # the client talks again: its last upload was complete
-            if cmd in PATH_CMDS and arg and climbs_above_root(self.fs.cwd, arg):
-                self.respond("550 Path leaves the user's folder; refused.")
-                svc.stats.refuse("path")
-                self.log_cmd(cmd, arg, 550, "path leaves the user's folder")
-                return
-            if cmd in UPLOAD_CMDS and svc.cfg.min_free_bytes > 0:
-                free = svc.zone.free_bytes()
-                if free < svc.cfg.min_free_bytes:
-                    self.respond(
-                        f"452 Insufficient storage space: {free} bytes free, "
-                        f"{svc.cfg.min_free_bytes} required."
-                    )
-                    svc.stats.refuse("disk space")
-                    self.log_cmd(cmd, arg, 452, "insufficient storage space")
-                    return
-        if cmd == "QUIT":
-            self._quit_seen = True
-        super().pre_process_command(line, cmd, arg)
-
-    def _on_dtp_connection(self):
-        queued = self._in_dtp_queue
-        super()._on_dtp_connection()
-        if queued is not None and queued[0] is not None:
-            self.service.begin(self, queued[0].name)
-
-    def ftp_STOR(self, file, mode="w"):
-        started_now = self.data_channel is not None
-        r = super().ftp_STOR(file, mode)
-        if r and started_now and self.data_channel is not None:
-            self.service.begin(self, self.data_channel.file_obj.name)
-        return r
-
-    def ftp_STOU(self, line):
-        started_now = self.data_channel is not None
-        r = super().ftp_STOU(line)
-        if r and started_now and self.data_channel is not None:
-            self.service.begin(self, self.data_channel.file_obj.name)
-        return r
-
-    def _transfer_info(self):
-        return getattr(self, "_last_dtp", (0.0, 0))
-
-    def on_file_received(self, file):
-        el, n = self._transfer_info()
-        self.service.received(self, file, True, el, n)
-
-    def on_incomplete_file_received(self, file):
-        el, n = self._transfer_info()
-        self.service.received(self, file, False, el, n)
-
-    def ftp_RNTO(self, path):
-        r = super().ftp_RNTO(path)
-        if r:
-            self.service.renamed(*r)
-        return r
-
-    def ftp_SIZE(self, path):
-        moved = self.service.moved.get(path)
-        if moved is not None and not os.path.lexists(path) and self._current_type != "a":
-            try:
-                self.respond(f"213 {os.path.getsize(moved)}")
-                return
-            except OSError:
-                pass
-        super().ftp_SIZE(path)
-
-
 class FtpService:
     """pyftpdlib server + landing zone + worker; `on_file(FileEvent)` runs on the worker."""
 
@@ -400,23 +184,8 @@ class FtpService:
             "use_sendfile": False,
         }
         if cfg.tls_cert or cfg.tls_key:
-            if not (cfg.tls_cert and cfg.tls_key):
-                raise ServerConfigError("FTPS needs both tls_cert and tls_key")
-            for p in (cfg.tls_cert, cfg.tls_key):
-                if not os.access(p, os.R_OK):
-                    raise ServerConfigError(f"FTPS: cannot read {p}")
-            try:
-                # exported only when pyOpenSSL imports
-                from pyftpdlib.handlers import TLS_DTPHandler, TLS_FTPHandler
-            except ImportError as e:
-                raise ServerConfigError(
-                    "FTPS (tls_cert/tls_key set) needs the Python module 'OpenSSL' "
-                    "(pip package pyOpenSSL, Debian python3-openssl), which is not installed "
-                    f"({e}); install it or leave tls_cert and tls_key empty"
-                ) from None
-            dtp = type(
-                "LandingTlsDTP", (_LandingDTPMixin, TLS_DTPHandler, ThrottledDTPHandler), dtp_attrs
-            )
+            tls_handler, tls_dtp = _tls_handlers(cfg)
+            dtp = type("LandingTlsDTP", (UploadStartDTP, tls_dtp, ThrottledDTPHandler), dtp_attrs)
             attrs.update(
                 certfile=cfg.tls_cert,
                 keyfile=cfg.tls_key,
@@ -424,11 +193,11 @@ class FtpService:
                 tls_data_required=cfg.tls_required,
                 dtp_handler=dtp,
             )
-            return type("LandingTlsHandler", (LandingHandler, TLS_FTPHandler), attrs)
+            return type("LandingTlsHandler", (LandingHandler, tls_handler), attrs)
         if cfg.tls_required:
             raise ServerConfigError("tls_required needs tls_cert and tls_key")
-        dtp = type("LandingDTP", (_LandingDTPMixin, ThrottledDTPHandler, _ResetAware), dtp_attrs)
-        attrs["dtp_handler"] = dtp
+        bases = (UploadStartDTP, ResetAbortsUploadDTP, ThrottledDTPHandler)
+        attrs["dtp_handler"] = type("LandingDTP", bases, dtp_attrs)
         return type("LandingPlainHandler", (LandingHandler,), attrs)
 
     def _make_server(self) -> FTPServer:
@@ -503,7 +272,7 @@ class FtpService:
 
     def received(self, h: LandingHandler, path: str, ok: bool, elapsed: float, n: int) -> None:
         self.stats.add(bytes_received=n)
-        if path not in self.tracker.uploads:  # e.g. STOU that bypassed begin()
+        if path not in self.tracker.uploads:  # its start was not seen: track it now
             self.begin(h, path)
         self.tracker.data_closed(path, ok, time.time(), elapsed, n)
         if not ok:
@@ -514,7 +283,7 @@ class FtpService:
         self.ioloop.call_later(self.cfg.confirm_grace, self._grace, h.sid, h)
 
     def _grace(self, sid: int, h: LandingHandler) -> None:
-        if not h._closed and h.connected:
+        if h.connected:
             self.confirm(sid)
 
     def confirm(self, sid: int) -> None:
@@ -621,6 +390,25 @@ class _Forward(logging.Handler):
             self._log(level, f"pyftpdlib: {record.getMessage()}")
         except Exception:
             pass
+
+
+def _tls_handlers(cfg: ServerConfig) -> tuple[type, type]:
+    """pyftpdlib's (TLS_FTPHandler, TLS_DTPHandler) once the FTPS settings are usable."""
+    if not (cfg.tls_cert and cfg.tls_key):
+        raise ServerConfigError("FTPS needs both tls_cert and tls_key")
+    for p in (cfg.tls_cert, cfg.tls_key):
+        if not os.access(p, os.R_OK):
+            raise ServerConfigError(f"FTPS: cannot read {p}")
+    try:
+        # exported only when pyOpenSSL imports
+        from pyftpdlib.handlers import TLS_DTPHandler, TLS_FTPHandler
+    except ImportError as e:
+        raise ServerConfigError(
+            "FTPS (tls_cert/tls_key set) needs the Python module 'OpenSSL' "
+            "(pip package pyOpenSSL, Debian python3-openssl), which is not installed "
+            f"({e}); install it or leave tls_cert and tls_key empty"
+        ) from None
+    return TLS_FTPHandler, TLS_DTPHandler
 
 
 def parse_port_range(value) -> tuple[int, int] | None:

@@ -129,7 +129,7 @@ class Uploader:
         self.drop()
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="sec110_sim", description=__doc__.splitlines()[0])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=2121)
@@ -151,11 +151,11 @@ def main(argv=None) -> int:
     ap.add_argument("--retry-max", type=float, default=5.0, help="longest reconnect delay [s]")
     ap.add_argument("--chunk-delay", type=float, default=0.0, help="sleep per 64 KiB [s]")
     ap.add_argument("--log", default="", help="append one JSON line per file here")
-    a = ap.parse_args(argv)
-    if a.size < 0 or not 0.0 <= a.abort_fraction <= 1.0:
-        ap.error("--size must be >= 0 and --abort-fraction within [0, 1]")
-    interval = 1.0 / a.rate if a.rate else a.interval
+    return ap
 
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by the first SIGINT/SIGTERM."""
     stop = threading.Event()
 
     def on_signal(signum, frame):
@@ -170,34 +170,53 @@ def main(argv=None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    return stop
+
+
+def _record(a, name: str, data: bytes, abort: bool) -> None:
+    """One JSON line per file in --log (what tests and the bench compare against)."""
+    rec = {"name": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+           "aborted": abort, "dir": a.dir, "t": time.time()}  # fmt: skip
+    if a.log:
+        with open(a.log, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+    print(f"[sec110_sim] {'aborted' if abort else 'uploaded'} {name} ({len(data)} B)",
+          flush=True)  # fmt: skip
+
+
+def _run(a, up: Uploader, stop: threading.Event, interval: float) -> None:
     rng = random.Random(a.seed)
-    up = Uploader(a, stop)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     i = 0
-    code = 0
     next_t = time.monotonic()
+    while not stop.is_set() and (a.count == 0 or i < a.count):
+        name = f"{a.prefix}{stamp}_{i:05d}.csv"
+        data = make_payload(rng, a.size, i)
+        abort = rng.random() < a.abort_fraction
+        try:
+            up.upload(name, data, abort)
+        except (OSError, EOFError, ftplib.Error) as e:
+            print(f"[sec110_sim] upload of {name} failed: {e}; reconnecting", flush=True)
+            up.drop()
+            stop.wait(up.backoff.failed())
+            continue  # same index again
+        _record(a, name, data, abort)
+        i += 1
+        next_t += interval
+        stop.wait(max(0.0, next_t - time.monotonic()))
+
+
+def main(argv=None) -> int:
+    ap = _parser()
+    a = ap.parse_args(argv)
+    if a.size < 0 or not 0.0 <= a.abort_fraction <= 1.0:
+        ap.error("--size must be >= 0 and --abort-fraction within [0, 1]")
+    interval = 1.0 / a.rate if a.rate else a.interval
+    stop = _stop_on_signals()
+    up = Uploader(a, stop)
+    code = 0
     try:
-        while not stop.is_set() and (a.count == 0 or i < a.count):
-            name = f"{a.prefix}{stamp}_{i:05d}.csv"
-            data = make_payload(rng, a.size, i)
-            abort = rng.random() < a.abort_fraction
-            try:
-                up.upload(name, data, abort)
-            except (OSError, EOFError, ftplib.Error) as e:
-                print(f"[sec110_sim] upload of {name} failed: {e}; reconnecting", flush=True)
-                up.drop()
-                stop.wait(up.backoff.failed())
-                continue  # same index again
-            rec = {"name": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-                   "aborted": abort, "dir": a.dir, "t": time.time()}  # fmt: skip
-            if a.log:
-                with open(a.log, "a") as f:
-                    f.write(json.dumps(rec) + "\n")
-            print(f"[sec110_sim] {'aborted' if abort else 'uploaded'} {name} ({len(data)} B)",
-                  flush=True)  # fmt: skip
-            i += 1
-            next_t += interval
-            stop.wait(max(0.0, next_t - time.monotonic()))
+        _run(a, up, stop, interval)
     except StopRequestedError:
         pass
     except SystemExit as e:

@@ -39,37 +39,24 @@ class Files:
     """Every Sec110File and the node's diagnostics, as a recorder would see them."""
 
     def __init__(self, node, hardware_prefix="SEC110 FTP"):
-        from diagnostic_msgs.msg import DiagnosticArray
-
         from sensorhub_common import qos
         from sensorhub_msgs.msg import Sec110File
+        from sensorhub_testing import DiagnosticsCollector
 
         self.lock = threading.Lock()
         self.msgs: list = []
-        self.diag: list[tuple[float, dict]] = []
-        self.prefix = hardware_prefix
-        self.subs = [
-            node.create_subscription(Sec110File, "/sec110/files", self._file, qos.SEC110_FILES),
-            node.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 50),
-        ]
+        self.diag = DiagnosticsCollector(
+            node,
+            select=lambda s: s.hardware_id.startswith(hardware_prefix),
+            key=lambda s: s.name.split(": ", 1)[-1],
+        )
+        self.sub = node.create_subscription(
+            Sec110File, "/sec110/files", self._file, qos.SEC110_FILES
+        )
 
     def _file(self, m):
         with self.lock:
             self.msgs.append(m)
-
-    def _diag(self, m):
-        d = {}
-        for s in m.status:
-            if s.hardware_id.startswith(self.prefix):
-                d[s.name.split(": ", 1)[-1]] = (
-                    s.level[0],
-                    s.message,
-                    {kv.key: kv.value for kv in s.values},
-                    s.hardware_id,
-                )
-        if d:
-            with self.lock:
-                self.diag.append((time.time(), d))
 
     def all(self) -> list:
         with self.lock:
@@ -82,11 +69,9 @@ class Files:
         return out
 
     def latest(self, task: str, after: float = 0.0):
-        with self.lock:
-            for t, d in reversed(self.diag):
-                if t >= after and task in d:
-                    return d[task]
-        return None
+        """(level, message, values, hardware_id) of the newest `task` status since `after`."""
+        s = self.diag.latest(task, after)
+        return None if s is None else (s.level, s.message, s.values, s.hardware_id)
 
 
 class Server:

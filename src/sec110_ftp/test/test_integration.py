@@ -78,12 +78,18 @@ def test_ftplib_temp_rename_size_passive_and_active(h, ftpd, ros_node, wait):
     assert int(d[2]["files announced"]) == 3 and d[3] == f"SEC110 FTP 127.0.0.1:{srv.port}"
 
 
-def test_curl_upload(h, ftpd, ros_node, wait, tmp_path):
-    curl = h.need_tool("curl")
+def _client_upload_setup(h, ftpd, ros_node, tool: str, src: Path, size: int):
+    """(tool path, server, files) with `size` random bytes written to `src`."""
+    path = h.need_tool(tool)
     srv = ftpd()
     files = h.Files(ros_node)
+    src.write_bytes(os.urandom(size))
+    return path, srv, files
+
+
+def test_curl_upload(h, ftpd, ros_node, wait, tmp_path):
     src = tmp_path / "curl_run.csv"
-    src.write_bytes(os.urandom(200_000))
+    curl, srv, files = _client_upload_setup(h, ftpd, ros_node, "curl", src, 200_000)
     subprocess.run(
         [curl, "-sS", "--ftp-create-dirs", "-T", src, "--user", f"{USER}:{PW}",
          f"ftp://127.0.0.1:{srv.port}/dev2/"], check=True, timeout=120,
@@ -95,11 +101,8 @@ def test_curl_upload(h, ftpd, ros_node, wait, tmp_path):
 
 
 def test_lftp_upload(h, ftpd, ros_node, wait, tmp_path):
-    lftp = h.need_tool("lftp")
-    srv = ftpd()
-    files = h.Files(ros_node)
     src = tmp_path / "lftp_src.bin"
-    src.write_bytes(os.urandom(150_000))
+    lftp, srv, files = _client_upload_setup(h, ftpd, ros_node, "lftp", src, 150_000)
     script = (
         "set ftp:ssl-allow no; set net:max-retries 1; set net:timeout 30; "
         f"mkdir -f dev3; put {src} -o dev3/lftp_run.part; "

@@ -1,4 +1,6 @@
-"""Several sensorhub nodes in one process: one interpreter, one DDS participant, one executor.
+"""The stand-in for rclcpp_components: a component container for Python nodes.
+
+Several sensorhub nodes in one process: one interpreter, one DDS participant, one executor.
 
 ``python -m sensorhub_common.container --name NAME --member JSON [--member JSON ...]``
 

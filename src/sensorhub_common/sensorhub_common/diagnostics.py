@@ -1,4 +1,4 @@
-"""A faithful minimal equivalent of ROS diagnostic_updater (not installable from PyPI).
+"""The wheels path's stand-in for the distribution's diagnostic_updater (PyPI has none).
 
 Same semantics as diagnostic_updater (REP 107): an :class:`Updater` calls every task's
 ``run(stat)`` once per period (parameter ``diagnostic_updater.period``, default 1 s) and
@@ -35,9 +35,6 @@ class DiagnosticStatusWrapper:
         self.level = int(level)
         self.message = message
 
-    def clear_summary(self) -> None:
-        self.summary(OK, "")
-
     def merge_summary(self, level: int, message: str) -> None:
         """Keep the worst level; join messages of the same non-OK severity class with '; '."""
         level = int(level)
@@ -55,6 +52,11 @@ class DiagnosticStatusWrapper:
         elif isinstance(value, float):
             value = f"{value:.6g}"
         self.values.append((str(key), str(value)))
+
+    def add_all(self, values: dict) -> None:
+        """:meth:`add` every key and value, in order (a node's figures as one table)."""
+        for key, value in values.items():
+            self.add(key, value)
 
     def to_msg(self):
         from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
@@ -84,9 +86,6 @@ class CompositeDiagnosticTask:
     def __init__(self, name: str, tasks=()):
         self.name = name
         self.tasks = list(tasks)
-
-    def add_task(self, task) -> None:
-        self.tasks.append(task)
 
     def run(self, stat: DiagnosticStatusWrapper) -> DiagnosticStatusWrapper:
         combined = DiagnosticStatusWrapper()
@@ -244,20 +243,25 @@ class Updater:
 
     def __init__(self, node, period: float = 1.0, hardware_id: str = "none"):
         from diagnostic_msgs.msg import DiagnosticArray
-        from rcl_interfaces.msg import (
-            FloatingPointRange,
-            ParameterDescriptor,
-            SetParametersResult,
-        )
 
         from sensorhub_common import qos
 
-        self._Array = DiagnosticArray
-        self._Result = SetParametersResult
         self.node = node
         self.hardware_id = hardware_id
         self.tasks: list = []
         self._lock = threading.Lock()
+        self.period = self._declare_period(period)
+        node.add_on_set_parameters_callback(self._on_set)
+        self._Array = DiagnosticArray
+        self.pub = node.create_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
+        self._timer = node.create_timer(self.period, self.update)
+        self.broadcast(OK, "Node starting up")
+
+    def _declare_period(self, period: float) -> float:
+        from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
+
+        self._Result = SetParametersResult
+        node = self.node
         if not node.has_parameter(self.PERIOD_PARAM):
             node.declare_parameter(
                 self.PERIOD_PARAM,
@@ -269,14 +273,11 @@ class Updater:
                     ],
                 ),
             )
-        self.period = float(node.get_parameter(self.PERIOD_PARAM).value)
-        err = period_error(self.period)
+        value = float(node.get_parameter(self.PERIOD_PARAM).value)
+        err = period_error(value)
         if err:
             raise ValueError(f"{self.PERIOD_PARAM}: {err}")
-        node.add_on_set_parameters_callback(self._on_set)
-        self.pub = node.create_publisher(DiagnosticArray, "/diagnostics", qos.DIAGNOSTICS)
-        self._timer = node.create_timer(self.period, self.update)
-        self.broadcast(OK, "Node starting up")
+        return value
 
     @property
     def prefix(self) -> str:
@@ -298,20 +299,11 @@ class Updater:
                 self.node.destroy_timer(old)
         return self._Result(successful=True)
 
-    def set_hardware_id(self, hwid: str) -> None:
-        self.hardware_id = hwid
-
     def add(self, task_or_name, fn=None):
         task = FunctionDiagnosticTask(task_or_name, fn) if fn is not None else task_or_name
         with self._lock:
             self.tasks.append(task)
         return task
-
-    def remove(self, name: str) -> bool:
-        with self._lock:
-            n = len(self.tasks)
-            self.tasks = [t for t in self.tasks if t.name != name]
-            return len(self.tasks) != n
 
     def _stamp(self):
         return self.node.get_clock().now().to_msg()
@@ -333,8 +325,6 @@ class Updater:
 
     def update(self) -> None:
         self.publish(self.collect())
-
-    force_update = update
 
     def publish(self, stats) -> None:
         arr = self._Array()

@@ -2,19 +2,54 @@
 
 Both follow the graph: every ``discovery_period`` they list topics that have publishers, pass them
 through a :class:`~sensorhub_common.topic_filter.TopicFilter`, subscribe raw (CDR bytes) with a QoS
-matched to the publishers, and drop topics whose publishers are gone.
+matched to the publishers, and drop topics whose publishers are gone. Both declare the parameters
+of that (:func:`follow_params`, :data:`DISCOVERY_PERIOD`) from here.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from sensorhub_common import qos
+from sensorhub_common.params import Param
+from sensorhub_common.topic_filter import TopicFilter, check_patterns, without_placeholder
+
+DISCOVERY_PERIOD = Param(
+    "discovery_period", 1.0, "Seconds between topic discovery passes", min=0.1, max=60.0
+)
+
+
+def follow_params(verb: str) -> list[Param]:
+    """``topics_allow`` and ``topics_deny`` of a node that follows the graph to ``verb`` (a regular
+    verb: "forward", "record") the topics."""
+    return [
+        Param(
+            "topics_allow",
+            [".*"],
+            f"Regexes (full match): topics to {verb}",
+            check=check_patterns,
+            item_type=str,
+        ),
+        Param(
+            "topics_deny",
+            [""],
+            f"Regexes (full match): topics never {verb}ed, wins over allow",
+            check=check_patterns,
+            item_type=str,
+        ),
+    ]
+
+
+def follow_filter(values: Mapping) -> TopicFilter:
+    """The :class:`TopicFilter` of the :func:`follow_params` values."""
+    return TopicFilter(
+        without_placeholder(values["topics_allow"]), without_placeholder(values["topics_deny"])
+    )
 
 
 def import_message(type_name: str):
@@ -85,14 +120,16 @@ class Tracked:
     type: str
     qos_key: str
     sub: object = None
-    data: dict = field(default_factory=dict)
+    data: object = field(default_factory=dict)
+    msg_class: type | None = None
 
 
 class TopicFollower:
     """Keeps one raw subscription per wanted topic in step with the graph.
 
-    ``on_new(name, type, infos) -> dict | None`` prepares per-topic state (None = skip the topic),
-    ``on_message(tracked, data, info)`` gets the CDR bytes, ``on_gone(tracked)`` cleans up.
+    ``on_new(name, type, infos) -> state | None`` prepares per-topic state (None = skip the topic),
+    ``on_message(tracked, data, info)`` gets the CDR bytes, ``on_gone(tracked)`` (optional) cleans
+    up.
     """
 
     def __init__(
@@ -102,7 +139,7 @@ class TopicFollower:
         depth: int,
         on_new,
         on_message,
-        on_gone,
+        on_gone: Callable[[Tracked], object] | None = None,
     ):
         self.node = node
         self.wanted = wanted
@@ -145,8 +182,7 @@ class TopicFollower:
                     continue
                 if data is None:
                     continue
-                tr = Tracked(name, type_name, key, data=data)
-                tr.data["msg_class"] = msg_class
+                tr = Tracked(name, type_name, key, data=data, msg_class=msg_class)
                 self.topics[name] = tr
                 self.skipped.pop(name, None)
                 node.get_logger().info(f"following {name} [{type_name}] ({key})")
@@ -155,7 +191,7 @@ class TopicFollower:
                 tr.qos_key = key
                 node.get_logger().info(f"publishers of {name} changed: resubscribing ({key})")
             tr.sub = node.create_subscription(
-                tr.data["msg_class"],
+                tr.msg_class,
                 name,
                 lambda data, info, tr=tr: self.on_message(tr, data, info),
                 profile,
@@ -163,7 +199,7 @@ class TopicFollower:
                 # No QoS event handlers: the QoS is taken from the publishers (resubscribed when
                 # they change), and rclpy's executor rebuilds its wait set on every wake-up with
                 # two handlers per subscription: most of the gateway's and recorder's CPU time
-                # (issue 17, profiled).
+                # (profiled).
                 event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False),
             )
 
@@ -177,11 +213,8 @@ class TopicFollower:
         if tr.sub is not None:
             self.node.destroy_subscription(tr.sub)
         self.node.get_logger().info(f"{name} has no publishers any more: dropped")
-        self.on_gone(tr)
-
-    def remove_all(self) -> None:
-        for name in list(self.topics):
-            self._remove(name)
+        if self.on_gone is not None:
+            self.on_gone(tr)
 
     def remove_unwanted(self) -> None:
         for name in list(self.topics):

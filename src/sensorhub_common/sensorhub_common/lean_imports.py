@@ -7,9 +7,9 @@ private memory and 6 MB of PSS in every node process, and 50 ms of each (re)star
 already treats an ImportError there as "generator not available" (it logs at debug level and
 offers ``import_type_support`` alone), so refusing that one submodule is all it takes.
 
-Each node's entry point (``main``) calls :func:`install` before it creates a node; importing
-this package does nothing by itself. ``SENSORHUB_FULL_IMPORTS=1`` turns it off (for a process
-that wants to generate code).
+Each node's entry point (``main``) calls :func:`install` before it creates a node, itself or
+through :func:`sensorhub_common.runner.run_node`; importing this package does nothing by itself.
+``SENSORHUB_FULL_IMPORTS=1`` turns it off (for a process that wants to generate code).
 """
 
 from __future__ import annotations

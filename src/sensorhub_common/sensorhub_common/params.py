@@ -105,41 +105,12 @@ class Param:
 
     def validate(self, value):
         """Return the coerced value or raise ParameterError."""
-        k = self.kind
-        if k is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ParameterError(f"{self.name}: expected a number, got {value!r}")
-            value = float(value)
-            if not math.isfinite(value):
-                raise ParameterError(f"{self.name}: must be finite, got {value}")
-        elif k is int:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ParameterError(f"{self.name}: expected an integer, got {value!r}")
-        elif k is bool:
-            if not isinstance(value, bool):
-                raise ParameterError(f"{self.name}: expected true/false, got {value!r}")
-        elif k is str:
-            if not isinstance(value, str):
-                raise ParameterError(f"{self.name}: expected a string, got {value!r}")
-        else:
-            if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-                raise ParameterError(f"{self.name}: expected a list, got {value!r}")
-            value = list(value)
-            want = self.elem
-            for x in value:
-                ok = isinstance(x, want) and not (want is not bool and isinstance(x, bool))
-                if want is float and isinstance(x, int) and not isinstance(x, bool):
-                    ok = True
-                if not ok:
-                    raise ParameterError(
-                        f"{self.name}: expected a list of {want.__name__}, got element {x!r}"
-                    )
-            if want is float:
-                value = [float(x) for x in value]
-        if self.min is not None and k in (int, float) and value < self.min:
-            raise ParameterError(f"{self.name}: {value} is below the minimum {self.min}")
-        if self.max is not None and k in (int, float) and value > self.max:
-            raise ParameterError(f"{self.name}: {value} is above the maximum {self.max}")
+        value = _COERCE[self.kind](self, value)
+        if self.kind in (int, float):
+            if self.min is not None and value < self.min:
+                raise ParameterError(f"{self.name}: {value} is below the minimum {self.min}")
+            if self.max is not None and value > self.max:
+                raise ParameterError(f"{self.name}: {value} is above the maximum {self.max}")
         if self.choices and value not in self.choices:
             raise ParameterError(
                 f"{self.name}: {value!r} is not one of {', '.join(map(repr, self.choices))}"
@@ -149,6 +120,61 @@ class Param:
             if err:
                 raise ParameterError(f"{self.name}: {err}")
         return value
+
+
+def _float(p: Param, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParameterError(f"{p.name}: expected a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ParameterError(f"{p.name}: must be finite, got {value}")
+    return value
+
+
+def _int(p: Param, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ParameterError(f"{p.name}: expected an integer, got {value!r}")
+    return value
+
+
+def _bool(p: Param, value) -> bool:
+    if not isinstance(value, bool):
+        raise ParameterError(f"{p.name}: expected true/false, got {value!r}")
+    return value
+
+
+def _str(p: Param, value) -> str:
+    if not isinstance(value, str):
+        raise ParameterError(f"{p.name}: expected a string, got {value!r}")
+    return value
+
+
+def _element_ok(x, want: type) -> bool:
+    """bool is an int to Python, never to a parameter; an int is a fine float."""
+    if isinstance(x, bool):
+        return want is bool
+    return isinstance(x, want) or (want is float and isinstance(x, int))
+
+
+def _list(p: Param, value) -> list:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ParameterError(f"{p.name}: expected a list, got {value!r}")
+    want = p.elem
+    for x in value:
+        if not _element_ok(x, want):
+            raise ParameterError(
+                f"{p.name}: expected a list of {want.__name__}, got element {x!r}"
+            )
+    return [float(x) for x in value] if want is float else list(value)
+
+
+_COERCE: dict[type, Callable[[Param, Any], Any]] = {
+    float: _float,
+    int: _int,
+    bool: _bool,
+    str: _str,
+    list: _list,
+}
 
 
 class ParamSet:

@@ -25,6 +25,19 @@ DIAGNOSTICS_DEPTH = 10
 PBT_LIVELINESS_LEASE_S = 1.0
 
 
+def keep_last(depth: int, reliable: bool = True, transient_local: bool = False, **extra):
+    """A keep-last profile: the shape every sensorhub profile has."""
+    return QoSProfile(
+        reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        durability=(
+            DurabilityPolicy.TRANSIENT_LOCAL if transient_local else DurabilityPolicy.VOLATILE
+        ),
+        **extra,
+    )
+
+
 def pbt_samples(batch_period_s: float) -> QoSProfile:
     """Reliable keep-last-100; the deadline (2 batch periods) makes a stalled reader visible.
 
@@ -33,11 +46,9 @@ def pbt_samples(batch_period_s: float) -> QoSProfile:
     (5 s at the defaults) instead of losing them; the recorder drops those it already has."""
     if not batch_period_s > 0.0:
         raise ValueError(f"batch period must be > 0 s, got {batch_period_s!r}")
-    return QoSProfile(
-        reliability=ReliabilityPolicy.RELIABLE,
-        history=HistoryPolicy.KEEP_LAST,
-        depth=PBT_SAMPLES_DEPTH,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    return keep_last(
+        PBT_SAMPLES_DEPTH,
+        transient_local=True,
         deadline=Duration(nanoseconds=round(2.0 * batch_period_s * 1e9)),
         liveliness=LivelinessPolicy.AUTOMATIC,
         liveliness_lease_duration=Duration(nanoseconds=round(PBT_LIVELINESS_LEASE_S * 1e9)),
@@ -45,44 +56,19 @@ def pbt_samples(batch_period_s: float) -> QoSProfile:
 
 
 # Events are never dropped by the driver; late joiners (the web view) get the recent ones.
-PBT_EVENTS = QoSProfile(
-    reliability=ReliabilityPolicy.RELIABLE,
-    history=HistoryPolicy.KEEP_LAST,
-    depth=PBT_EVENTS_DEPTH,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
+PBT_EVENTS = keep_last(PBT_EVENTS_DEPTH, transient_local=True)
 
 # The sensor-data profile: a late scan is worthless, a newer one is coming.
-SCAN = QoSProfile(
-    reliability=ReliabilityPolicy.BEST_EFFORT,
-    history=HistoryPolicy.KEEP_LAST,
-    depth=SCAN_DEPTH,
-    durability=DurabilityPolicy.VOLATILE,
-)
+SCAN = keep_last(SCAN_DEPTH, reliable=False)
 
-SEC110_FILES = QoSProfile(
-    reliability=ReliabilityPolicy.RELIABLE,
-    history=HistoryPolicy.KEEP_LAST,
-    depth=SEC110_FILES_DEPTH,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
+SEC110_FILES = keep_last(SEC110_FILES_DEPTH, transient_local=True)
 
 # Views rendered for web clients (pbt_scope): only the newest matters, and a viewer that
 # connects gets it at once instead of waiting for the next one.
-WEB_VIEW = QoSProfile(
-    reliability=ReliabilityPolicy.RELIABLE,
-    history=HistoryPolicy.KEEP_LAST,
-    depth=1,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
+WEB_VIEW = keep_last(1, transient_local=True)
 
 # REP 107 /diagnostics.
-DIAGNOSTICS = QoSProfile(
-    reliability=ReliabilityPolicy.RELIABLE,
-    history=HistoryPolicy.KEEP_LAST,
-    depth=DIAGNOSTICS_DEPTH,
-    durability=DurabilityPolicy.VOLATILE,
-)
+DIAGNOSTICS = keep_last(DIAGNOSTICS_DEPTH)
 
 
 def viewer(profile: QoSProfile) -> QoSProfile:
@@ -107,9 +93,6 @@ def live(profile: QoSProfile) -> QoSProfile:
 
 def recorder(profile: QoSProfile) -> QoSProfile:
     """Reliable subscriber copy without deadline/liveliness requirements (never incompatible)."""
-    return QoSProfile(
-        reliability=ReliabilityPolicy.RELIABLE,
-        history=HistoryPolicy.KEEP_LAST,
-        depth=max(profile.depth, 100),
-        durability=profile.durability,
-    )
+    p = keep_last(max(profile.depth, 100))
+    p.durability = profile.durability
+    return p

@@ -15,6 +15,9 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
+from typing import NoReturn
+
+from sensorhub_common import lean_imports
 
 EXIT_OK, EXIT_CRASH, EXIT_CONFIG = 0, 1, 2
 _fatal: list[str] = []
@@ -31,8 +34,10 @@ def fatal(reason: str) -> None:
     rclpy.try_shutdown()  # wakes the executor (ExternalShutdownException in spin)
 
 
-def fatal_reason() -> str | None:
-    return _fatal[0] if _fatal else None
+def run_node(make_node: Callable[[], object], args=None) -> NoReturn:
+    """The whole main() of a node executable: lean imports, spin the node, exit with its code."""
+    lean_imports.install()  # before any node exists: no code generator in this process
+    sys.exit(spin_node(make_node, args=args))
 
 
 def spin_node(make_node: Callable[[], object], args=None, freeze_gc: bool = True) -> int:

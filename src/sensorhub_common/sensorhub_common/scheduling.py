@@ -65,10 +65,6 @@ def format_cpu_list(cpus) -> str:
     return ",".join(str(c) for c in sorted(cpus))
 
 
-def available_cpus() -> frozenset[int]:
-    return frozenset(os.sched_getaffinity(0))
-
-
 def set_affinity(cpus, tid: int = 0) -> SchedResult:
     """Pin a process (pid) or, on Linux, a single thread (native tid); 0 = the caller."""
     want = parse_cpu_list(cpus)

@@ -19,20 +19,244 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-try:  # Python >= 3.11
-    import re._constants as _sre_c
-    import re._parser as _sre_p
-except ImportError:  # pragma: no cover - Python 3.10
-    import sre_constants as _sre_c
-    import sre_parse as _sre_p
-
 MAX_PATTERN_LEN = 256
 MAX_OPEN_QUANTIFIERS = 3
 MAX_TOPIC_LEN = 256  # ROS topic names are far shorter; longer ones are never matched
 _BIG_REPEAT = 16  # {m,n} with n above this counts as open-ended
-_REPEATS = {_sre_c.MAX_REPEAT, _sre_c.MIN_REPEAT}
-if hasattr(_sre_c, "POSSESSIVE_REPEAT"):
-    _REPEATS.add(_sre_c.POSSESSIVE_REPEAT)
+_UNBOUNDED = 1 << 32  # the upper bound of *, + and {m,}
+
+
+def without_placeholder(items: Iterable[str]) -> list[str]:
+    """A ROS parameter file cannot hold an empty string array: ``[""]`` stands for none."""
+    return [x for x in items if x]
+
+
+# -- the pattern's structure, scanned from its text (``re`` has no public parse tree)
+
+# what one scanned item is
+_CHAR = "char"  # one character a set could hold: a literal, \d, [a-z]
+_ONE = "one"  # one character a set cannot hold: '.', [^a]
+_ZERO = "zero"  # zero-width: ^, $, \b
+_GROUP = "group"  # (?:...), lookarounds, atomic and scoped-flag groups
+_CAPTURE = "capture"  # a numbered group: never equal to another one
+_BACKREF = "backref"  # \1, (?P=name)
+_CONDITIONAL = "conditional"  # (?(1)a|b)
+
+_SET_ESCAPES = frozenset("dDsSwW")
+_ZERO_WIDTH_ESCAPES = frozenset("bBAZ")
+_HEX_ESCAPES = {"x": 2, "u": 4, "U": 8}  # digits that follow
+_OCTAL = frozenset("01234567")
+_BRACE = re.compile(r"(\d*)(,?)(\d*)\}")
+_FLAGS = re.compile(r"[aiLmsux-]*([:)])")
+_VERBOSE_SPACE = frozenset(" \t\n\r\v\f")
+
+
+@dataclass
+class _Item:
+    kind: str
+    hi: int = 1  # upper bound of its quantifier (1: none or '?')
+    body: list[list[_Item]] | None = None  # a group's alternatives
+    text: str = ""  # as written, quantifier included: equal items have equal text
+
+
+@dataclass
+class _Scanner:
+    """Items of an already compiled pattern (so its syntax is known to be valid).
+
+    Mirrors ``re``'s own reading: ``{`` that is not a quantifier is a literal, ``\\12`` is a
+    backreference and ``\\012`` an octal escape, a class may start with ``]``, quantifiers may
+    be lazy or possessive, verbose patterns skip whitespace and ``#`` comments.
+    """
+
+    text: str
+    verbose: bool = False
+    pos: int = 0
+
+    def _peek(self, offset: int = 0) -> str:
+        i = self.pos + offset
+        return self.text[i] if i < len(self.text) else ""
+
+    def alternatives(self) -> list[list[_Item]]:
+        """Up to the closing ``)`` of the group (not consumed) or the end."""
+        branches: list[list[_Item]] = [[]]
+        while self.pos < len(self.text) and self.text[self.pos] != ")":
+            start = self.pos
+            c = self.text[start]
+            self.pos += 1
+            if c == "|":
+                branches.append([])
+            elif self.verbose and (c in _VERBOSE_SPACE or c == "#"):
+                self._skip_verbose(c)
+            elif c in "*+?{" and (hi := self._quantifier(c)) is not None:
+                last = branches[-1][-1]
+                last.hi, last.text = hi, last.text + self.text[start : self.pos]
+            else:
+                item = self._atom(c)
+                if item is not None:
+                    item.text = self.text[start : self.pos]
+                    branches[-1].append(item)
+        return branches
+
+    def _skip_verbose(self, c: str) -> None:
+        """After whitespace nothing; after ``#`` up to the end of the line (an escaped newline
+        is part of the comment, as ``re`` reads escapes as one token)."""
+        if c != "#":
+            return
+        while self._peek() not in ("\n", ""):
+            self.pos += 2 if self._peek() == "\\" else 1
+        self.pos += 1  # the newline
+
+    def _quantifier(self, c: str) -> int | None:
+        """The upper bound of the quantifier just read; None when ``{`` is a literal."""
+        if c == "?":
+            hi = 1
+        elif c in "*+":
+            hi = _UNBOUNDED
+        else:
+            m = _BRACE.match(self.text, self.pos)
+            if m is None or not (m[1] or m[2]):
+                return None
+            self.pos = m.end()
+            upper = m[3] if m[2] else m[1]
+            hi = int(upper) if upper else _UNBOUNDED
+        if self._peek() in ("?", "+"):  # lazy or possessive: still the same repeat
+            self.pos += 1
+        return hi
+
+    def _atom(self, c: str) -> _Item | None:
+        if c == "(":
+            return self._group()
+        if c == "[":
+            return self._char_class()
+        if c == "\\":
+            return self._escape()
+        if c == ".":
+            return _Item(_ONE)
+        if c in "^$":
+            return _Item(_ZERO)
+        return _Item(_CHAR)
+
+    def _char_class(self) -> _Item:
+        negated = self._peek() == "^"
+        self.pos += negated
+        if self._peek() == "]":  # a ']' first is a member
+            self.pos += 1
+        while self._peek() not in ("]", ""):
+            self.pos += 2 if self._peek() == "\\" else 1
+        self.pos += 1
+        return _Item(_ONE if negated else _CHAR)
+
+    def _escape(self) -> _Item:
+        c = self._peek()
+        self.pos += 1
+        if c.isdigit():
+            return self._numeric_escape(c)
+        if c in _HEX_ESCAPES:
+            self.pos += _HEX_ESCAPES[c]
+        elif c == "N" and self._peek() == "{":
+            self.pos = self.text.index("}", self.pos) + 1
+        return _Item(_ZERO if c in _ZERO_WIDTH_ESCAPES else _CHAR)
+
+    def _numeric_escape(self, first: str) -> _Item:
+        """``\\0``, ``\\0oo`` and ``\\ooo`` are octal characters; other digits a group number."""
+        if first == "0":
+            for _ in range(2):
+                if self._peek() in _OCTAL:
+                    self.pos += 1
+            return _Item(_CHAR)
+        nxt, third = self._peek(), self._peek(1)
+        if first in _OCTAL and nxt in _OCTAL and third in _OCTAL:
+            self.pos += 2
+            return _Item(_CHAR)
+        if nxt.isdigit():
+            self.pos += 1
+        return _Item(_BACKREF)
+
+    def _group(self) -> _Item | None:
+        kind = _CAPTURE
+        if self._peek() == "?":
+            self.pos += 1
+            kind = self._extension()
+            if kind in (None, _BACKREF):  # a comment, or (?P=name): nothing inside
+                return None if kind is None else _Item(_BACKREF)
+        body = self.alternatives()
+        self.pos += 1  # ')'
+        return _Item(kind, body=body)
+
+    def _extension(self) -> str | None:
+        """Read the head of a ``(?...)`` group: its kind, None when it matches nothing."""
+        c = self._peek()
+        if c == "#" or (c == "P" and self._peek(1) == "="):  # comment, named backreference
+            self.pos = self.text.index(")", self.pos) + 1
+            return None if c == "#" else _BACKREF
+        if c == "(":  # conditional on a group: its branches follow
+            self.pos = self.text.index(")", self.pos) + 1
+            return _CONDITIONAL
+        if c in ":>=!":
+            self.pos += 1
+        elif c == "<" and self._peek(1) in ("=", "!"):
+            self.pos += 2
+        elif c in ("<", "P"):  # named group
+            self.pos = self.text.index(">", self.pos) + 1
+            return _CAPTURE
+        else:  # flags: scoped '(?i:...)' or for the whole pattern '(?i)'
+            m = _FLAGS.match(self.text, self.pos)
+            self.pos = m.end()
+            if m[1] == ")":
+                return None
+        return _GROUP
+
+
+@dataclass
+class _RiskWalk:
+    """Walks scanned items the way the backtracking matcher would get slow on them."""
+
+    open_ended: int = 0
+
+    def branches(self, branches: list[list[_Item]], in_repeat: bool) -> str | None:
+        prefix, rest = _factor(branches)
+        for item in prefix:
+            err = self.item(item, in_repeat)
+            if err:
+                return err
+        if len(rest) > 1 and in_repeat and not _is_char_set(rest):
+            return "alternation inside a repeated group"
+        for branch in rest:
+            for item in branch:
+                err = self.item(item, in_repeat)
+                if err:
+                    return err
+        return None
+
+    def item(self, item: _Item, in_repeat: bool) -> str | None:
+        if item.kind in (_BACKREF, _CONDITIONAL):
+            return "backreference"
+        repeats = item.hi > 1
+        if repeats and in_repeat:
+            return "nested quantifier (a repeated group containing a quantifier)"
+        if item.hi > _BIG_REPEAT:
+            self.open_ended += 1
+        if item.body is None:
+            return None
+        return self.branches(item.body, in_repeat or repeats)
+
+
+def _factor(branches: list[list[_Item]]) -> tuple[list[_Item], list[list[_Item]]]:
+    """``ab|ac`` is matched as ``a(?:b|c)``: the leading items all branches share, and the rest."""
+    if len(branches) < 2:
+        return [], branches
+    n = 0
+    while all(len(b) > n for b in branches):
+        first = branches[0][n]
+        if first.kind == _CAPTURE or any(b[n].text != first.text for b in branches):
+            break
+        n += 1
+    return branches[0][:n], [b[n:] for b in branches]
+
+
+def _is_char_set(branches: list[list[_Item]]) -> bool:
+    """``a|b|\\d`` matches one character like ``[ab\\d]``: no backtracking between branches."""
+    return all(len(b) == 1 and b[0].kind == _CHAR and b[0].hi == 1 for b in branches)
 
 
 def pattern_risk(pattern: str) -> str | None:
@@ -40,44 +264,15 @@ def pattern_risk(pattern: str) -> str | None:
     if len(pattern) > MAX_PATTERN_LEN:
         return f"longer than {MAX_PATTERN_LEN} characters"
     try:
-        tree = _sre_p.parse(pattern)
+        compiled = re.compile(pattern)
     except re.error as e:
         return str(e)
-    open_ended = 0
-
-    def walk(items, in_repeat: bool) -> str | None:
-        nonlocal open_ended
-        for op, av in items:
-            if op in _REPEATS:
-                _lo, hi, body = av
-                repeats = hi > 1
-                if repeats and in_repeat:
-                    return "nested quantifier (a repeated group containing a quantifier)"
-                if hi > _BIG_REPEAT:
-                    open_ended += 1
-                err = walk(body, in_repeat or repeats)
-            elif op is _sre_c.SUBPATTERN:
-                err = walk(av[-1], in_repeat)
-            elif op is _sre_c.BRANCH:
-                if in_repeat:
-                    return "alternation inside a repeated group"
-                err = next((e for alt in av[1] if (e := walk(alt, in_repeat))), None)
-            elif op in (_sre_c.ASSERT, _sre_c.ASSERT_NOT):
-                err = walk(av[1], in_repeat)
-            elif op in (_sre_c.GROUPREF, _sre_c.GROUPREF_EXISTS):
-                return "backreference"
-            elif getattr(_sre_c, "ATOMIC_GROUP", None) is not None and op is _sre_c.ATOMIC_GROUP:
-                err = walk(av, in_repeat)
-            else:
-                err = None
-            if err:
-                return err
-        return None
-
-    err = walk(tree, False)
+    walk = _RiskWalk()
+    scanner = _Scanner(pattern, verbose=bool(compiled.flags & re.VERBOSE))
+    err = walk.branches(scanner.alternatives(), False)
     if err:
         return err
-    if open_ended > MAX_OPEN_QUANTIFIERS:
+    if walk.open_ended > MAX_OPEN_QUANTIFIERS:
         return f"more than {MAX_OPEN_QUANTIFIERS} open-ended quantifiers (*, +, {{m,}})"
     return None
 
@@ -88,9 +283,7 @@ def compile_patterns(patterns: Iterable[str], what: str = "pattern") -> list[re.
     Raises ValueError for a bad pattern and for one the backtracking matcher could hang on.
     """
     out = []
-    for p in patterns:
-        if not p:
-            continue
+    for p in without_placeholder(patterns):
         try:
             compiled = re.compile(p)
         except re.error as e:
@@ -154,9 +347,7 @@ class RateRule:
 def parse_rate_rules(items: Sequence[str]) -> list[RateRule]:
     """``["/pbt/samples=10", "/scan.*=5"]`` -> rules; the first matching rule wins."""
     rules = []
-    for item in items:
-        if not item:
-            continue
+    for item in without_placeholder(items):
         pat, sep, hz = item.rpartition("=")
         if not sep or not pat:
             raise ValueError(f"bad rate rule {item!r}: expected 'TOPIC_REGEX=HZ'")

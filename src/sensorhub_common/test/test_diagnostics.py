@@ -36,6 +36,12 @@ def test_merge_summary_keeps_worst_and_joins_problems():
     assert (s.level, s.message) == (ERROR, "slow; port down")
 
 
+def test_add_all_adds_each_figure_in_order_formatted_as_add():
+    s = DiagnosticStatusWrapper()
+    s.add_all({"scans": 3, "ratio": 0.125, "open": False})
+    assert s.values == [("scans", "3"), ("ratio", "0.125"), ("open", "False")]
+
+
 def test_to_msg_levels_are_rep107_bytes():
     s = DiagnosticStatusWrapper(WARN, "n: t", "m", "hw")
     s.add("count", 3)

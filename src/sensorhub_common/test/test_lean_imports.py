@@ -76,8 +76,28 @@ def test_blocked_import_names_the_reason():
         raise AssertionError("the generator was imported")
 
 
+def _first_call(tree, name: str) -> str:
+    """The callee of the first statement (after the docstring) of the module-level `name`."""
+    import ast
+
+    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+    body = fn.body[1:] if ast.get_docstring(fn) is not None else fn.body
+    first = body[0]
+    call = first.value if isinstance(first, ast.Expr) else None
+    return ast.unparse(call.func) if isinstance(call, ast.Call) else ""
+
+
+def test_run_node_installs_it_first():
+    import ast
+    from pathlib import Path
+
+    runner = Path(__file__).resolve().parents[1] / "sensorhub_common" / "runner.py"
+    assert _first_call(ast.parse(runner.read_text()), "run_node") == "lean_imports.install"
+
+
 def test_every_node_entry_point_installs_it_first():
-    """Each console script that makes a node calls install() as the first statement of main()."""
+    """Each console script that makes a node calls install() (itself or through run_node, which
+    calls it first) as the first statement of main()."""
     import ast
     from pathlib import Path
 
@@ -93,12 +113,9 @@ def test_every_node_entry_point_installs_it_first():
         "sensorhub_common/sensorhub_common/container.py",
     ]
     for rel in mains:
-        tree = ast.parse((src / rel).read_text())
-        main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main")
-        first = main.body[0]
-        call = first.value if isinstance(first, ast.Expr) else None
-        assert isinstance(call, ast.Call) and ast.unparse(call.func) == "lean_imports.install", (
-            f"{rel}: main() must start with lean_imports.install()"
+        first = _first_call(ast.parse((src / rel).read_text()), "main")
+        assert first in ("lean_imports.install", "run_node"), (
+            f"{rel}: main() must start with lean_imports.install() or run_node()"
         )
 
 

@@ -112,3 +112,39 @@ def test_filter_matches_each_topic_once():
         assert not f("/pbt/debug")
     assert f.matches_run == 2
     assert not f("/" + "a" * 300)  # over MAX_TOPIC_LEN: never matched
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        ("(a+)+", "nested quantifier"),
+        ("((a)?b+)*", "nested quantifier"),
+        ("(?x) ( a + ) +", "nested quantifier"),
+        ("(?:x|y.)+", "alternation"),
+        ("(a|a)*", "alternation"),
+        ("(?P<n>a)(?P=n)", "backreference"),
+        ("(a)(?(1)b|c)", "backreference"),
+        ("a{17}b{3,}c*d+", "open-ended"),
+    ],
+)
+def test_risky_structure_is_refused_however_it_is_written(pattern, reason):
+    err = check_patterns([pattern])
+    assert err is not None and reason in err
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "[(+)]+",  # brackets and quantifiers inside a class are members
+        "\\(a+\\)+",  # escaped brackets are characters, not a group
+        "[]+*]+",  # a ']' first in a class is a member
+        "\\012+",  # octal escape, not a backreference
+        "a{x}+",  # '{' that is no quantifier is a literal
+        "a{16}b*c*d*",  # {m,n} up to 16 is bounded
+        "(a|b|\\d)*",  # one character per branch: a set
+        "(ab|ac)*",  # re matches it as a(?:b|c)
+        "(?x) a  +  # (a+)+ is a comment here",
+    ],
+)
+def test_escapes_and_character_classes_are_not_structure(pattern):
+    assert check_patterns([pattern]) is None

@@ -37,7 +37,7 @@ def _graph_args(p: argparse.ArgumentParser) -> None:
         default="auto",
         choices=["auto", "true", "false"],
         help="run the graph's containers (several nodes per process); auto: as the profile says"
-        " (lite: yes)",
+        " (lite: all) and those marked default (web_view)",
     )
     p.add_argument("--data-root", help="default $SENSORHUB_DATA_ROOT or ./data")
     p.add_argument(
@@ -69,7 +69,9 @@ def plan_from_args(a):
     )
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    from sensorhub_tools import docgen, report
+
     ap = argparse.ArgumentParser(
         prog="sensorhub", description="Run and watch the sensorhub ROS 2 graph."
     )
@@ -97,42 +99,51 @@ def main(argv=None) -> int:
         "repair", help="make a killed recorder's bag readable (valid MCAP + metadata.yaml)"
     )
     rep.add_argument("paths", nargs="+", metavar="PATH", help="bag directory, .mcap, or bags/")
-    from sensorhub_tools import docgen, report
-
     report.add_parser(sub)
     docgen.add_parser(sub)
-    a = ap.parse_args(argv)
+    return ap
 
-    if a.cmd == "report":
-        return report.run(a)
-    if a.cmd == "docs":
-        return docgen.run(a)
 
-    if a.cmd == "bag":
-        try:
-            from mcap_recorder.bag import repair_command
-        except ImportError as e:
-            print(f"sensorhub: mcap_recorder is not installed: {e}", file=sys.stderr)
-            return 2
-        return repair_command(a.paths)
+def _report(a) -> int:
+    from sensorhub_tools import report
 
-    if a.cmd == "status":
-        from sensorhub_tools.status import run_status
+    return report.run(a)
 
-        return run_status(resolve_data_root(a.data_root), a.once, a.window)
+
+def _docs(a) -> int:
+    from sensorhub_tools import docgen
+
+    return docgen.run(a)
+
+
+def _bag(a) -> int:
     try:
-        plan = plan_from_args(a)
-    except (GraphError, ValueError) as e:
-        print(f"sensorhub: {e}", file=sys.stderr)
+        from mcap_recorder.repair import repair_command
+    except ImportError as e:
+        print(f"sensorhub: mcap_recorder is not installed: {e}", file=sys.stderr)
         return 2
-    if a.cmd == "plan":
-        print(describe(plan))
-        return 0
-    if a.cmd == "check":
-        print(f"{plan.graph_path}: OK ({len(plan.processes)} processes for this selection)")
-        for n in plan.notes:
-            print(f"note: {n}")
-        return 0
+    return repair_command(a.paths)
+
+
+def _status(a) -> int:
+    from sensorhub_tools.status import run_status
+
+    return run_status(resolve_data_root(a.data_root), a.once, a.window)
+
+
+def _plan(plan, _a) -> int:
+    print(describe(plan))
+    return 0
+
+
+def _check(plan, _a) -> int:
+    print(f"{plan.graph_path}: OK ({len(plan.processes)} processes for this selection)")
+    for n in plan.notes:
+        print(f"note: {n}")
+    return 0
+
+
+def _up(plan, a) -> int:
     from bringup.supervisor import Supervisor
 
     sup = Supervisor(
@@ -142,6 +153,36 @@ def main(argv=None) -> int:
         exit_on_give_up=a.exit_on_give_up,
     )
     return sup.run()
+
+
+def _with_plan(handler):
+    """A subcommand that needs the plan of the graph options (exit 2 when it cannot be built)."""
+
+    def run(a) -> int:
+        try:
+            plan = plan_from_args(a)
+        except (GraphError, ValueError) as e:
+            print(f"sensorhub: {e}", file=sys.stderr)
+            return 2
+        return handler(plan, a)
+
+    return run
+
+
+COMMANDS = {
+    "up": _with_plan(_up),
+    "plan": _with_plan(_plan),
+    "check": _with_plan(_check),
+    "status": _status,
+    "bag": _bag,
+    "report": _report,
+    "docs": _docs,
+}
+
+
+def main(argv=None) -> int:
+    a = _parser().parse_args(argv)
+    return COMMANDS[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -43,12 +43,18 @@ def _packages(root: Path) -> list[Path]:
     return sorted(d for d in (root / "src").iterdir() if (d / "setup.py").is_file())
 
 
+def _module_name(pkg: Path, f: Path) -> str:
+    parts = f.relative_to(pkg).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
 def _modules(root: Path):
-    """(package, module name, path) of every non-test module of the ament_python packages."""
+    """(package, module name, path) of every non-test module of the ament_python packages,
+    subpackages included (tests live beside the module directory, in ``test/``)."""
     for pkg in _packages(root):
-        mod_dir = pkg / pkg.name
-        for f in sorted(mod_dir.glob("*.py")):
-            yield pkg.name, f"{pkg.name}.{f.stem}", f
+        for f in sorted((pkg / pkg.name).rglob("*.py")):
+            if "__pycache__" not in f.parts:
+                yield pkg.name, _module_name(pkg, f), f
 
 
 def _node_name(tree: ast.AST) -> str | None:
@@ -79,36 +85,42 @@ def _constants(tree: ast.Module) -> dict:
     return out
 
 
+def _calls(tree: ast.AST):
+    """(called name, call) of every plain or attribute call in the tree."""
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
+            yield n.func.id, n
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute):
+            yield n.func.attr, n
+
+
+def _topic_of(call: ast.Call, consts: dict) -> str | None:
+    """The topic of a create_publisher call: a literal or a module constant (else None)."""
+    t = call.args[1]
+    if isinstance(t, ast.Constant) and isinstance(t.value, str):
+        return t.value
+    if isinstance(t, ast.Name) and isinstance(consts.get(t.id), str):
+        return consts[t.id]
+    return None  # computed at run time (e.g. a client's topic): not a graph topic
+
+
 def scan(root: Path) -> tuple[list[dict], list[dict]]:
     """(parameter lists to import, publishers) found in the source, without importing it."""
     param_sites, pubs = [], []
     for pkg, mod, path in _modules(root):
-        tree = ast.parse(path.read_text(), str(path))
+        text = path.read_text()
+        tree = ast.parse(text, str(path))
         node = _node_name(tree)
         consts = _constants(tree)
-        uses_updater = "Updater(" in path.read_text()
-        for n in ast.walk(tree):
-            if not isinstance(n, ast.Call) or not isinstance(n.func, (ast.Name, ast.Attribute)):
-                continue
-            fname = n.func.id if isinstance(n.func, ast.Name) else n.func.attr
+        for fname, n in _calls(tree):
             if fname == "ParamSet" and len(n.args) >= 2 and isinstance(n.args[1], ast.Name):
-                param_sites.append(
-                    {
-                        "package": pkg,
-                        "module": mod,
-                        "list": n.args[1].id,
-                        "node": node,
-                        "updater": uses_updater,
-                    }
-                )
-            elif fname == "create_publisher" and len(n.args) >= 3:
-                t = n.args[1]
-                if isinstance(t, ast.Constant) and isinstance(t.value, str):
-                    topic = t.value
-                elif isinstance(t, ast.Name) and isinstance(consts.get(t.id), str):
-                    topic = consts[t.id]
-                else:
-                    continue  # computed at run time (e.g. a client's topic): not a graph topic
+                site = {"package": pkg, "module": mod, "list": n.args[1].id, "node": node}
+                param_sites.append({**site, "updater": "Updater(" in text})
+                continue
+            topic = (
+                _topic_of(n, consts) if fname == "create_publisher" and len(n.args) >= 3 else None
+            )
+            if topic is not None:
                 pubs.append(
                     {
                         "package": pkg,
@@ -129,40 +141,47 @@ def _extract_params(sites: list[dict]) -> list[dict]:
     out = []
     for s in sites:
         m = importlib.import_module(s["module"])
-        rows = []
-        for p in getattr(m, s["list"]):
-            rng = ""
-            if p.choices:
-                rng = " | ".join(f"`{c}`" for c in p.choices)
-            elif p.min is not None or p.max is not None:
-                rng = f"{_num(p.min) if p.min is not None else ''} .. "
-                rng += _num(p.max) if p.max is not None else ""
-            rows.append(
-                {
-                    "name": p.name,
-                    "type": _type_name(p),
-                    "default": _default(p.default),
-                    "range": rng.strip(),
-                    "read_only": bool(p.read_only),
-                    "description": p.description,
-                }
-            )
+        rows = [_param_row(p) for p in getattr(m, s["list"])]
         if s["updater"] and not any(r["name"] == UPDATER_PARAM for r in rows):
-            from sensorhub_common import diagnostics
-
-            rows.append(
-                {
-                    "name": UPDATER_PARAM,
-                    "type": "double",
-                    "default": "1.0",
-                    "range": _updater_range(diagnostics),
-                    "read_only": False,
-                    "description": "Seconds between this node's /diagnostics updates "
-                    "(REP 107: ~1 s; sensorhub_common.diagnostics.Updater)",
-                }
-            )
+            rows.append(_updater_row())
         out.append({**s, "params": rows})
     return out
+
+
+def _range(p) -> str:
+    if p.choices:
+        return " | ".join(f"`{c}`" for c in p.choices)
+    if p.min is None and p.max is None:
+        return ""
+    lo = _num(p.min) if p.min is not None else ""
+    hi = _num(p.max) if p.max is not None else ""
+    return f"{lo} .. {hi}".strip()
+
+
+def _param_row(p) -> dict:
+    return {
+        "name": p.name,
+        "type": _type_name(p),
+        "default": _default(p.default),
+        "range": _range(p),
+        "read_only": bool(p.read_only),
+        "description": p.description,
+    }
+
+
+def _updater_row() -> dict:
+    """The period parameter sensorhub_common.diagnostics.Updater declares on its node."""
+    from sensorhub_common import diagnostics
+
+    return {
+        "name": UPDATER_PARAM,
+        "type": "double",
+        "default": "1.0",
+        "range": _updater_range(diagnostics),
+        "read_only": False,
+        "description": "Seconds between this node's /diagnostics updates "
+        "(REP 107: ~1 s; sensorhub_common.diagnostics.Updater)",
+    }
 
 
 def _updater_range(diagnostics) -> str:
@@ -210,6 +229,11 @@ def _describe_qos(expr: str) -> str:
         return f"`{expr}`"
     if isinstance(prof, int):
         return f"reliable, keep last {prof}, volatile (`{expr}`)"
+    note = " (batch period 0.05 s = 40 samples at 800 Hz)" if "period" in expr else ""
+    return ", ".join(_qos_words(prof)) + f" (`{expr}`){note}"
+
+
+def _qos_words(prof) -> list[str]:
     words = [
         prof.reliability.name.lower().replace("_", " "),
         f"keep last {prof.depth}" if prof.history.name == "KEEP_LAST" else "keep all",
@@ -222,11 +246,10 @@ def _describe_qos(expr: str) -> str:
     ll_ns = ll.nanoseconds if hasattr(ll, "nanoseconds") else 0
     if ll_ns and ll_ns < 1 << 62:
         words.append(f"liveliness {prof.liveliness.name.lower()} {ll_ns / 1e9:g} s")
-    note = " (batch period 0.05 s = 40 samples at 800 Hz)" if "period" in expr else ""
-    return ", ".join(words) + f" (`{expr}`){note}"
+    return words
 
 
-def _child_main(argv) -> int:
+def _child_main() -> int:
     """``python -m sensorhub_tools.docgen --extract``: JSON of parameters and QoS on stdout."""
     job = json.loads(sys.stdin.read())
     out = {
@@ -286,42 +309,61 @@ def _md_escape(s: str) -> str:
     return s.replace("|", "\\|")
 
 
-def render(root: Path) -> dict[str, str]:
-    params, pubs, qos_words = extract(root)
-    graph = _graph_nodes(root)
+PARAMS_INTRO = (
+    "Every node declares its parameters with a type, a default, bounds and a description "
+    "(`sensorhub_common.params`); a value outside them is refused at start-up and at run "
+    "time. This page is generated from those declarations (`sensorhub docs`; "
+    "`make test` fails when it is out of date). Read-only parameters change only with a "
+    "restart; the others also with `ros2 param set`. The graph's per-deployment values are "
+    "in `src/bringup/config/` and `graph.yaml`.\n"
+)
+TOPICS_INTRO = (
+    "Every topic a node of this workspace publishes, generated from the `create_publisher` "
+    "calls (`sensorhub docs`; `make test` fails when it is out of date). Names are as the "
+    "graph starts the nodes (relative names resolved in their namespaces). QoS profiles "
+    "live in `sensorhub_common/qos.py`; subscribers that must not miss data (recorder, "
+    "monitor) use reliable, viewers best effort. Message fields and units: "
+    "`src/sensorhub_msgs/msg/`.\n\n"
+)
+
+
+def _node_section(s: dict, graph: dict) -> list[str]:
+    """One node's heading, where its parameters are declared, and their table."""
+    node = s["node"] or s["module"]
+    entry = graph.get(node, {})
+    ns, raw = entry.get("namespace", ""), entry.get("raw_namespace", "")
+    where = f"package `{s['package']}`, `{s['module']}.{s['list']}`"
+    if ns:
+        where += f", namespace `/{ns.strip('/')}` in the graph"
+    if raw != ns:
+        where += f" (`namespace: {raw}` in graph.yaml; role all: `/{ns.strip('/')}`)"
     p = [
-        HEADER,
-        "# Parameters of every node\n",
-        "Every node declares its parameters with a type, a default, bounds and a description "
-        "(`sensorhub_common.params`); a value outside them is refused at start-up and at run "
-        "time. This page is generated from those declarations (`sensorhub docs`; "
-        "`make test` fails when it is out of date). Read-only parameters change only with a "
-        "restart; the others also with `ros2 param set`. The graph's per-deployment values are "
-        "in `src/bringup/config/` and `graph.yaml`.\n",
+        f"\n## `{node}`\n\n{where}\n\n",
+        "| parameter | type | default | range | read-only | description |\n",
+        "|---|---|---|---|---|---|\n",
     ]
+    for r in s["params"]:
+        p.append(
+            f"| `{r['name']}` | {r['type']} | `{_md_escape(r['default'])}` | "
+            f"{_md_escape(r['range'])} | {'yes' if r['read_only'] else ''} | "
+            f"{_md_escape(r['description'])} |\n"
+        )
+    return p
+
+
+def _params_md(params: list[dict], graph: dict) -> str:
+    p = [HEADER, "# Parameters of every node\n", PARAMS_INTRO]
     for s in sorted(params, key=lambda s: (s["node"] or "", s["module"])):
-        node = s["node"] or s["module"]
-        entry = graph.get(node, {})
-        ns, raw = entry.get("namespace", ""), entry.get("raw_namespace", "")
-        where = f"package `{s['package']}`, `{s['module']}.{s['list']}`"
-        if ns:
-            where += f", namespace `/{ns.strip('/')}` in the graph"
-        if raw != ns:
-            where += f" (`namespace: {raw}` in graph.yaml; role all: `/{ns.strip('/')}`)"
-        p.append(f"\n## `{node}`\n\n{where}\n\n")
-        p.append("| parameter | type | default | range | read-only | description |\n")
-        p.append("|---|---|---|---|---|---|\n")
-        for r in s["params"]:
-            p.append(
-                f"| `{r['name']}` | {r['type']} | `{_md_escape(r['default'])}` | "
-                f"{_md_escape(r['range'])} | {'yes' if r['read_only'] else ''} | "
-                f"{_md_escape(r['description'])} |\n"
-            )
-    nodes_with_updater = [s["node"] for s in params if s["updater"]]
+        p += _node_section(s, graph)
+    return "".join(p)
+
+
+def _topic_rows(params: list[dict], pubs: list[dict], qos_words: dict, graph: dict) -> list:
+    """(topic, type, published by, QoS words, source) of every publisher."""
+    owners = sorted(s["node"] for s in params if s["updater"] and s["node"])
     rows = []
     for pub in pubs:
         if pub["node"] is None:  # a library class used by every node (diagnostics)
-            owners = sorted(n for n in nodes_with_updater if n)
             node = "every node (" + ", ".join(f"`{n}`" for n in owners) + ")"
             topic = _full("", pub["topic"])
         else:
@@ -331,21 +373,27 @@ def render(root: Path) -> dict[str, str]:
         rows.append(
             (topic, pub["type"], node, qos_words.get(pub["qos"], pub["qos"]), pub["where"])
         )
+    return rows
+
+
+def _topics_md(rows: list) -> str:
     t = [
         HEADER,
         "# Topics, messages and QoS\n",
-        "Every topic a node of this workspace publishes, generated from the `create_publisher` "
-        "calls (`sensorhub docs`; `make test` fails when it is out of date). Names are as the "
-        "graph starts the nodes (relative names resolved in their namespaces). QoS profiles "
-        "live in `sensorhub_common/qos.py`; subscribers that must not miss data (recorder, "
-        "monitor) use reliable, viewers best effort. Message fields and units: "
-        "`src/sensorhub_msgs/msg/`.\n\n",
+        TOPICS_INTRO,
         "| topic | message | published by | QoS | source |\n|---|---|---|---|---|\n",
     ]
     for topic, ty, node, q, where in sorted(rows):
         msg = ty if "/" in ty else _msg_package(ty) + ty
         t.append(f"| `{topic}` | `{msg}` | {node} | {_md_escape(q)} | `{where}` |\n")
-    return {PARAMS_MD: "".join(p), TOPICS_MD: "".join(t)}
+    return "".join(t)
+
+
+def render(root: Path) -> dict[str, str]:
+    params, pubs, qos_words = extract(root)
+    graph = _graph_nodes(root)
+    rows = _topic_rows(params, pubs, qos_words, graph)
+    return {PARAMS_MD: _params_md(params, graph), TOPICS_MD: _topics_md(rows)}
 
 
 _MSG_PKG = {
@@ -399,11 +447,8 @@ def _section_of(text: str, line: str) -> str:
 
 def add_parser(sub) -> None:
     d = sub.add_parser("docs", help="generate docs/parameters.md and docs/topics.md from the code")
-    d.add_argument(
-        "--check",
-        action="store_true",
-        help="do not write; exit 1 when the docs differ from the code",
-    )
+    check_help = "do not write; exit 1 when the docs differ from the code"
+    d.add_argument("--check", action="store_true", help=check_help)
     d.add_argument("--root", help="the checkout (default: found above the current directory)")
     d.add_argument("--docs", help="docs directory (default ROOT/docs)")
 
@@ -434,4 +479,4 @@ def run(a) -> int:
 
 if __name__ == "__main__":
     if "--extract" in sys.argv:
-        sys.exit(_child_main(sys.argv))
+        sys.exit(_child_main())

@@ -23,6 +23,12 @@ SKIP_TOPICS = {"/parameter_events", "/rosout"}
 AGG_TOPIC = "/diagnostics_agg"
 
 
+def _level(status) -> int:
+    """A DiagnosticStatus level (a byte in the message) as an int."""
+    lv = status.level
+    return lv[0] if isinstance(lv, (bytes, bytearray)) else int(lv)
+
+
 def message_class(type_name: str):
     """'pkg/msg/Type' -> class (rosidl_runtime_py is not in the wheels)."""
     pkg, sub, name = type_name.split("/")
@@ -43,8 +49,7 @@ class Collector:
         self.diag: dict[str, tuple[int, str, float]] = {}  # status name -> level, msg, time
         self.times: dict[str, deque] = {}
         self.types: dict[str, str] = {}
-        self.first_seen: dict[str, float] = {}
-        self.skipped: dict[str, str] = {}
+        self.skipped: dict[str, str] = {}  # topic -> why it is not sampled
         self._qos = qos.viewer(qos.DIAGNOSTICS)  # rate sampling: best effort, depth 10
         self._subs = {}
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, qos.DIAGNOSTICS)
@@ -59,14 +64,10 @@ class Collector:
         now = time.monotonic()
         with self._lock:
             for s in msg.status:
-                level = s.level[0] if isinstance(s.level, (bytes, bytearray)) else int(s.level)
-                self.diag[s.name] = (level, s.message, now)
+                self.diag[s.name] = (_level(s), s.message, now)
 
     def _on_agg(self, msg) -> None:
-        tree = []
-        for s in msg.status:
-            level = s.level[0] if isinstance(s.level, (bytes, bytearray)) else int(s.level)
-            tree.append((s.name, level, s.message))
+        tree = [(s.name, _level(s), s.message) for s in msg.status]
         with self._lock:
             self.tree, self.tree_time = tree, time.monotonic()
 
@@ -88,7 +89,6 @@ class Collector:
             with self._lock:
                 self.times[topic] = deque(maxlen=20000)
                 self.types[topic] = types[0]
-                self.first_seen[topic] = time.monotonic()
             self._subs[topic] = self.node.create_subscription(
                 cls, topic, lambda _m, t=topic: self._tick(t), self._qos, raw=True
             )
@@ -135,55 +135,70 @@ class Collector:
             return {n.split(":", 1)[0].strip() for n in self.diag}
 
 
-def render(state: dict | None, col: Collector | None, width: int = 120) -> str:
-    lines = []
-    if state is None:
-        lines.append("supervisor: no state file (is `sensorhub up` running with this data root?)")
-        names = sorted(col.diag_names()) if col else []
-        nodes = [{"name": n} for n in names]
-    else:
-        up = time.time() - state.get("started", time.time())
-        alive = "running" if state.get("alive") else f"NOT running ({state.get('status')})"
-        if state.get("alive") and state.get("stale") is not None:
-            alive += (
-                f", STATE STALE: not updated for {state['stale']:.0f} s (disk full? "
-                "supervisor wedged?); the table below is old"
-            )
-        lines.append(
-            f"supervisor pid {state.get('supervisor_pid')} {alive}, up {_dur(up)}; profile "
-            f"{state.get('profile')}, role {state.get('role')}, ROS_DOMAIN_ID "
-            f"{state.get('domain_id')}, data {state.get('data_root')}"
+def _supervisor_line(state: dict) -> str:
+    up = time.time() - state.get("started", time.time())
+    alive = "running" if state.get("alive") else f"NOT running ({state.get('status')})"
+    if state.get("alive") and state.get("stale") is not None:
+        alive += (
+            f", STATE STALE: not updated for {state['stale']:.0f} s (disk full? "
+            "supervisor wedged?); the table below is old"
         )
-        nodes = state.get("nodes", [])
-        extra = set(col.diag_names()) - {n["name"] for n in nodes} if col else set()
-        # nodes inside a container (several nodes, one process) are shown under its row
-        inside = {m.rsplit("/", 1)[-1]: c for c in nodes for m in c.get("members") or []}
-        rows = []
-        for n in nodes:
-            rows.append(n)
-            for m in sorted(k for k, c in inside.items() if c is n):
-                rows.append({"name": f" {m}", "diag_name": m, "state": f"> {n['name']}"})
-        extra -= set(inside)
-        nodes = rows + [{"name": n, "state": "(not ours)"} for n in sorted(extra)]
+    return (
+        f"supervisor pid {state.get('supervisor_pid')} {alive}, up {_dur(up)}; profile "
+        f"{state.get('profile')}, role {state.get('role')}, ROS_DOMAIN_ID "
+        f"{state.get('domain_id')}, data {state.get('data_root')}"
+    )
+
+
+def _node_rows(state: dict, col: Collector | None) -> list[dict]:
+    """The supervisor's nodes, container members under their container's row, then the nodes
+    that report diagnostics but are not the supervisor's."""
+    nodes = state.get("nodes", [])
+    extra = set(col.diag_names()) - {n["name"] for n in nodes} if col else set()
+    inside = {m.rsplit("/", 1)[-1]: c for c in nodes for m in c.get("members") or []}
+    rows = []
+    for n in nodes:
+        rows.append(n)
+        for m in sorted(k for k, c in inside.items() if c is n):
+            rows.append({"name": f" {m}", "diag_name": m, "state": f"> {n['name']}"})
+    extra -= set(inside)
+    return rows + [{"name": n, "state": "(not ours)"} for n in sorted(extra)]
+
+
+def _node_line(n: dict, col: Collector | None, width: int) -> str:
+    level, msg = col.node_diag(n.get("diag_name", n["name"])) if col else ("-", "")
+    applied = n.get("applied", {})
+    if not msg and n.get("message"):
+        msg = n["message"]
+    row = (
+        f"{n['name'][:18]:<18} {n.get('state', '?')[:10]:<10} {n.get('pid') or '-':>7} "
+        f"{n.get('restarts', '-'):>3} {str(applied.get('cpus', '-'))[:6]:<6} "
+        f"{applied.get('nice', '-'):>4} {level:<5} {msg}"
+    )
+    return row[:width]
+
+
+def _topic_lines(col: Collector) -> list[str]:
+    lines = [f"{'TOPIC':<34} {'TYPE':<42} {'RATE Hz':>8} {'PUBS':>4}"]
+    for topic, (typ, hz, pubs) in sorted(col.rates().items()):
+        lines.append(f"{topic[:34]:<34} {typ[:42]:<42} {hz:8.1f} {pubs:>4}")
+    return lines
+
+
+def render(state: dict | None, col: Collector | None, width: int = 120) -> str:
+    if state is None:
+        lines = ["supervisor: no state file (is `sensorhub up` running with this data root?)"]
+        nodes = [{"name": n} for n in sorted(col.diag_names())] if col else []
+    else:
+        lines = [_supervisor_line(state)]
+        nodes = _node_rows(state, col)
     hdr = f"{'NODE':<18} {'STATE':<10} {'PID':>7} {'RST':>3} {'CPUS':<6} {'NICE':>4} "
     hdr += f"{'DIAG':<5} MESSAGE"
     lines += ["", hdr]
-    for n in nodes:
-        level, msg = col.node_diag(n.get("diag_name", n["name"])) if col else ("-", "")
-        applied = n.get("applied", {})
-        if not msg and n.get("message"):
-            msg = n["message"]
-        row = (
-            f"{n['name'][:18]:<18} {n.get('state', '?')[:10]:<10} {n.get('pid') or '-':>7} "
-            f"{n.get('restarts', '-'):>3} {str(applied.get('cpus', '-'))[:6]:<6} "
-            f"{applied.get('nice', '-'):>4} {level:<5} {msg}"
-        )
-        lines.append(row[:width])
+    lines += [_node_line(n, col, width) for n in nodes]
     if col is not None:
         lines += ["", *render_tree(*col.agg_tree(), width=width)]
-        lines += ["", f"{'TOPIC':<34} {'TYPE':<42} {'RATE Hz':>8} {'PUBS':>4}"]
-        for topic, (typ, hz, pubs) in sorted(col.rates().items()):
-            lines.append(f"{topic[:34]:<34} {typ[:42]:<42} {hz:8.1f} {pubs:>4}")
+        lines += ["", *_topic_lines(col)]
     return "\n".join(lines)
 
 
@@ -205,17 +220,45 @@ def _dur(s: float) -> str:
     return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
+def _follow_domain(state: dict | None) -> None:
+    """The graph this state file describes lives in its own domain: look there."""
+    domain = str((state or {}).get("domain_id") or "")
+    if state and state.get("alive") and domain and domain != os.environ.get("ROS_DOMAIN_ID", "0"):
+        print(f"(using the supervisor's ROS_DOMAIN_ID {domain})", file=sys.stderr)
+        os.environ["ROS_DOMAIN_ID"] = domain
+
+
+def _healthy(state: dict | None) -> bool:
+    ok = state is not None and state.get("alive") and state.get("stale") is None
+    return bool(ok and all(n["state"] == "running" for n in state.get("nodes", [])))
+
+
+def _print_once(executor, col: Collector, data_root: str, window: float) -> int:
+    end = time.monotonic() + window
+    while time.monotonic() < end:
+        executor.spin_once(timeout_sec=0.05)
+    state = read_state(data_root)
+    print(render(state, col), flush=True)
+    return 0 if _healthy(state) else 1
+
+
+def _print_live(executor, col: Collector, data_root: str, interval: float) -> None:
+    next_draw = 0.0
+    while True:
+        executor.spin_once(timeout_sec=0.05)
+        if time.monotonic() >= next_draw:
+            text = render(read_state(data_root), col)
+            sys.stdout.write("\033[H\033[J" + text + "\n(Ctrl-C to quit)\n")
+            sys.stdout.flush()
+            next_draw = time.monotonic() + interval
+
+
 def run_status(data_root: str, once: bool, window: float, interval: float = 1.0) -> int:
     """Print the table (once after `window` seconds, or live until Ctrl-C)."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    st = read_state(data_root)
-    domain = str((st or {}).get("domain_id") or "")
-    if st and st.get("alive") and domain and domain != os.environ.get("ROS_DOMAIN_ID", "0"):
-        # the graph this state file describes lives in its own domain: look there
-        print(f"(using the supervisor's ROS_DOMAIN_ID {domain})", file=sys.stderr)
-        os.environ["ROS_DOMAIN_ID"] = domain
+    _follow_domain(read_state(data_root))
     context = rclpy.Context()
     rclpy.init(context=context, signal_handler_options=rclpy.SignalHandlerOptions.NO)
     node = rclpy.create_node(
@@ -227,23 +270,9 @@ def run_status(data_root: str, once: bool, window: float, interval: float = 1.0)
     code = 0
     try:
         if once:
-            end = time.monotonic() + window
-            while time.monotonic() < end:
-                executor.spin_once(timeout_sec=0.05)
-            state = read_state(data_root)
-            print(render(state, col), flush=True)
-            ok = state is not None and state.get("alive") and state.get("stale") is None
-            ok = ok and all(n["state"] == "running" for n in state.get("nodes", []))
-            code = 0 if ok else 1
+            code = _print_once(executor, col, data_root, window)
         else:
-            next_draw = 0.0
-            while True:
-                executor.spin_once(timeout_sec=0.05)
-                if time.monotonic() >= next_draw:
-                    text = render(read_state(data_root), col)
-                    sys.stdout.write("\033[H\033[J" + text + "\n(Ctrl-C to quit)\n")
-                    sys.stdout.flush()
-                    next_draw = time.monotonic() + interval
+            _print_live(executor, col, data_root, interval)
     except KeyboardInterrupt:
         pass
     finally:

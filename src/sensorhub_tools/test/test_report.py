@@ -215,7 +215,7 @@ def _synthetic_bag(
     from rcl_interfaces.msg import Parameter, ParameterEvent, ParameterType, ParameterValue
     from rclpy.serialization import serialize_message
 
-    from mcap_recorder.bag import BagWriter, SplitPolicy
+    from mcap_recorder.bag import BagSettings, BagWriter, SplitPolicy
     from pbt_driver.detector import Detector, DetectorParams
     from sensorhub_common.schema import build_ros2msg
     from sensorhub_msgs.msg import PbtEvent, PbtSamples
@@ -227,9 +227,9 @@ def _synthetic_bag(
     }
     bag = BagWriter(
         tmp_path / name,
-        compression="lz4",
-        chunk_size=16 * 1024,
-        split=SplitPolicy(max_bytes=60 * 1024),
+        BagSettings(
+            compression="lz4", chunk_size=16 * 1024, split=SplitPolicy(max_bytes=60 * 1024)
+        ),
     )
     tid = {t: bag.add_topic(t, ty, build_ros2msg(ty), []) for t, ty in types.items()}
     x = _signal(int(40 * RATE), seed)

@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sensorhub_common.diagnostics import ERROR, LEVEL_NAMES, OK, WARN
+from sensorhub_common.diagnostics import ERROR, OK, WARN
 
 NA = "not available"
 
@@ -306,8 +306,8 @@ def net_rates(prev: dict[str, NetCounters], cur: dict[str, NetCounters], dt: flo
 
 
 # ---- kernel log -------------------------------------------------------------------------------
-# What the review means by "USB errors": the kernel's words for a failing USB link, a serial
-# adapter that drops out, and the Pi firmware's under-voltage warning.
+# "USB errors": the kernel's words for a failing USB link, a serial adapter that drops out,
+# and the Pi firmware's under-voltage warning.
 KERNEL_PATTERNS = [
     ("usb", re.compile(r"usb \S+: (device (descriptor read|not accepting address)|"
                        r".*error -?\d+|.*over-current|reset .*USB device|USB disconnect)", re.I)),
@@ -418,7 +418,3 @@ class KernelLog:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-
-
-def level_name(level: int) -> str:
-    return LEVEL_NAMES.get(level, str(level))

@@ -11,29 +11,20 @@ from __future__ import annotations
 import importlib
 import os
 import socket
-import sys
 import time
 from functools import partial
 
 from rclpy.node import Node
 
 from sensorhub_common import diagnostics as diag
-from sensorhub_common import lean_imports, qos
+from sensorhub_common import qos
 from sensorhub_common.params import Param, ParameterError, ParamSet
 from sensorhub_common.paths import data_root
-from sensorhub_common.runner import spin_node
-from sensorhub_common.scheduling import format_cpu_list
-from system_monitor import host
+from sensorhub_common.runner import run_node
+from system_monitor import host, process_status
 from system_monitor.aggregate import DEFAULT_GROUPS, Aggregator, GroupSpecError, parse_groups
-from system_monitor.procinfo import (
-    RT_POLICIES,
-    ExpectedError,
-    Finder,
-    ProcFS,
-    matches,
-    parse_expected_list,
-    top_thread,
-)
+from system_monitor.host_tasks import HostTasks
+from system_monitor.procinfo import ExpectedError, Finder, ProcFS, matches, parse_expected_list
 from system_monitor.sdnotify import SdNotify
 from system_monitor.watchdog import ProcState, Watchdog, WatchSpecError, parse_watches
 
@@ -49,6 +40,15 @@ def _check(parser):
         return None
 
     return check
+
+
+def _bounds(key: str, what: str, unit: str, warn: float, error: float, top: float) -> list:
+    """`<key>_warn` and `<key>_error`: `what` above the bound is WARN or ERROR."""
+    return [
+        Param(f"{key}_{level}", default, f"{what} above this is {level.upper()} [{unit}]",
+              min=0.0, max=top)
+        for level, default in (("warn", warn), ("error", error))
+    ]  # fmt: skip
 
 
 PARAMS = [
@@ -73,22 +73,14 @@ PARAMS = [
           "start [s]", min=0.0, max=600.0),
     Param("stale_timeout", 5.0, "/diagnostics_agg: an item not updated this long is STALE [s]",
           min=1.0, max=600.0),
-    Param("cpu_warn", 70.0, "Average CPU above this is WARN [%]", min=0.0, max=100.0),
-    Param("cpu_error", 90.0, "Average CPU above this is ERROR [%]", min=0.0, max=100.0),
+    *_bounds("cpu", "Average CPU", "%", 70.0, 90.0, top=100.0),
     Param("cpu_hysteresis", 5.0, "A CPU level clears this far below its bound [%]", min=0.0,
           max=50.0),
-    Param("temp_warn", 70.0, "Hottest thermal zone above this is WARN [degC]", min=0.0,
-          max=150.0),
-    Param("temp_error", 80.0, "Hottest thermal zone above this is ERROR [degC]", min=0.0,
-          max=150.0),
+    *_bounds("temp", "Hottest thermal zone", "degC", 70.0, 80.0, top=150.0),
     Param("temp_hysteresis", 2.0, "A temperature level clears this far below its bound [degC]",
           min=0.0, max=20.0),
-    Param("mem_warn", 85.0, "Memory used above this is WARN [%]", min=0.0, max=100.0),
-    Param("mem_error", 95.0, "Memory used above this is ERROR [%]", min=0.0, max=100.0),
-    Param("disk_warn", 90.0, "Data root's file system used above this is WARN [%]", min=0.0,
-          max=100.0),
-    Param("disk_error", 95.0, "Data root's file system used above this is ERROR [%]", min=0.0,
-          max=100.0),
+    *_bounds("mem", "Memory used", "%", 85.0, 95.0, top=100.0),
+    *_bounds("disk", "Data root's file system used", "%", 90.0, 95.0, top=100.0),
     Param("thermal_root", "/sys/class/thermal", "Where thermal zones are read", read_only=True),
     Param("throttled_path", host.SYSFS_THROTTLED, "Pi firmware throttling flags in sysfs "
           "('' = skip)", read_only=True),
@@ -141,26 +133,39 @@ class _Updater(diag.Updater):
 class SystemMonitorNode(Node):
     def __init__(self, **kwargs):
         super().__init__("system_monitor", **kwargs)
-        import psutil
         from diagnostic_msgs.msg import DiagnosticArray
 
-        self._psutil = psutil
         self._Array = DiagnosticArray
         self.params = ParamSet(self, PARAMS, cross_check, self._on_change)
         v = self.params.snapshot()
+        self._read_specs(v)
+        self.hostname = socket.gethostname()
+        self.hwid = f"host {self.hostname}"
+        self.host = HostTasks(v, str(data_root(v["data_root"])))
+        self._make_process_state()
+        self._make_graph_state(v)
+        self.pub_agg = self.create_publisher(DiagnosticArray, AGG_TOPIC, qos.DIAGNOSTICS)
+        self._make_inputs()
+        self._make_updater()
+        self._start_timers(v)
+        self.get_logger().info(
+            f"{self.hwid}: watching {len(self.expected)} processes "
+            f"({', '.join(self.by_name) or 'none'}), topics "
+            f"{', '.join(w.topic for w in self.watches) or 'none'}; systemd watchdog "
+            f"{f'every {self.sd.interval:g} s' if self.sd.interval else 'off'}"
+        )
+
+    # -- construction ---------------------------------------------------------------------------
+    def _read_specs(self, v: dict) -> None:
         try:
             self.expected = parse_expected_list(v["expected"])
             self.watches = parse_watches(v["watch_topics"])
-            groups = parse_groups(v["groups"])
+            self.groups = parse_groups(v["groups"])
         except (ExpectedError, WatchSpecError, GroupSpecError) as e:  # pragma: no cover
             raise ParameterError(str(e)) from None
         self.by_name = {e.name: e for e in self.expected}
-        self.hostname = socket.gethostname()
-        self.hwid = f"host {self.hostname}"
-        self.data_root = str(data_root(v["data_root"]))
-        self._make_trackers(v)
 
-        now = time.monotonic()
+    def _make_process_state(self) -> None:
         self.procfs = ProcFS()
         self.finder = Finder(self.procfs)
         self.pids: dict[str, tuple[int, int]] = {}
@@ -169,11 +174,17 @@ class SystemMonitorNode(Node):
         self.prev_samples: dict = {}
         self._thread_cache: dict[str, tuple[float, int, list]] = {}
         self._last_scan = -1e9
+
+    def _make_graph_state(self, v: dict) -> None:
         self.watchdog = Watchdog(
-            self.expected, self.watches, v["diag_timeout"], v["startup_grace"], start=now
+            self.expected,
+            self.watches,
+            v["diag_timeout"],
+            v["startup_grace"],
+            start=time.monotonic(),
         )
         self.agg = Aggregator(
-            groups,
+            self.groups,
             expected=[e.name for e in self.expected if e.publishes_diagnostics],
             stale_timeout=v["stale_timeout"],
             topic_owner={w.topic: w.owner for w in self.watches},
@@ -181,15 +192,9 @@ class SystemMonitorNode(Node):
         )
         self._levels: dict[str, int] = {}
         self._logged: dict[str, int] = {}
+        self._unhealthy_since: float | None = None
 
-        self.throttle = host.ThrottleReader(v["throttled_path"], v["vcgencmd"])
-        self._throttle_flags = None
-        self._throttle_next = 0.0
-        self.kmsg = host.KernelLog(v["kernel_log"]) if v["kernel_log"] else None
-        self._net_prev, self._net_t = {}, 0.0
-        psutil.cpu_percent(percpu=True)  # the first call only starts the measurement
-
-        self.pub_agg = self.create_publisher(DiagnosticArray, AGG_TOPIC, qos.DIAGNOSTICS)
+    def _make_inputs(self) -> None:
         # Inputs live on a second node that is never spun: DDS keeps the samples and _check()
         # takes them in batches. One executor wake-up per /diagnostics array and per watched
         # message (20 Hz /pbt/samples) was most of the monitor's CPU.
@@ -204,53 +209,34 @@ class SystemMonitorNode(Node):
         )
         self._topic_subs: dict[str, object] = {}
         self._diag_sub = self._poll_node.create_subscription(
-            DiagnosticArray, "/diagnostics", self._on_diag, qos.DIAGNOSTICS
+            self._Array, "/diagnostics", self._on_diag, qos.DIAGNOSTICS
         )
         self._next_discover = 0.0
+
+    def _make_updater(self) -> None:
         self._tree_ready = False
         self.diag = _Updater(self, self._after_publish, hardware_id=self.hwid)
-        self.diag.add("cpu", self._diag_cpu)
-        self.diag.add("memory", self._diag_memory)
-        self.diag.add("disk", self._diag_disk)
-        self.diag.add("network", self._diag_network)
-        self.diag.add("temperature", self._diag_temperature)
-        self.diag.add("throttling", self._diag_throttling)
-        self.diag.add("kernel log", self._diag_kernel)
+        for name, task in self.host.tasks().items():
+            self.diag.add(name, task)
         self.diag.add("watchdog", self._diag_watchdog)
         for e in self.expected:
             self.diag.add(f"node {e.name}", partial(self._diag_node, e.name))
         for w in self.watches:
             self.diag.add(f"topic {w.topic}", partial(self._diag_topic, w.topic))
-
         self._tree_ready = True
+
+    def _start_timers(self, v: dict) -> None:
         self.sd = SdNotify() if v["systemd_watchdog"] else SdNotify({})
-        self._unhealthy_since: float | None = None
         if self.sd.enabled and self.sd.interval > 0:
             self.create_timer(self.sd.interval, self._pet)
         self.sd.notify("READY=1")
         self.create_timer(v["check_period"], self._check)
         self._discover()
-        self.get_logger().info(
-            f"{self.hwid}: watching {len(self.expected)} processes "
-            f"({', '.join(self.by_name) or 'none'}), topics "
-            f"{', '.join(w.topic for w in self.watches) or 'none'}; systemd watchdog "
-            f"{f'every {self.sd.interval:g} s' if self.sd.interval else 'off'}"
-        )
 
     # -- parameters -----------------------------------------------------------------------------
-    def _make_trackers(self, v: dict) -> None:
-        self.cpu_level = host.LevelTracker(
-            host.Threshold(v["cpu_warn"], v["cpu_error"], v["cpu_hysteresis"])
-        )
-        self.temp_level = host.LevelTracker(
-            host.Threshold(v["temp_warn"], v["temp_error"], v["temp_hysteresis"])
-        )
-        self.mem_level = host.LevelTracker(host.Threshold(v["mem_warn"], v["mem_error"]))
-        self.disk_level = host.LevelTracker(host.Threshold(v["disk_warn"], v["disk_error"]))
-
     def _on_change(self, changed: dict) -> None:
         v = self.params.snapshot()
-        self._make_trackers(v)
+        self.host.make_trackers(v)
         self.watchdog.diag_timeout = v["diag_timeout"]
         self.watchdog.grace = v["startup_grace"]
         self.agg.stale_timeout = v["stale_timeout"]
@@ -334,25 +320,29 @@ class SystemMonitorNode(Node):
                 self.proc_states[e.name] = ProcState(known[0], st.state)
         if missing and now - self._last_scan >= self.params["rescan_period"]:
             self._last_scan = now
-            found = self.finder.find([e for e in self.expected if e.name not in self.pids])
-            # The Finder never matches itself: this process is the monitor's own entry, or the
-            # container it runs in (sensorhub_common.container).
-            mine = [
-                e.name
-                for e in self.expected
-                if e.name not in self.pids
-                and e.name not in found
-                and (e.name == self.get_name() or matches(e, self.procfs.cmdline(os.getpid())))
-            ]
-            me = self.procfs.stat(os.getpid()) if mine else None
-            if me is not None:
-                for name in mine:
-                    found[name] = (os.getpid(), me.starttime)
-            for name, (pid, start) in found.items():
-                self.pids[name] = (pid, start)
-                self.pid_changes[name] = self.pid_changes.get(name, -1) + 1
-                st = self.procfs.stat(pid)
-                self.proc_states[name] = ProcState(pid, st.state if st else "")
+            self._rescan()
+
+    def _rescan(self) -> None:
+        """Look up the expected processes that have no known PID."""
+        found = self.finder.find([e for e in self.expected if e.name not in self.pids])
+        # The Finder never matches itself: this process is the monitor's own entry, or the
+        # container it runs in (sensorhub_common.container).
+        mine = [
+            e.name
+            for e in self.expected
+            if e.name not in self.pids
+            and e.name not in found
+            and (e.name == self.get_name() or matches(e, self.procfs.cmdline(os.getpid())))
+        ]
+        me = self.procfs.stat(os.getpid()) if mine else None
+        if me is not None:
+            for name in mine:
+                found[name] = (os.getpid(), me.starttime)
+        for name, (pid, start) in found.items():
+            self.pids[name] = (pid, start)
+            self.pid_changes[name] = self.pid_changes.get(name, -1) + 1
+            st = self.procfs.stat(pid)
+            self.proc_states[name] = ProcState(pid, st.state if st else "")
 
     def _check(self) -> None:
         now = time.monotonic()
@@ -372,16 +362,19 @@ class SystemMonitorNode(Node):
         elif not bad:
             self._unhealthy_since = None
         if changed:
-            for name, v in verdicts.items():
-                before = self._logged.get(name, diag.OK)
-                if v.level != before:
-                    text = f"watchdog: {name}: {diag.LEVEL_NAMES.get(v.level)}: {v.message}"
-                    if v.level > diag.WARN:  # rclpy: one severity per call site
-                        self.get_logger().warning(text)
-                    else:
-                        self.get_logger().info(text)
-                self._logged[name] = v.level
+            self._log_changes(verdicts)
             self.diag.update()  # a node going silent is published now, not at the next tick
+
+    def _log_changes(self, verdicts: dict) -> None:
+        for name, v in verdicts.items():
+            before = self._logged.get(name, diag.OK)
+            if v.level != before:
+                text = f"watchdog: {name}: {diag.LEVEL_NAMES.get(v.level)}: {v.message}"
+                if v.level > diag.WARN:  # rclpy: one severity per call site
+                    self.get_logger().warning(text)
+                else:
+                    self.get_logger().info(text)
+            self._logged[name] = v.level
 
     def _pet(self) -> None:
         since = self._unhealthy_since
@@ -415,80 +408,6 @@ class SystemMonitorNode(Node):
             out.append(m)
         arr.status = out
         self.pub_agg.publish(arr)
-
-    @staticmethod
-    def _copy(report: host.Report, stat) -> None:
-        stat.summary(report.level, report.message)
-        for k, x in report.values:
-            stat.add(k, x)
-
-    # -- host diagnostics -----------------------------------------------------------------------
-    def _diag_cpu(self, stat) -> None:
-        ps = self._psutil
-        try:
-            load = os.getloadavg()
-        except OSError:
-            load = None
-        try:
-            f = ps.cpu_freq()
-            freq = f.current if f and f.current else None
-        except (OSError, NotImplementedError, AttributeError):
-            freq = None
-        self._copy(host.check_cpu(ps.cpu_percent(percpu=True), load, freq, self.cpu_level), stat)
-
-    def _diag_memory(self, stat) -> None:
-        vm, sw = self._psutil.virtual_memory(), self._psutil.swap_memory()
-        r = host.check_percent(
-            "memory",
-            vm.percent,
-            self.mem_level,
-            total_MB=vm.total / 1e6,
-            available_MB=vm.available / 1e6,
-            swap_used=f"{sw.percent:.0f}% of {sw.total / 1e6:.0f} MB" if sw.total else "no swap",
-        )
-        self._copy(r, stat)
-
-    def _diag_disk(self, stat) -> None:
-        try:
-            du = self._psutil.disk_usage(self.data_root)
-            pct, free = du.percent, du.free / 1e9
-        except OSError:
-            pct = free = None
-        r = host.check_percent("data root", pct, self.disk_level, free_GB=free)
-        r.add("path", self.data_root)
-        self._copy(r, stat)
-
-    def _diag_network(self, stat) -> None:
-        now = time.monotonic()
-        try:
-            raw = self._psutil.net_io_counters(pernic=True)
-        except OSError:
-            raw = {}
-        cur = {
-            n: host.NetCounters(c.bytes_sent, c.bytes_recv, c.errin, c.errout, c.dropin,
-                                c.dropout)
-            for n, c in raw.items() if n != "lo"
-        }  # fmt: skip
-        self._copy(host.net_rates(self._net_prev, cur, now - self._net_t), stat)
-        self._net_prev, self._net_t = cur, now
-
-    def _diag_temperature(self, stat) -> None:
-        zones = host.read_thermal_zones(self.params["thermal_root"])
-        self._copy(host.check_temperature(zones, self.temp_level), stat)
-
-    def _diag_throttling(self, stat) -> None:
-        now = time.monotonic()
-        if now >= self._throttle_next:
-            self._throttle_next = now + self.params["throttle_period"]
-            self._throttle_flags = self.throttle.read()
-        self._copy(host.check_throttled(self._throttle_flags, self.throttle.source), stat)
-
-    def _diag_kernel(self, stat) -> None:
-        if self.kmsg is None:
-            stat.summary(diag.OK, "kernel log not watched (kernel_log is empty)")
-            return
-        self.kmsg.poll()
-        self._copy(self.kmsg.report(), stat)
 
     # -- graph diagnostics ----------------------------------------------------------------------
     def _diag_watchdog(self, stat) -> None:
@@ -528,51 +447,9 @@ class SystemMonitorNode(Node):
             return
         prev = self.prev_samples.get(name)
         self.prev_samples[name] = s
-        same = prev is not None and prev.pid == s.pid and s.t > prev.t
-        dt = s.t - prev.t if same else 0.0
-        stat.add("alive", s.stat.state not in ("Z", "X"))
-        stat.add("pid", s.pid)
-        stat.add("state", s.stat.state_name)
-        stat.add("restarts seen", self.pid_changes.get(name, 0))
-        cpu = f"{(s.stat.cpu_s - prev.stat.cpu_s) / dt * 100:.1f}" if same else "measuring"
-        stat.add("CPU [% of one core]", cpu)
-        st = s.status
-        stat.add("RSS [MB]", f"{st.rss_bytes / 1e6:.1f}" if st and st.rss_bytes else "n/a")
-        stat.add("threads", s.stat.num_threads)
-        if st and st.voluntary is not None:
-            stat.add("context switches voluntary/involuntary",
-                     f"{st.voluntary} / {st.involuntary}")  # fmt: skip
-            if same and prev.status and prev.status.voluntary is not None:
-                stat.add("context switches per s voluntary/involuntary",
-                         f"{(st.voluntary - prev.status.voluntary) / dt:.0f} / "
-                         f"{(st.involuntary - prev.status.involuntary) / dt:.0f}")  # fmt: skip
-        stat.add("policy", s.stat.policy_name)
-        stat.add("RT priority", s.stat.rt_priority)
-        stat.add("nice", s.stat.nice)
-        cpus = st.cpus if st else None
-        stat.add("CPU affinity", format_cpu_list(cpus) if cpus else "n/a")
         s.threads = self._threads(name, s.pid, now)
-        top = top_thread(s.threads)
-        stat.add("highest-priority thread", top.describe() if top else "n/a")
-        # what was asked for, against what the kernel applied
-        req = []
-        if exp.nice is not None:
-            req.append(f"nice {exp.nice}")
-            if s.stat.nice != exp.nice:
-                stat.merge_summary(diag.WARN, f"nice {s.stat.nice}, requested {exp.nice}")
-        if exp.cpus:
-            req.append(f"CPUs {format_cpu_list(exp.cpus)}")
-            if cpus is not None and cpus != exp.cpus:
-                stat.merge_summary(
-                    diag.WARN,
-                    f"CPUs {format_cpu_list(cpus)}, requested {format_cpu_list(exp.cpus)}",
-                )
-        if exp.rt:
-            req.append(f"SCHED_FIFO {exp.rt} thread")
-            if s.threads and (top is None or top.policy not in RT_POLICIES):
-                stat.merge_summary(diag.WARN, f"no real-time thread (requested SCHED_FIFO "
-                                   f"{exp.rt})")  # fmt: skip
-        stat.add("requested", ", ".join(req) or "defaults")
+        top = process_status.add_sample(stat, s, prev, self.pid_changes.get(name, 0))
+        process_status.add_requested(stat, exp, s, top)
         if exp.publishes_diagnostics:
             last = self.watchdog.last_diag.get(name)
             stat.add("diagnostics age [s]", f"{now - last:.1f}" if last else "none yet")
@@ -605,13 +482,11 @@ class SystemMonitorNode(Node):
         self.sd.notify("STOPPING=1")
         if self._poll_node is not None:
             self._poll_node.destroy_node()
-        if self.kmsg is not None:
-            self.kmsg.close()
+        self.host.close()
 
 
 def main(args=None):
-    lean_imports.install()  # before any node exists: no code generator in this process
-    sys.exit(spin_node(lambda: SystemMonitorNode(), args=args))  # noqa: PLW0108
+    run_node(SystemMonitorNode, args=args)
 
 
 if __name__ == "__main__":

@@ -126,44 +126,66 @@ def _script(argv: list[str], suffix: str) -> bool:
     return any(a.endswith("/" + suffix) or a == suffix for a in argv[:2])
 
 
+def _sched_exec_matches(exp: Expected, argv: list[str]) -> bool:
+    try:
+        return argv[argv.index("--name") + 1] == exp.name
+    except (ValueError, IndexError):
+        return False
+
+
+def _ros_node_matches(exp: Expected, argv: list[str]) -> bool:
+    pkg, _, exe = exp.exe.partition("/")
+    if "--ros-args" not in argv:
+        return False
+    if exe and not _script(argv, f"lib/{pkg}/{exe}"):
+        return False
+    node = _ros_arg(argv, "__node") or exe
+    ns = (_ros_arg(argv, "__ns") or "").rstrip("/")
+    return node == exp.name and ns == exp.namespace
+
+
+def _process_matches(exp: Expected, argv: list[str]) -> bool:
+    pkg, _, exe = exp.exe.partition("/")
+    return _script(argv, f"lib/{pkg}/{exe}")
+
+
+def _command_matches(exp: Expected, argv: list[str]) -> bool:
+    if not exp.cmd:
+        return False
+    head = os.path.basename(exp.cmd[0])
+    want = list(exp.cmd[1:])
+    return any(
+        len(argv) > start
+        and os.path.basename(argv[start]) == head
+        and argv[start + 1 :][: len(want)] == want
+        for start in (0, 1)
+    )
+
+
+def _launch_matches(exp: Expected, argv: list[str]) -> bool:
+    """`ros2 launch <file>` (or package + file name)."""
+    return (
+        bool(exp.launch)
+        and "launch" in argv
+        and any(a.endswith(os.path.basename(exp.launch)) for a in argv)
+    )
+
+
+_MATCHERS = {
+    "ros_node": _ros_node_matches,
+    "process": _process_matches,
+    "command": _command_matches,
+}
+
+
 def matches(exp: Expected, argv: list[str]) -> bool:
     """True when a command line is this expected process (also while sched_exec, which keeps
     the PID across exec, is still applying scheduling before it execs the node)."""
     if not argv:
         return False
     if SCHED_EXEC in argv[:4]:
-        try:
-            return argv[argv.index("--name") + 1] == exp.name
-        except (ValueError, IndexError):
-            return False
-    if exp.kind == "ros_node":
-        pkg, _, exe = exp.exe.partition("/")
-        if "--ros-args" not in argv:
-            return False
-        if exe and not _script(argv, f"lib/{pkg}/{exe}"):
-            return False
-        node = _ros_arg(argv, "__node") or exe
-        ns = (_ros_arg(argv, "__ns") or "").rstrip("/")
-        return node == exp.name and ns == exp.namespace
-    if exp.kind == "process":
-        pkg, _, exe = exp.exe.partition("/")
-        return _script(argv, f"lib/{pkg}/{exe}")
-    if exp.kind == "command":
-        if not exp.cmd:
-            return False
-        head = os.path.basename(exp.cmd[0])
-        for start in (0, 1):
-            if len(argv) > start and os.path.basename(argv[start]) == head:
-                rest, want = argv[start + 1 :], list(exp.cmd[1:])
-                if rest[: len(want)] == want:
-                    return True
-        return False
-    # launch: `ros2 launch <file>` (or package + file name)
-    return (
-        bool(exp.launch)
-        and "launch" in argv
-        and any(a.endswith(os.path.basename(exp.launch)) for a in argv)
-    )
+        return _sched_exec_matches(exp, argv)
+    return _MATCHERS.get(exp.kind, _launch_matches)(exp, argv)
 
 
 # ---- /proc parsers ----------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -22,40 +21,19 @@ class DiagWatcher:
     """Latest status per name on /diagnostics and /diagnostics_agg, with the time it arrived."""
 
     def __init__(self, node):
-        from diagnostic_msgs.msg import DiagnosticArray
+        from sensorhub_testing import DiagnosticsCollector
 
-        from sensorhub_common import qos
-
-        self.lock = threading.Lock()
-        self.latest: dict[str, dict[str, tuple[float, int, str, str, dict]]] = {
-            "/diagnostics": {},
-            "/diagnostics_agg": {},
-        }
-        self.subs = [
-            node.create_subscription(
-                DiagnosticArray, t, lambda m, t=t: self._on(t, m), qos.DIAGNOSTICS
-            )
-            for t in self.latest
-        ]
-
-    def _on(self, topic, msg):
-        now = time.monotonic()
-        with self.lock:
-            for s in msg.status:
-                vals = {kv.key: kv.value for kv in s.values}
-                self.latest[topic][s.name] = (now, s.level[0], s.message, s.hardware_id, vals)
+        self.collector = DiagnosticsCollector(
+            node, topics=("/diagnostics", "/diagnostics_agg"), clock=time.monotonic
+        )
 
     def get(self, name: str, topic: str = "/diagnostics_agg", after: float = 0.0):
         """(level, message, hardware_id, values) if received after `after` (monotonic)."""
-        with self.lock:
-            x = self.latest[topic].get(name)
-        if x is None or x[0] < after:
-            return None
-        return x[1:]
+        s = self.collector.latest(name, after, topic)
+        return None if s is None else (s.level, s.message, s.hardware_id, s.values)
 
     def names(self, topic: str = "/diagnostics_agg") -> set[str]:
-        with self.lock:
-            return set(self.latest[topic])
+        return self.collector.keys(topic)
 
 
 @pytest.fixture

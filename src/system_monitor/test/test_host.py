@@ -134,7 +134,7 @@ def test_temperature_transitions_with_hysteresis():
     assert [(v, t.update(v)) for v, _ in seq] == seq
 
 
-def test_cpu_review_defaults():
+def test_cpu_levels_with_the_default_thresholds():
     t = LevelTracker(Threshold(70, 90, 5))
     assert check_cpu([50, 60], (0.5, 0.4, 0.3), 1500.0, t).level == OK
     r = check_cpu([80, 70], (2.0, 1.0, 0.5), None, t)

@@ -26,12 +26,20 @@ PY = "/work/.venv/bin/python3"
 LIB = "/ws/install/pbt_driver/lib/pbt_driver"
 
 
-def stat_line(pid=42, comm="python3", state="S", utime=150, stime=50, nice=0, threads=12,
-              start=1000, cpu=1, rt=0, policy=0) -> str:  # fmt: skip
+STAT_FIELDS = {"state": "S", "utime": 150, "stime": 50, "nice": 0, "threads": 12, "start": 1000,
+               "cpu": 1, "rt": 0, "policy": 0}  # fmt: skip
+
+
+def stat_line(pid=42, comm="python3", **fields) -> str:
+    unknown = set(fields) - set(STAT_FIELDS)
+    assert not unknown, unknown
+    v = {**STAT_FIELDS, **fields}
     f = ["0"] * 50  # proc(5): field N is f[N - 3]
-    f[0], f[1], f[5] = state, "1", "-1"
-    f[11], f[12], f[15], f[16], f[17], f[19] = map(str, (utime, stime, 20, nice, threads, start))
-    f[35], f[36], f[37], f[38] = "17", str(cpu), str(rt), str(policy)
+    f[0], f[1], f[5] = v["state"], "1", "-1"
+    f[11], f[12], f[15], f[16], f[17], f[19] = map(
+        str, (v["utime"], v["stime"], 20, v["nice"], v["threads"], v["start"])
+    )
+    f[35], f[36], f[37], f[38] = "17", str(v["cpu"]), str(v["rt"]), str(v["policy"])
     return f"{pid} ({comm}) " + " ".join(f)
 
 

@@ -142,7 +142,6 @@ class Framer:
         self.buf += data
         out: list[Frame] = []
         buf = self.buf
-        st = self.stats
         while buf:
             i = buf.find(b"\x02")
             if i < 0:
@@ -152,72 +151,84 @@ class Framer:
                 self._drop(i)
             if len(buf) < 2:
                 break
-            if buf[1] == STX:
-                if len(buf) < 8:
-                    if buf[: min(4, len(buf))] != MAGIC[: min(4, len(buf))]:
-                        self._drop(1)
-                        continue
-                    break
-                if buf[:4] != MAGIC:
-                    self._drop(1)
-                    continue
-                (n,) = struct.unpack_from(">I", buf, 4)
-                if n == 0 or n > self.max_payload:
-                    st.oversized += 1
-                    self._drop(1)  # 1 byte: a real frame may start inside (02 02 02 02 02)
-                    continue
-                end = 8 + n + 1
-                if len(buf) < end:
-                    # A new frame start inside what we wait for means this one was cut short.
-                    j = buf.find(MAGIC, 1)
-                    if j > 0:
-                        st.truncated += 1
-                        self._drop(j)
-                        continue
-                    break
-                payload = bytes(buf[8 : 8 + n])
-                if checksum(payload) != buf[8 + n]:
-                    j = buf.find(MAGIC, 1, end)
-                    if j > 0:
-                        st.truncated += 1
-                        self._drop(j)
-                    else:
-                        st.checksum_errors += 1
-                        self._drop(end)
-                    continue
-                del buf[:end]
-                st.frames += 1
-                out.append(Frame(BINARY, payload))
-                continue
-            if buf[1] != 0x73:  # CoLa-A frames start with a command type: s..
-                self._drop(1)
-                continue
-            # CoLa-A: printable bytes up to ETX.
-            j = buf.find(b"\x03", 1)
-            limit = j if j >= 0 else len(buf)
-            body = bytes(buf[1:limit])
-            bad = body.translate(None, _PRINTABLE)
-            if bad:
-                k = next(idx for idx, b in enumerate(body) if _NONPRINT_TABLE[b])
-                if body[k] == STX:
-                    st.truncated += 1
-                else:
-                    st.ascii_garbage += 1
-                self._drop(1 + k)
-                continue
-            if j < 0:
-                if len(buf) > self.max_ascii + 2:
-                    st.oversized += 1
-                    self._drop(len(buf))
+            step = self._binary_frame if buf[1] == STX else self._ascii_frame
+            if not step(buf, out):
                 break
-            if j - 1 > self.max_ascii:
-                st.oversized += 1
-                self._drop(j + 1)
-                continue
-            del buf[: j + 1]
-            st.frames += 1
-            out.append(Frame(ASCII, body))
         return out
+
+    def _binary_frame(self, buf: bytearray, out: list[Frame]) -> bool:
+        """At ``02 02``: a CoLa-B frame to out, or the bytes it rules out dropped. False when
+        the frame is not complete yet."""
+        st = self.stats
+        if len(buf) < 8:
+            if buf[: min(4, len(buf))] != MAGIC[: min(4, len(buf))]:
+                self._drop(1)
+                return True
+            return False
+        if buf[:4] != MAGIC:
+            self._drop(1)
+            return True
+        (n,) = struct.unpack_from(">I", buf, 4)
+        if n == 0 or n > self.max_payload:
+            st.oversized += 1
+            self._drop(1)  # 1 byte: a real frame may start inside (02 02 02 02 02)
+            return True
+        end = 8 + n + 1
+        if len(buf) < end:
+            # A new frame start inside what we wait for means this one was cut short.
+            j = buf.find(MAGIC, 1)
+            if j > 0:
+                st.truncated += 1
+                self._drop(j)
+                return True
+            return False
+        payload = bytes(buf[8 : 8 + n])
+        if checksum(payload) != buf[8 + n]:
+            j = buf.find(MAGIC, 1, end)
+            if j > 0:
+                st.truncated += 1
+                self._drop(j)
+            else:
+                st.checksum_errors += 1
+                self._drop(end)
+            return True
+        del buf[:end]
+        st.frames += 1
+        out.append(Frame(BINARY, payload))
+        return True
+
+    def _ascii_frame(self, buf: bytearray, out: list[Frame]) -> bool:
+        """At STX + not STX: a CoLa-A frame (printable bytes up to ETX) to out, or the bytes it
+        rules out dropped. False when the frame is not complete yet."""
+        st = self.stats
+        if buf[1] != 0x73:  # CoLa-A frames start with a command type: s..
+            self._drop(1)
+            return True
+        j = buf.find(b"\x03", 1)
+        limit = j if j >= 0 else len(buf)
+        body = bytes(buf[1:limit])
+        bad = body.translate(None, _PRINTABLE)
+        if bad:
+            k = next(idx for idx, b in enumerate(body) if _NONPRINT_TABLE[b])
+            if body[k] == STX:
+                st.truncated += 1
+            else:
+                st.ascii_garbage += 1
+            self._drop(1 + k)
+            return True
+        if j < 0:
+            if len(buf) > self.max_ascii + 2:
+                st.oversized += 1
+                self._drop(len(buf))
+            return False
+        if j - 1 > self.max_ascii:
+            st.oversized += 1
+            self._drop(j + 1)
+            return True
+        del buf[: j + 1]
+        st.frames += 1
+        out.append(Frame(ASCII, body))
+        return True
 
 
 # -- commands --------------------------------------------------------------------------------

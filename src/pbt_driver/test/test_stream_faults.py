@@ -1,6 +1,6 @@
-"""Issue 11 over real ptys and real DDS: streams written by the test itself (first line, garbage
-floods, huge values, gaps inside pulses, late backlogs), reader stalls (SIGSTOP), reader death
-and restart, parameter bounds."""
+"""Faulty streams over real ptys and real DDS: streams written by the test itself (first line,
+garbage floods, huge values, gaps inside pulses, late backlogs), reader stalls (SIGSTOP), reader
+death and restart, parameter bounds."""
 
 from __future__ import annotations
 
@@ -160,7 +160,8 @@ def wait_driver_listening(c, wait):
 
 
 def test_first_line_on_an_idle_port_is_sample_zero(pbt, ros_node, wait, writer):
-    """Item 1: the device starts streaming after the driver opened the idle port."""
+    """The device starts streaming after the driver opened the idle port: its first line is
+    whole and becomes sample 0, nothing is discarded at open."""
     w = writer()
     pbt.driver(port=w.link)
     c = pbt.Collector(ros_node, w.link)
@@ -179,7 +180,7 @@ def test_first_line_on_an_idle_port_is_sample_zero(pbt, ros_node, wait, writer):
 
 
 def test_garbage_flood_and_huge_values_cost_nothing(pbt, ros_node, wait, writer):
-    """Items 2 and 3, ascii 'value': 2 garbage lines per good line on average and values no
+    """ascii 'value': 2 garbage lines per good line on average and values no
     float32 can carry, between good lines at 800 Hz: no loss, true indices, one event per pulse,
     the detector stays healthy."""
     n = 8800  # 800 clean lines at the end: a stream's last lines, if late, are unknowable
@@ -220,7 +221,7 @@ def test_garbage_flood_and_huge_values_cost_nothing(pbt, ros_node, wait, writer)
 
 
 def test_gaps_inside_pulses_bridged_or_closed_once(pbt, ros_node, wait, writer):
-    """Item 2, binary frames: a corrupted frame (and a 2-frame hole) inside a pulse leaves one
+    """Binary frames: a corrupted frame (and a 2-frame hole) inside a pulse leaves one
     event with missing_slots; a 6-frame hole closes the event flagged, no tail event."""
     n = 4000
     v, peaks = pulse_values(n)
@@ -263,8 +264,8 @@ def test_gaps_inside_pulses_bridged_or_closed_once(pbt, ros_node, wait, writer):
 
 
 def test_late_backlog_after_a_sender_stall_is_not_lost(pbt, ros_node, wait, writer):
-    """Item 6: the sender stalls 150 ms, sends one line, and the rest of its backlog 40 ms later
-    (a reader that woke in between used to book the backlog as lost)."""
+    """The sender stalls 150 ms, sends one line, and the rest of its backlog 40 ms later: a
+    reader that wakes in between holds the silence and books nothing once the backlog is in."""
     n = 4000
     v = [500.0 + (k % 100) for k in range(n)]
     sched = []
@@ -292,7 +293,8 @@ def test_late_backlog_after_a_sender_stall_is_not_lost(pbt, ros_node, wait, writ
 
 
 def test_sigstop_of_the_driver_books_no_loss(pbt, ros_node, wait):
-    """Item 6 acceptance: the driver is stopped 150-300 ms while the pty keeps filling."""
+    """The driver is stopped 150-300 ms while the pty keeps filling: the backlog costs no
+    sample."""
     sim, link = pbt.sim("sim", "--seed", "4")
     wait(link.exists, 20, what="sim pty link")
     drv = pbt.driver(port=link)
@@ -314,7 +316,7 @@ def test_sigstop_of_the_driver_books_no_loss(pbt, ros_node, wait):
 
 
 def test_reader_death_exits_1_and_restart_counts_the_slots(pbt, ros_node, wait):
-    """Item 4: a reader thread that dies ends the process (exit 1); the respawned driver goes on
+    """A reader thread that dies ends the process (exit 1); the respawned driver goes on
     from the saved index, books the slots lost meanwhile exactly (binary seq keys), and its
     indices stay the sensor's slots."""
     link = pbt.tmp / "sim.tty"
@@ -360,24 +362,13 @@ def test_reader_death_exits_1_and_restart_counts_the_slots(pbt, ros_node, wait):
 
 
 def test_parameters_that_would_overflow_are_refused(pbt, ros_node, wait, writer):
-    """Item 4: bounds keep every parameter's arithmetic finite; the driver keeps running."""
-    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-    from rcl_interfaces.srv import SetParameters
-
+    """Bounds keep every parameter's arithmetic finite: values beyond them are refused and the
+    driver keeps running."""
     w = writer()
     drv = pbt.driver(port=w.link)
     c = pbt.Collector(ros_node, w.link)
     wait_driver_listening(c, wait)
-    cli = ros_node.create_client(SetParameters, "/pbt/pbt_driver/set_parameters")
-    assert cli.wait_for_service(30)
-
-    def set_(name, value):
-        pv = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
-        if isinstance(value, int):
-            pv = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
-        fut = cli.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=pv)]))
-        wait(fut.done, 30, what=f"set {name}")
-        return fut.result().results[0]
+    set_ = pbt.param_setter(ros_node)
 
     for name, bad in [("max_width", 1e306), ("dead_time", 1e306), ("baseline_tau", 1e306),
                       ("threshold", 1e308), ("hysteresis", 1e300), ("pulse_amp_hi", 1e308),
