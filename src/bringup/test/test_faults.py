@@ -15,13 +15,11 @@ its own ROS_DOMAIN_ID. Waits are on conditions with generous deadlines (a loaded
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
 import shutil
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -29,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from bringup.plan import Resolver
+from sensorhub_testing import tmpfs
 
 pytestmark = pytest.mark.integration
 
@@ -322,23 +321,6 @@ def test_sensor_faults_are_reported_and_the_graph_keeps_running(
     assert t_down > 0
 
 
-@contextlib.contextmanager
-def small_tmpfs(path: Path, size_mb: int):
-    path.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "sensorhub-test", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs as data root (needs root): {r.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(path)], capture_output=True)
-
-
 def test_data_disk_nearly_full_is_reported_and_the_graph_keeps_running(
     procs, ros_node, tmp_path, wait, graph_copy
 ):
@@ -352,7 +334,7 @@ def test_data_disk_nearly_full_is_reported_and_the_graph_keeps_running(
         sec = node_entry(g, "sec110_sim")
         sec["args"] = [*sec["args"], "--interval", "1"]
 
-    with small_tmpfs(tmp_path / "data", 64) as data:
+    with tmpfs(tmp_path / "data", 64) as data:
         sup = up(procs, graph_copy(small_disk), data, "--record", "--role", "sensors")
         try:
             lis = Listener(ros_node)

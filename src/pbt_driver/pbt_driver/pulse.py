@@ -12,6 +12,7 @@ is still on waits for it instead of cutting it. Nothing ever polls ``wave_tx_bus
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -274,10 +275,8 @@ class PigpioBackend(_ThreadedBackend):
     def _disconnect(self) -> None:
         pi, self._pi = self._pi, None
         if pi is not None:
-            try:
+            with contextlib.suppress(Exception):  # already gone: nothing to release
                 pi.stop()
-            except Exception:
-                pass
 
     def _stats(self) -> dict:
         st = super()._stats()
@@ -315,10 +314,8 @@ class SerialOffloadBackend(_ThreadedBackend):
     def _disconnect(self) -> None:
         s, self._ser = self._ser, None
         if s is not None:
-            try:
+            with contextlib.suppress(Exception):  # already gone: nothing to release
                 s.close()
-            except Exception:
-                pass
 
     def _write(self, frame: bytes) -> None:
         import serial

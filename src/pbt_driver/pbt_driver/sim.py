@@ -19,6 +19,7 @@ import sys
 import termios
 import time
 import tty
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -149,6 +150,22 @@ class Pty:
                 os.close(fd)
 
 
+@dataclass
+class _Run:
+    """Where the write loop stands: next sample, the current pty, stall and unplug state."""
+
+    pty: Pty
+    t0: float  # monotonic start
+    k: int = 0  # next sample to write
+    stall_until: float = -1.0  # s after t0 (< 0: no stall)
+    stall_burst: bool = False
+    stall_k0: int = 0
+    disc_until: float = -1.0  # s after t0 (< 0: plugged in)
+    disc_k0: int = 0
+    disc_idx: int = 0
+    next_disc: float = math.inf
+
+
 class Sim:
     def __init__(self, a):
         self.a = a
@@ -243,98 +260,113 @@ class Sim:
         a = self.a
         pty = Pty(a.link)
         print(f"pbt_sim: {pty.name}" + (f" -> {a.link}" if a.link else ""), flush=True)
-        rate = a.rate
-        block = max(1, int(rate * 0.05))
-        t0 = time.monotonic()
+        rs = _Run(pty=pty, t0=time.monotonic())
+        rs.next_disc = a.disconnect_at[0] if a.disconnect_at else math.inf
         self.t_wall0 = time.time()
-        k = 0  # next sample to write
-        stall_until = -1.0
-        stall_burst = False
-        disc_until = -1.0
-        next_disc = a.disconnect_at[0] if a.disconnect_at else math.inf
-        disc_idx = 0
         try:
-            while not self.stop and (a.duration <= 0 or k / rate < a.duration):
-                now = time.monotonic() - t0
-                k_due = min(
-                    int(now * rate) + 1, int(a.duration * rate) if a.duration > 0 else 1 << 62
-                )
-                while self.gen.k < k_due:
-                    self.generate(block)
-                if now >= next_disc and disc_until < 0:
-                    # unplug: let the driver drain what it has, then pull the device
-                    pty.drain(0.5)
-                    pty.close()
-                    disc_until = now + a.disconnect_for
-                    self.log_fault("disconnect", k, seconds=a.disconnect_for)
-                    disc_idx += 1
-                    next_disc = (
-                        a.disconnect_at[disc_idx] if disc_idx < len(a.disconnect_at) else math.inf
-                    )
-                    self._disc_k0 = k
-                if disc_until >= 0:
-                    if now < disc_until:
-                        n = k_due - k
-                        self._drop(n)
-                        k = k_due
-                        time.sleep(0.01)
-                        continue
-                    disc_until = -1.0
-                    self.stats.setdefault("disconnect_lost", []).append(k - self._disc_k0)
-                    pty = Pty(a.link)
-                    print(f"pbt_sim: replugged {pty.name}", flush=True)
-                if stall_until < 0 and self.due("stall", k / rate):
-                    stall_until = now + a.stall_duration
-                    stall_burst = a.stall_mode == "burst"
-                    self._stall_k0 = k
-                if stall_until >= 0:
-                    if now < stall_until:
-                        if not stall_burst:
-                            self._drop(k_due - k)
-                            k = k_due
-                        time.sleep(0.002)
-                        continue
-                    stall_until = -1.0
-                    n = k - self._stall_k0 if not stall_burst else 0
-                    delayed = (k_due - self._stall_k0) if stall_burst else 0
-                    self.log_fault(
-                        "stall", self._stall_k0, mode=a.stall_mode, dropped=n, delayed=delayed
-                    )
-                n = k_due - k
-                if n > 0:
-                    data = b"".join(self.frames[:n])
-                    del self.frames[:n]
-                    self.first_k += n
-                    t_w = time.time()  # the moment the samples go on the wire
-                    w = pty.write(data)
-                    if w < len(data):
-                        self.stats["dropped_no_reader"] += n  # approximate: partial frames
-                    else:
-                        for kk in range(k, k + n):
-                            f = self.pending_faults.pop(kk, None)
-                            if f:
-                                self.log_fault(f[0], kk, **f[1])
-                    self.stats["written"] += n
-                    if self.wlog:
-                        self.wlog.write(f"{k} {n} {t_w:.6f}\n")
-                    k = k_due
-                nxt = t0 + max(k / rate, now + a.write_period)
-                dt = nxt - time.monotonic()
-                if dt > 0:
-                    time.sleep(dt)
+            while not self.stop and (a.duration <= 0 or rs.k / a.rate < a.duration):
+                self._turn(rs)
         finally:
-            self.stats["generated"] = self.gen.k
-            self.stats["next_index"] = k
-            if disc_until < 0:
-                pty.drain(2.0)
-            pty.close()
-            for f in (self.truth, self.flog, self.wlog):
-                if f:
-                    f.close()
-            if a.stats:
-                with open(a.stats, "w") as f:
-                    json.dump(self.stats, f)
+            self._finish(rs)
         return 0
+
+    def _turn(self, rs: _Run) -> None:
+        """Generate up to now, apply an unplug or a stall, write what is due, sleep."""
+        a = self.a
+        rate = a.rate
+        now = time.monotonic() - rs.t0
+        k_due = min(int(now * rate) + 1, int(a.duration * rate) if a.duration > 0 else 1 << 62)
+        while self.gen.k < k_due:
+            self.generate(max(1, int(rate * 0.05)))
+        if self._unplugged(rs, now, k_due) or self._stalled(rs, now, k_due):
+            return
+        self._write_due(rs, k_due)
+        nxt = rs.t0 + max(rs.k / rate, now + a.write_period)
+        dt = nxt - time.monotonic()
+        if dt > 0:
+            time.sleep(dt)
+
+    def _unplugged(self, rs: _Run, now: float, k_due: int) -> bool:
+        """Unplug when due, replug after --disconnect-for; True while the device is away."""
+        a = self.a
+        if now >= rs.next_disc and rs.disc_until < 0:
+            # unplug: let the driver drain what it has, then pull the device
+            rs.pty.drain(0.5)
+            rs.pty.close()
+            rs.disc_until = now + a.disconnect_for
+            self.log_fault("disconnect", rs.k, seconds=a.disconnect_for)
+            rs.disc_idx += 1
+            at = a.disconnect_at
+            rs.next_disc = at[rs.disc_idx] if rs.disc_idx < len(at) else math.inf
+            rs.disc_k0 = rs.k
+        if rs.disc_until < 0:
+            return False
+        if now < rs.disc_until:
+            self._drop(k_due - rs.k)
+            rs.k = k_due
+            time.sleep(0.01)
+            return True
+        rs.disc_until = -1.0
+        self.stats.setdefault("disconnect_lost", []).append(rs.k - rs.disc_k0)
+        rs.pty = Pty(a.link)
+        print(f"pbt_sim: replugged {rs.pty.name}", flush=True)
+        return False
+
+    def _stalled(self, rs: _Run, now: float, k_due: int) -> bool:
+        """Start a stall when due (drop: samples lost; burst: sent late at once); True while
+        it lasts. Logged when it ends."""
+        a = self.a
+        if rs.stall_until < 0 and self.due("stall", rs.k / a.rate):
+            rs.stall_until = now + a.stall_duration
+            rs.stall_burst = a.stall_mode == "burst"
+            rs.stall_k0 = rs.k
+        if rs.stall_until < 0:
+            return False
+        if now < rs.stall_until:
+            if not rs.stall_burst:
+                self._drop(k_due - rs.k)
+                rs.k = k_due
+            time.sleep(0.002)
+            return True
+        rs.stall_until = -1.0
+        n = rs.k - rs.stall_k0 if not rs.stall_burst else 0
+        delayed = (k_due - rs.stall_k0) if rs.stall_burst else 0
+        self.log_fault("stall", rs.stall_k0, mode=a.stall_mode, dropped=n, delayed=delayed)
+        return False
+
+    def _write_due(self, rs: _Run, k_due: int) -> None:
+        n = k_due - rs.k
+        if n <= 0:
+            return
+        data = b"".join(self.frames[:n])
+        del self.frames[:n]
+        self.first_k += n
+        t_w = time.time()  # the moment the samples go on the wire
+        w = rs.pty.write(data)
+        if w < len(data):
+            self.stats["dropped_no_reader"] += n  # approximate: partial frames
+        else:
+            for kk in range(rs.k, rs.k + n):
+                f = self.pending_faults.pop(kk, None)
+                if f:
+                    self.log_fault(f[0], kk, **f[1])
+        self.stats["written"] += n
+        if self.wlog:
+            self.wlog.write(f"{rs.k} {n} {t_w:.6f}\n")
+        rs.k = k_due
+
+    def _finish(self, rs: _Run) -> None:
+        self.stats["generated"] = self.gen.k
+        self.stats["next_index"] = rs.k
+        if rs.disc_until < 0:
+            rs.pty.drain(2.0)
+        rs.pty.close()
+        for f in (self.truth, self.flog, self.wlog):
+            if f:
+                f.close()
+        if self.a.stats:
+            with open(self.a.stats, "w") as f:
+                json.dump(self.stats, f)
 
     def _drop(self, n: int) -> None:
         for kk in range(self.first_k, self.first_k + n):

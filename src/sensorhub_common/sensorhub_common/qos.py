@@ -20,6 +20,7 @@ from rclpy.qos import (
 PBT_SAMPLES_DEPTH = 100
 PBT_EVENTS_DEPTH = 1000
 SCAN_DEPTH = 5
+ZONES_DEPTH = 10
 SEC110_FILES_DEPTH = 100
 DIAGNOSTICS_DEPTH = 10
 PBT_LIVELINESS_LEASE_S = 1.0
@@ -60,6 +61,10 @@ PBT_EVENTS = keep_last(PBT_EVENTS_DEPTH, transient_local=True)
 
 # The sensor-data profile: a late scan is worthless, a newer one is coming.
 SCAN = keep_last(SCAN_DEPTH, reliable=False)
+
+# Zone states (and their markers), derived per scan: reliable, so a zone change is not lost;
+# volatile, since the next scan restates every zone.
+ZONES = keep_last(ZONES_DEPTH)
 
 SEC110_FILES = keep_last(SEC110_FILES_DEPTH, transient_local=True)
 

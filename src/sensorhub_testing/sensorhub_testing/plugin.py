@@ -10,7 +10,6 @@ from __future__ import annotations
 import glob
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,6 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from sensorhub_testing.disk import tmpfs
 from sensorhub_testing.messages import js_plain, msg_plain
 from sensorhub_testing.net import free_port, wait_listening
 from sensorhub_testing.processes import ProcGroup, wait_for
@@ -146,16 +146,5 @@ def tools():
 @pytest.fixture
 def small_disk(tmp_path):
     """An 8 MiB tmpfs of our own (root in CI); skipped where mounting is not permitted."""
-    d = tmp_path / "disk"
-    d.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(d)],
-        capture_output=True,
-        text=True,
-    )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root/CAP_SYS_ADMIN): {r.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "disk", 8) as d:
         yield d
-    finally:
-        subprocess.run(["umount", "-l", str(d)], capture_output=True)

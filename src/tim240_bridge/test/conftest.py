@@ -66,26 +66,29 @@ class Collector:
     """Scans, filtered scans, zones and the node's diagnostics, as a recorder sees them."""
 
     def __init__(self, node):
-        from diagnostic_msgs.msg import DiagnosticArray
         from sensor_msgs.msg import LaserScan
         from visualization_msgs.msg import MarkerArray
 
         from sensorhub_common import qos
         from sensorhub_msgs.msg import ZoneStatus
+        from sensorhub_testing import DiagnosticsCollector
 
         self.lock = threading.Lock()
         self.scans: list = []
         self.filtered: list = []
         self.zones: list = []
         self.markers: list = []
-        self.diag: list = []  # (receive time, {task: (level, message, values)})
+        self.diagnostics = DiagnosticsCollector(  # by task name, e.g. "device"
+            node,
+            select=lambda s: s.name.startswith("tim240_bridge: "),
+            key=lambda s: s.name.split(": ", 1)[1],
+        )
         self.subs = [
             node.create_subscription(LaserScan, "scan", self._add(self.scans), qos.SCAN),
             node.create_subscription(LaserScan, "tim240/scan_filtered", self._add(self.filtered),
                                      qos.SCAN),
             node.create_subscription(ZoneStatus, "tim240/zones", self._add(self.zones), 50),
             node.create_subscription(MarkerArray, "tim240/markers", self._add(self.markers), 50),
-            node.create_subscription(DiagnosticArray, "/diagnostics", self._diag, 50),
         ]  # fmt: skip
 
     def _add(self, dest):
@@ -95,17 +98,6 @@ class Collector:
                 del dest[:-400]
 
         return cb
-
-    def _diag(self, m):
-        d = {}
-        for s in m.status:
-            if not s.name.startswith("tim240_bridge: "):
-                continue
-            d[s.name.split(": ", 1)[1]] = (s.level[0], s.message,
-                                           {kv.key: kv.value for kv in s.values})  # fmt: skip
-        if d:
-            with self.lock:
-                self.diag.append((time.time(), d))
 
     def n(self, what: str = "scans", after: float = 0.0) -> int:
         with self.lock:
@@ -117,11 +109,12 @@ class Collector:
             return lst[-1][1] if lst else None
 
     def latest(self, task: str, after: float = 0.0):
-        with self.lock:
-            for t, d in reversed(self.diag):
-                if t >= after and task in d:
-                    return d[task]
-        return None
+        """(level, message, values) of the newest status of task received at or after `after`."""
+        s = self.diagnostics.latest(task, after)
+        return None if s is None else (s.level, s.message, s.values)
+
+    def levels(self, task: str) -> list[tuple[int, str]]:
+        return [(s.level, s.message) for s in self.diagnostics.all(task)]
 
 
 @pytest.fixture

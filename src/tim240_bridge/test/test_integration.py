@@ -93,9 +93,7 @@ def test_stall_warns_then_reconnects(tim, ros_node, wait):
     wait(lambda: c.n("scans") >= 5, 60, what="first scans")
 
     def warned():
-        with c.lock:
-            return any(d.get("device", (0,))[0] == 1 and "stalled" in d["device"][1]
-                       for _, d in c.diag)  # fmt: skip
+        return any(lv == 1 and "stalled" in msg for lv, msg in c.levels("device"))
 
     wait(warned, 60, what="a diagnostics WARN while stalled")
 

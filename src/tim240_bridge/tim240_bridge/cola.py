@@ -13,7 +13,7 @@ counted and skipped, never allocated.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -105,7 +105,6 @@ class FramerStats:
     truncated: int = 0
     oversized: int = 0
     ascii_garbage: int = 0
-    by_kind: dict = field(default_factory=dict)
 
     @property
     def malformed(self) -> int:

@@ -12,6 +12,7 @@ import math
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from rclpy.node import Node
@@ -27,14 +28,6 @@ from tim240_bridge.clock import DeviceClock
 from tim240_bridge.driver import DriverConfig, NativeDriver
 
 TIM240_FOV = 2.094395102  # +-120 deg, sick_tim_240.launch
-
-
-def _zones_check(v) -> str | None:
-    try:
-        proc.parse_zones(v)
-    except proc.ZoneConfigError as e:
-        return str(e)
-    return None
 
 
 def _pw_check(v: str) -> str | None:
@@ -134,6 +127,20 @@ def cross_check(v: dict) -> str | None:
     return None
 
 
+@dataclass
+class ScanIn:
+    """One scan to filter and check against the zones, from either source."""
+
+    header: object  # std_msgs/Header of the scan
+    t: float  # its time [s] (header.stamp)
+    angle_min: float
+    increment: float
+    ranges: np.ndarray  # float32
+    intensities: np.ndarray | None
+    scan_time: float
+    time_increment: float
+
+
 def _f32(a: np.ndarray) -> array.array:
     """float32 numpy -> array('f'): rclpy takes it without a per-element check."""
     out = array.array("f")
@@ -167,8 +174,8 @@ class Tim240BridgeNode(Node):
         self._marker_cache = None
         self._next_markers = 0.0
         self.pub_filtered = self.create_publisher(LaserScan, "tim240/scan_filtered", qos.SCAN)
-        self.pub_zones = self.create_publisher(ZoneStatus, "tim240/zones", 10)
-        self.pub_markers = self.create_publisher(MarkerArray, "tim240/markers", 10)
+        self.pub_zones = self.create_publisher(ZoneStatus, "tim240/zones", qos.ZONES)
+        self.pub_markers = self.create_publisher(MarkerArray, "tim240/markers", qos.ZONES)
         self.freq = diag.FrequencyStatus(
             diag.FrequencyStatusParam(
                 {"min": self.scanner.frequency, "max": self.scanner.frequency}, 0.1, 5
@@ -257,17 +264,19 @@ class Tim240BridgeNode(Node):
         if g.intensities.size:
             m.intensities = _f32(g.intensities)
         self.pub_scan.publish(m)
-        self._process(m.header, t, g.angle_min, g.angle_increment, g.ranges,
-                      g.intensities if g.intensities.size else None, g.scan_time,
-                      g.time_increment)  # fmt: skip
+        inten = g.intensities if g.intensities.size else None
+        self._process(ScanIn(header=m.header, t=t, angle_min=g.angle_min,
+                             increment=g.angle_increment, ranges=g.ranges, intensities=inten,
+                             scan_time=g.scan_time, time_increment=g.time_increment))  # fmt: skip
 
     # -- sick_scan_xd subscription ----------------------------------------------------------------
     def _on_scan_msg(self, m) -> None:
         t = m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
         r = np.frombuffer(m.ranges, dtype=np.float32) if len(m.ranges) else np.zeros(0, np.float32)
         inten = np.frombuffer(m.intensities, np.float32) if len(m.intensities) else None
-        self._process(m.header, t, m.angle_min, m.angle_increment, r, inten, m.scan_time,
-                      m.time_increment)  # fmt: skip
+        self._process(ScanIn(header=m.header, t=t, angle_min=m.angle_min,
+                             increment=m.angle_increment, ranges=r, intensities=inten,
+                             scan_time=m.scan_time, time_increment=m.time_increment))  # fmt: skip
 
     # -- processing ----------------------------------------------------------------------------
     @staticmethod
@@ -275,28 +284,39 @@ class Tim240BridgeNode(Node):
         sec = math.floor(t)
         m.header.stamp.sec, m.header.stamp.nanosec = sec, min(int((t - sec) * 1e9), 999999999)
 
-    def _process(self, header, t, angle_min, inc, ranges, inten, scan_time, time_inc) -> None:
+    def _process(self, s: ScanIn) -> None:
         self.scans += 1
         self.last_scan = time.monotonic()
         self.freq.tick()
         v = self.params.snapshot()
         with self.lock:
-            f = self.filter.apply(angle_min, inc, ranges, inten)
-            res = self.zones.update(t, f.ranges, f.angles, f.valid)
+            f = self.filter.apply(s.angle_min, s.increment, s.ranges, s.intensities)
+            res = self.zones.update(s.t, f.ranges, f.angles, f.valid)
             outlines = self._outlines
             names = [z.name for z in self.zones.zones]
         self._last_result = res
+        self.pub_filtered.publish(self._filtered_scan(s, f, v))
+        self._publish_zones(s.header, names, res)
+        now = time.monotonic()
+        if v["publish_markers"] and (res.changes or now >= self._next_markers):
+            self._next_markers = now + 1.0 / v["markers_rate"]
+            self.pub_markers.publish(self._markers(s.header, names, res, outlines))
+
+    def _filtered_scan(self, s: ScanIn, f, v: dict):
         m = self._LaserScan()
-        m.header = header
+        m.header = s.header
+        inc = s.increment
         m.angle_min = float(f.angle_min)
         m.angle_increment = float(inc)
         m.angle_max = float(f.angle_min + inc * max(0, f.ranges.size - 1))
-        m.time_increment, m.scan_time = float(time_inc), float(scan_time)
+        m.time_increment, m.scan_time = float(s.time_increment), float(s.scan_time)
         m.range_min, m.range_max = float(v["filter_range_min"]), float(v["filter_range_max"])
         m.ranges = _f32(f.ranges)
         if f.intensities is not None:
             m.intensities = _f32(f.intensities)
-        self.pub_filtered.publish(m)
+        return m
+
+    def _publish_zones(self, header, names: list[str], res: proc.ZoneResult) -> None:
         z = self._Zone()
         z.header = header
         z.names = names
@@ -319,10 +339,6 @@ class Tim240BridgeNode(Node):
             self.get_logger().info(
                 f"zone {c.name}: {state} ({c.count} points, nearest {c.nearest_range:.2f} m)"
             )
-        now = time.monotonic()
-        if v["publish_markers"] and (res.changes or now >= self._next_markers):
-            self._next_markers = now + 1.0 / v["markers_rate"]
-            self.pub_markers.publish(self._markers(header, names, res, outlines))
 
     def _markers(self, header, names, res, outlines):
         """One MarkerArray per zone set, reused: only header, colours, texts and the nearest

@@ -20,6 +20,7 @@ import socket
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -130,30 +131,11 @@ class Device:
             if self.cfg[2]:
                 with np.errstate(divide="ignore"):
                     rssi = np.where(mm > 0, 60000.0 / np.maximum(mm / 1000.0, 0.3) ** 2, 0)
-                if self.cfg[3]:
-                    chans.append(
-                        sd.Channel(
-                            "RSSI1",
-                            1.0,
-                            0.0,
-                            self.out_start,
-                            self.res,
-                            np.clip(rssi, 0, 65535).astype(np.uint16),
-                            16,
-                        )
-                    )
+                if self.cfg[3]:  # 16-bit RSSI
+                    values, bits, dest = np.clip(rssi, 0, 65535).astype(np.uint16), 16, chans
                 else:
-                    ch8.append(
-                        sd.Channel(
-                            "RSSI1",
-                            1.0,
-                            0.0,
-                            self.out_start,
-                            self.res,
-                            np.clip(rssi / 256, 0, 255).astype(np.uint8),
-                            8,
-                        )
-                    )
+                    values, bits, dest = np.clip(rssi / 256, 0, 255).astype(np.uint8), 8, ch8
+                dest.append(sd.Channel("RSSI1", 1.0, 0.0, self.out_start, self.res, values, bits))
             tm = None
             if self.cfg[10]:
                 lt = time.gmtime()
@@ -192,6 +174,17 @@ class Faults:
         return True
 
 
+@dataclass(frozen=True)
+class Request:
+    """A command the device knows, its fields decoded."""
+
+    ctype: str
+    name: str
+    vals: list
+    rtype: str  # the reply's command type
+    rep_kinds: tuple
+
+
 class Connection:
     def __init__(self, dev: Device, sock: socket.socket, peer, stop: threading.Event, log):
         self.dev, self.sock, self.peer, self.stop, self.log = dev, sock, peer, stop, log
@@ -208,75 +201,86 @@ class Connection:
         self.send(cola.command(self.dev.dialect, ctype, name, kinds, values))
 
     def handle(self, f: cola.Frame) -> None:
-        dev = self.dev
-        d = dev.dialect
+        req = self._request(f)
+        if req is None:
+            return
+        if req.ctype == "sWN" and req.name != "EIHstCola" and self.access < 3:
+            self.send(cola.sfa(self.dev.dialect, 10))
+            return
+        fixed = _FIXED_REPLIES.get((req.ctype, req.name))
+        if fixed is not None:
+            self.reply(req.rtype, req.name, req.rep_kinds, fixed)
+            return
+        _HANDLERS[(req.ctype, req.name)](self, req)
+
+    def _request(self, f: cola.Frame) -> Request | None:
+        """The command of a frame with its fields decoded; None when refused with sFA."""
+        d = self.dev.dialect
         try:
             ctype, name, rest = cola.split_command(f.dialect, f.payload)
         except cola.FieldError:
             self.send(cola.sfa(d, 12))
-            return
-        key = (ctype, name)
-        spec = cola.DIALOGUE.get(key)
+            return None
+        spec = cola.DIALOGUE.get((ctype, name))
         if spec is None:
             code = {"sRN": 3, "sWN": 3, "sMN": 2, "sEN": 15}.get(ctype, 12)
             self.send(cola.sfa(d, code))
             self.log("unknown", command=f"{ctype} {name}")
-            return
+            return None
         req_kinds, rep_kinds = spec
         try:
             vals = cola.decode_fields(f.dialect, req_kinds, rest)
         except cola.FieldError:
             self.send(cola.sfa(d, 5))
+            return None
+        return Request(ctype, name, vals, cola.REPLY_TYPE[ctype], rep_kinds)
+
+    # One handler per command that changes state (under _HANDLERS).
+    def _set_access_mode(self, r: Request) -> None:
+        level, pw = r.vals
+        ok = level == 3 and pw == self.a.password
+        self.access = level if ok else 0
+        self.reply(r.rtype, r.name, r.rep_kinds, (int(ok),))
+
+    def _switch_dialect(self, r: Request) -> None:
+        dev = self.dev
+        if self.access < 3:
+            self.send(cola.sfa(dev.dialect, 10))
             return
-        rtype = cola.REPLY_TYPE[ctype]
-        if ctype == "sWN" and name != "EIHstCola" and self.access < 3:
-            self.send(cola.sfa(d, 10))
+        self.reply(r.rtype, r.name)  # answered in the old dialect, then switched
+        dev.dialect = cola.BINARY if r.vals[0] else cola.ASCII
+        self.log("dialect", dialect=cola.DIALECT_NAMES[dev.dialect])
+
+    def _read_output_range(self, r: Request) -> None:
+        dev = self.dev
+        self.reply(r.rtype, r.name, r.rep_kinds, (1, dev.res, dev.out_start, dev.out_stop))
+
+    def _write_output_range(self, r: Request) -> None:
+        dev = self.dev
+        _, res, lo, hi = r.vals
+        if res != dev.res or not dev.start <= lo < hi <= dev.stop:
+            self.send(cola.sfa(dev.dialect, 5))
             return
-        if name == "SCdevicestate":
-            self.reply(rtype, name, rep_kinds, (1,))
-        elif name == "SetAccessMode":
-            level, pw = vals
-            ok = level == 3 and pw == self.a.password
-            self.access = level if ok else 0
-            self.reply(rtype, name, rep_kinds, (int(ok),))
-        elif name == "EIHstCola":
-            if self.access < 3:
-                self.send(cola.sfa(d, 10))
-                return
-            self.reply(rtype, name)  # answered in the old dialect, then switched
-            dev.dialect = cola.BINARY if vals[0] else cola.ASCII
-            self.log("dialect", dialect=cola.DIALECT_NAMES[dev.dialect])
-        elif name == "FirmwareVersion":
-            self.reply(rtype, name, rep_kinds, (FIRMWARE,))
-        elif name == "ODoprh":
-            self.reply(rtype, name, rep_kinds, (1234,))
-        elif name == "ODpwrc":
-            self.reply(rtype, name, rep_kinds, (56,))
-        elif name == "LocationName":
-            self.reply(rtype, name, rep_kinds, (LOCATION,))
-        elif key == ("sRN", "LMPoutputRange"):
-            self.reply(rtype, name, rep_kinds, (1, dev.res, dev.out_start, dev.out_stop))
-        elif key == ("sWN", "LMPoutputRange"):
-            _, res, lo, hi = vals
-            if res != dev.res or not dev.start <= lo < hi <= dev.stop:
-                self.send(cola.sfa(d, 5))
-                return
-            dev.out_start = dev.start + (lo - dev.start + res - 1) // res * res
-            dev.out_stop = dev.start + (hi - dev.start) // res * res
-            self.reply(rtype, name)
-        elif key == ("sWN", "LMDscandatacfg"):
-            dev.cfg = list(vals)
-            self.reply(rtype, name)
-        elif key == ("sRN", "LMDscandatacfg"):
-            self.reply(rtype, name, rep_kinds, dev.cfg)
-        elif name == "Run":
-            self.access = 0
-            self.reply(rtype, name, rep_kinds, (1,))
-        elif name == "LMDscandata":
-            self.streaming = bool(vals[0])
-            self.reply(rtype, name, rep_kinds, (vals[0],))
-            if self.streaming and self.faults is None:
-                self.faults = Faults(self.a, time.monotonic())
+        dev.out_start = dev.start + (lo - dev.start + res - 1) // res * res
+        dev.out_stop = dev.start + (hi - dev.start) // res * res
+        self.reply(r.rtype, r.name)
+
+    def _write_scan_config(self, r: Request) -> None:
+        self.dev.cfg = list(r.vals)
+        self.reply(r.rtype, r.name)
+
+    def _read_scan_config(self, r: Request) -> None:
+        self.reply(r.rtype, r.name, r.rep_kinds, self.dev.cfg)
+
+    def _run_command(self, r: Request) -> None:
+        self.access = 0
+        self.reply(r.rtype, r.name, r.rep_kinds, (1,))
+
+    def _stream(self, r: Request) -> None:
+        self.streaming = bool(r.vals[0])
+        self.reply(r.rtype, r.name, r.rep_kinds, (r.vals[0],))
+        if self.streaming and self.faults is None:
+            self.faults = Faults(self.a, time.monotonic())
 
     def send_scan(self, now: float) -> bool:
         """One scan, faults applied; False when the connection is to be dropped."""
@@ -354,6 +358,24 @@ class Connection:
 
 
 _GARBAGE = bytes(b for b in range(256) if b != 0x02)
+# Read-only answers that never change.
+_FIXED_REPLIES = {
+    ("sRN", "SCdevicestate"): (1,),
+    ("sRN", "FirmwareVersion"): (FIRMWARE,),
+    ("sRN", "ODoprh"): (1234,),
+    ("sRN", "ODpwrc"): (56,),
+    ("sRN", "LocationName"): (LOCATION,),
+}
+_HANDLERS = {
+    ("sMN", "SetAccessMode"): Connection._set_access_mode,
+    ("sWN", "EIHstCola"): Connection._switch_dialect,
+    ("sRN", "LMPoutputRange"): Connection._read_output_range,
+    ("sWN", "LMPoutputRange"): Connection._write_output_range,
+    ("sWN", "LMDscandatacfg"): Connection._write_scan_config,
+    ("sRN", "LMDscandatacfg"): Connection._read_scan_config,
+    ("sMN", "Run"): Connection._run_command,
+    ("sEN", "LMDscandata"): Connection._stream,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
