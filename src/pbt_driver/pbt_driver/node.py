@@ -1,5 +1,7 @@
 """The pbt_driver node: parameters, publishers, diagnostics around the reader thread.
 
+(Over 500 lines: the PARAMS table, ~100 of them, lives beside the node for `sensorhub docs`.)
+
 Thin on purpose: acquisition.Reader does the work on its own (SCHED_FIFO) thread and calls back
 here to publish. Batches and events are published from that thread (rclpy publish is thread-safe
 and does not block on keep-last history); nothing runs per sample in the executor.
@@ -9,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -30,9 +31,9 @@ from pbt_driver.frames import ASCII_LAYOUTS, F32_MAX
 from pbt_driver.pulse import BACKENDS, BackendSettings, make_backend
 from pbt_driver.widthmap import WidthMap, WidthMapError
 from sensorhub_common import diagnostics as diag
-from sensorhub_common import lean_imports, qos, scheduling
+from sensorhub_common import qos, scheduling
 from sensorhub_common.params import Param, ParamSet
-from sensorhub_common.runner import fatal, spin_node
+from sensorhub_common.runner import fatal, run_node
 
 FATAL_ACK_S = 1.0  # s: the last batches' delivery before a crash ends the process
 STATE_FIRST_PERIOD_S = 0.1  # s: until the first state file is written
@@ -520,11 +521,9 @@ class PbtDriverNode(Node):
         self.backend.close()
 
 
-def main(args=None):
-    lean_imports.install()  # before any node exists: no code generator in this process
+def main(args=None) -> None:
     # A waiting reader thread gets the GIL within 0.5 ms instead of the default 5 ms.
-    sys.setswitchinterval(0.0005)
-    sys.exit(spin_node(lambda: PbtDriverNode(), args=args))  # noqa: PLW0108
+    run_node(PbtDriverNode, args=args, switch_interval=0.0005)
 
 
 if __name__ == "__main__":

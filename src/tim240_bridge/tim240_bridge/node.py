@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import array
 import math
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -18,9 +17,9 @@ import numpy as np
 from rclpy.node import Node
 
 from sensorhub_common import diagnostics as diag
-from sensorhub_common import lean_imports, qos
+from sensorhub_common import qos
 from sensorhub_common.params import Param, ParamSet
-from sensorhub_common.runner import spin_node
+from sensorhub_common.runner import run_node
 from tim240_bridge import cola
 from tim240_bridge import processing as proc
 from tim240_bridge import scandata as sd
@@ -482,9 +481,8 @@ class Tim240BridgeNode(Node):
             self.driver.stop()
 
 
-def main(args=None):
-    lean_imports.install()  # before any node exists: no code generator in this process
-    sys.exit(spin_node(lambda: Tim240BridgeNode(), args=args))  # noqa: PLW0108
+def main(args=None) -> None:
+    run_node(Tim240BridgeNode, args=args)
 
 
 if __name__ == "__main__":
