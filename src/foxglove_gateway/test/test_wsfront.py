@@ -1,4 +1,6 @@
-"""The WebSocket front without ROS: framing, frame scanning, the client limit and splicing."""
+"""The WebSocket front without ROS: framing, frame scanning, the client limit and splicing.
+
+(Over 500 lines: every test here runs the front against the same fake SDK upstream.)"""
 
 from __future__ import annotations
 

@@ -45,13 +45,13 @@ class DetectorConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DetectorParams:
-    threshold: float = 20.0
-    hysteresis: float = 5.0
-    baseline_tau: float = 2.0
-    attack_tau: float = 0.0
-    release_tau: float = 0.002
-    min_width: float = 0.0025
-    max_width: float = 1.0
+    threshold: float = 20.0  # an event starts when envelope - baseline exceeds it [units]
+    hysteresis: float = 5.0  # ... and ends below threshold - hysteresis [units]
+    baseline_tau: float = 2.0  # baseline EMA over idle samples [s]
+    attack_tau: float = 0.0  # envelope attack [s] (0 = instant)
+    release_tau: float = 0.002  # envelope release [s]
+    min_width: float = 0.0025  # shorter events are rejected [s]
+    max_width: float = 1.0  # longer ones are dropped and the baseline taken again [s]
     dead_time: float = 0.005
     confirm_samples: int = 2
     gap_bridge: int = 4  # missing slots bridged inside an event (and while idle)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 import time
-from pathlib import Path
 
 import pytest
+
+from sensorhub_testing.processes import param_args, start_on_free_port
 
 
 def exe(name: str) -> str:
@@ -89,17 +89,6 @@ def parameter_value(value):
     return ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
 
 
-def stamp_s(st) -> float:
-    return st.sec + st.nanosec * 1e-9
-
-
-def read_jsonl(path) -> list[dict]:
-    p = Path(path)
-    if not p.exists():
-        return []
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
-
-
 @pytest.fixture
 def pbt(procs, tmp_path, wait):
     """Factory helpers bound to this test's process group and temp dir."""
@@ -107,8 +96,6 @@ def pbt(procs, tmp_path, wait):
     class H:
         tmp = tmp_path
         Collector = Collector
-        read_jsonl = staticmethod(read_jsonl)
-        stamp_s = staticmethod(stamp_s)
 
         @staticmethod
         def sim(name="sim", *args, link=None):
@@ -119,10 +106,7 @@ def pbt(procs, tmp_path, wait):
         @staticmethod
         def driver(name="driver", ns="/pbt", env=None, **params):
             params.setdefault("rt_priority", 0)  # shared CI box: no SCHED_FIFO in tests
-            argv = [exe("pbt_driver"), "--ros-args", "-r", f"__ns:={ns}"]
-            for k, v in params.items():
-                v = str(v).lower() if isinstance(v, bool) else v
-                argv += ["-p", f"{k}:={v}"]
+            argv = [exe("pbt_driver"), "--ros-args", "-r", f"__ns:={ns}", *param_args(params)]
             return procs.start(name, argv, env=env)
 
         @staticmethod
@@ -146,11 +130,9 @@ def pbt(procs, tmp_path, wait):
 
         @staticmethod
         def pigpiod(name="pigpiod", *args):
-            pf = tmp_path / f"{name}.port"
             rec = tmp_path / f"{name}.jsonl"
-            p = procs.start(name, [exe("pigpiod_sim"), "--port", "0", "--port-file", pf,
-                                   "--record", rec, *args])  # fmt: skip
-            wait(pf.exists, 20, what="pigpiod_sim port file")
-            return p, int(pf.read_text()), rec
+            argv = [exe("pigpiod_sim"), "--record", rec, *args]
+            p, port = start_on_free_port(procs, wait, name, argv, tmp_path, timeout=20)
+            return p, port, rec
 
     return H

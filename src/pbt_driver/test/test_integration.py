@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from sensorhub_testing.files import read_jsonl, stamp_s
+
 pytestmark = pytest.mark.integration
 R = 800.0
 
@@ -15,7 +17,7 @@ R = 800.0
 def match_truth(pbt, events, truth, t_lo, t_hi, tol=0.006):
     """(recall, precision, n_truth) by peak time, inside [t_lo, t_hi]."""
     tr = [t for t in truth if t_lo <= t["t"] <= t_hi]
-    ev = [pbt.stamp_s(m.header.stamp) for _, m in events]
+    ev = [stamp_s(m.header.stamp) for _, m in events]
     ev = [t for t in ev if t_lo <= t <= t_hi]
     used = set()
     hits = 0
@@ -44,13 +46,13 @@ def test_clean_stream_no_loss_and_events_match_truth(pbt, ros_node, wait):
     assert lost == 0
     assert all(b[2] == 0 and b[3] == 0 for b in c.batches)
     assert received >= 14 * R
-    t_lo = pbt.stamp_s(c.batches[0][4]) + 0.2
-    t_hi = pbt.stamp_s(c.batches[-1][4]) - 0.2
-    recall, precision, n = match_truth(pbt, c.events, pbt.read_jsonl(truth), t_lo, t_hi)
+    t_lo = stamp_s(c.batches[0][4]) + 0.2
+    t_hi = stamp_s(c.batches[-1][4]) - 0.2
+    recall, precision, n = match_truth(pbt, c.events, read_jsonl(truth), t_lo, t_hi)
     assert n > 100
     if recall < 0.99:  # say which pulses were missed and how far the nearest event was
-        es = [pbt.stamp_s(m.header.stamp) for _, m in c.events]
-        for t in pbt.read_jsonl(truth):
+        es = [stamp_s(m.header.stamp) for _, m in c.events]
+        for t in read_jsonl(truth):
             if t_lo <= t["t"] <= t_hi:
                 d = min((e - t["t"] for e in es), key=abs)
                 if abs(d) > 0.006:
@@ -65,7 +67,7 @@ def test_clean_stream_no_loss_and_events_match_truth(pbt, ros_node, wait):
 
 def faults_summary(pbt, path):
     by = {}
-    for f in pbt.read_jsonl(path):
+    for f in read_jsonl(path):
         by.setdefault(f["fault"], []).append(f)
     return by
 
@@ -104,7 +106,7 @@ def test_binary_faults_counted_exactly(pbt, ros_node, wait):
         "--stall-every", "2.5", "--stall-duration", "0.12", "--fault-log", flog, link=link,
     )  # fmt: skip
     wait(lambda: c.n_samples >= int(2 * R), 60, what="first samples")
-    wait(lambda: len(pbt.read_jsonl(flog)) >= 14, 90, what="14 injected faults")
+    wait(lambda: len(read_jsonl(flog)) >= 14, 90, what="14 injected faults")
     sim.stop()
     f = faults_summary(pbt, flog)
     garbage = sum(x["bytes"] for x in f.get("garbage", []))
@@ -135,7 +137,7 @@ def test_ascii_faults_counted(pbt, ros_node, wait):
         "--fault-log", flog, link=link,
     )  # fmt: skip
     wait(lambda: c.n_samples >= int(2 * R), 60, what="first samples")
-    wait(lambda: len(pbt.read_jsonl(flog)) >= 14, 90, what="14 injected faults")
+    wait(lambda: len(read_jsonl(flog)) >= 14, 90, what="14 injected faults")
     sim.stop()
     f = faults_summary(pbt, flog)
     bad_lines = f.get("garbage", []) + f.get("malformed", [])

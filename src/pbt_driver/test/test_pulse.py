@@ -13,12 +13,13 @@ import pytest
 from pbt_driver import offload
 from pbt_driver.pulse import NoneBackend, PigpioBackend, SerialOffloadBackend
 from pbt_driver.widthmap import WidthMap
+from sensorhub_testing.files import read_jsonl
 
 LINEAR = WidthMap("linear", min_us=50, max_us=1000, amp_lo=0, amp_hi=1000, step_us=10)
 
 
 def tx_records(pbt, rec):
-    return [r for r in pbt.read_jsonl(rec) if r.get("cmd") in ("WVTX", "WVTXM")]
+    return [r for r in read_jsonl(rec) if r.get("cmd") in ("WVTX", "WVTXM")]
 
 
 def test_none_backend_never_sends():
@@ -32,7 +33,7 @@ def test_pigpio_backend_prepares_waves_and_sends_mapped_widths(pbt, wait):
     be.start()
     try:
         wait(lambda: not be.degraded, 20, what="backend connected")
-        created = [r for r in pbt.read_jsonl(rec) if r.get("cmd") == "WVCRE"]
+        created = [r for r in read_jsonl(rec) if r.get("cmd") == "WVCRE"]
         assert sorted(r["width_us"] for r in created) == LINEAR.widths()
         assert {r["gpio_bits"] for r in created} == {1 << 18}
         amps = [0.0, 37.0, 333.3, 999.0, 5000.0]
@@ -43,7 +44,7 @@ def test_pigpio_backend_prepares_waves_and_sends_mapped_widths(pbt, wait):
         tx = tx_records(pbt, rec)
         assert [t["width_us"] for t in tx] == [LINEAR.map(a) for a in amps]
         assert all(t["cmd"] == "WVTXM" and t["mode"] == 2 for t in tx)  # ONE_SHOT_SYNC
-        assert not [r for r in pbt.read_jsonl(rec) if r.get("cmd") == "WVBSY"]
+        assert not [r for r in read_jsonl(rec) if r.get("cmd") == "WVBSY"]
         # a new mapping re-prepares the waves on the output thread
         fixed = WidthMap("fixed", width_us=333)
         be.set_widthmap(fixed)
@@ -164,7 +165,7 @@ def test_driver_pigpio_end_to_end(pbt, ros_node, wait):
     wait(lambda: len(tx_records(pbt, rec)) >= len(sent), 20, what="transmissions recorded")
     tx = [t["width_us"] for t in tx_records(pbt, rec)]
     assert sorted(tx[: len(sent)]) == sorted(m.pulse_width_us for m in sent)
-    assert not [r for r in pbt.read_jsonl(rec) if r.get("cmd") == "WVBSY"]
+    assert not [r for r in read_jsonl(rec) if r.get("cmd") == "WVBSY"]
     out = wait(lambda: c.latest("pulse output"), 20, what="pulse output diagnostics")
     assert out[0] == 0
 

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from pbt_driver.frames import encode_binary
+from sensorhub_testing.files import read_jsonl
 
 pytestmark = pytest.mark.integration
 R = 800.0
@@ -356,7 +357,7 @@ def test_reader_death_exits_1_and_restart_counts_the_slots(pbt, ros_node, wait):
     assert int(d["lost samples total"]) == sum(x[2] for x in gap) == gap[-1][3]
     assert "resumed at index" in d["resume"]
     # indices are still the sensor's slots: events after the restart sit on the true peaks
-    tr = {t["index"] for t in pbt.read_jsonl(truth)}
+    tr = {t["index"] for t in read_jsonl(truth)}
     after = [m.peak_index for m in vals.events if m.peak_index > gap[0][0]]
     assert after and sum(p in tr or p - 1 in tr or p + 1 in tr for p in after) >= 0.9 * len(after)
 

@@ -8,6 +8,8 @@ import threading
 
 import pytest
 
+from sensorhub_testing.files import stamp_s
+
 pytestmark = pytest.mark.integration
 R = 800.0
 WINDOW, BUCKETS = 2.0, 100
@@ -18,10 +20,6 @@ def exe(pkg: str, name: str) -> str:
     from sensorhub_common.paths import executable
 
     return str(executable(pkg, name))
-
-
-def stamp_s(st) -> float:
-    return st.sec + st.nanosec * 1e-9
 
 
 class Watch:

@@ -26,6 +26,7 @@ from sensorhub_common import diagnostics as diag
 from sensorhub_common import paths, qos
 from sensorhub_common.params import Param, ParameterError, ParamSet
 from sensorhub_common.runner import run_node
+from sensorhub_msgs.msg import Sec110File
 
 DAY = 86400.0
 
@@ -120,9 +121,6 @@ def server_config(v: dict) -> ServerConfig:
 class Sec110FtpNode(Node):
     def __init__(self, **kwargs):
         super().__init__("sec110_ftp", **kwargs)
-        from sensorhub_msgs.msg import Sec110File
-
-        self._File = Sec110File
         self.params = ParamSet(self, PARAMS, cross_check, self._on_change)
         v = self.params.snapshot()
         self.frame_id = v["frame_id"]
@@ -152,12 +150,16 @@ class Sec110FtpNode(Node):
             tmp = Path(v["port_file"] + ".tmp")
             tmp.write_text(f"{port}\n")
             tmp.replace(v["port_file"])
-        tls = "FTPS (explicit)" if v["tls_cert"] else "FTP"
-        self.get_logger().info(
-            f"{tls} on {self.endpoint}, users: {', '.join(sorted(users)) or '-'}"
-            f"{' + anonymous' if v['allow_anonymous'] else ''}; landing zone "
-            f"{self.zone.incoming}, completed files under {self.zone.sec}; publishing "
-            f"{self.pub.topic_name}"
+        self.get_logger().info(self._summary(v, users))
+
+    def _summary(self, v: dict, users: dict) -> str:
+        """One start-up line: what a person checks first when a device cannot upload."""
+        proto = "FTPS (explicit)" if v["tls_cert"] else "FTP"
+        who = ", ".join(sorted(users)) or "-"
+        anon = " + anonymous" if v["allow_anonymous"] else ""
+        return (
+            f"{proto} on {self.endpoint}, users: {who}{anon}; landing zone {self.zone.incoming}, "
+            f"completed files under {self.zone.sec}; publishing {self.pub.topic_name}"
         )
 
     def _on_change(self, changed: dict) -> None:
@@ -175,7 +177,7 @@ class Sec110FtpNode(Node):
 
     # -- worker thread
     def _publish(self, ev: FileEvent) -> None:
-        m = self._File()
+        m = Sec110File()
         sec = int(ev.finished)
         m.header.stamp.sec, m.header.stamp.nanosec = sec, int((ev.finished - sec) * 1e9)
         m.header.frame_id = self.frame_id

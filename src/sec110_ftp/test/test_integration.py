@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ftplib
 import io
-import json
 import os
 import signal
 import socket
@@ -15,6 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from sensorhub_testing.files import read_jsonl
 
 pytestmark = [
     pytest.mark.integration,
@@ -38,10 +39,6 @@ def marker(srv, files, wait, name="zz_marker.csv"):
     f.storbinary(f"STOR {name}", io.BytesIO(b"marker"))
     f.quit()
     wait(lambda: name in files.by_name(), 60, what=f"announcement of {name}")
-
-
-def read_jsonl(p: Path) -> list[dict]:
-    return [json.loads(x) for x in p.read_text().splitlines()] if p.exists() else []
 
 
 def test_ftplib_temp_rename_size_passive_and_active(h, ftpd, ros_node, wait):

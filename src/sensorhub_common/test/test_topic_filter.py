@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from sensorhub_common.topic_filter import (
-    RateLimiter,
-    TopicFilter,
-    check_patterns,
-    check_rate_rules,
-    max_rate_for,
-    parse_rate_rules,
-)
+from sensorhub_common import topic_filter as tf
 
 
 def test_filter_full_match_and_deny_wins():
-    f = TopicFilter(["/pbt/.*", "/diagnostics"], ["/pbt/debug.*"])
+    f = tf.TopicFilter(["/pbt/.*", "/diagnostics"], ["/pbt/debug.*"])
     assert f("/pbt/samples")
     assert f("/diagnostics")
     assert not f("/diagnostics_agg")  # full match, not prefix
@@ -24,33 +17,33 @@ def test_filter_full_match_and_deny_wins():
 
 
 def test_empty_strings_mean_none():
-    assert not TopicFilter([""])("/x")
-    assert TopicFilter([".*"], [""])("/x")
-    assert parse_rate_rules([""]) == []
+    assert not tf.TopicFilter([""])("/x")
+    assert tf.TopicFilter([".*"], [""])("/x")
+    assert tf.parse_rate_rules([""]) == []
 
 
 def test_bad_patterns_are_reported():
-    assert check_patterns(["/ok", "(unclosed"]) is not None
-    assert check_patterns([".*", ""]) is None
-    assert "TOPIC_REGEX=HZ" in check_rate_rules(["/pbt/samples"])
-    assert "not a number" in check_rate_rules(["/a=fast"])
-    assert ">= 0" in check_rate_rules(["/a=-1"])
-    assert check_rate_rules(["/a=5", "/b.*=0.5"]) is None
+    assert tf.check_patterns(["/ok", "(unclosed"]) is not None
+    assert tf.check_patterns([".*", ""]) is None
+    assert "TOPIC_REGEX=HZ" in tf.check_rate_rules(["/pbt/samples"])
+    assert "not a number" in tf.check_rate_rules(["/a=fast"])
+    assert ">= 0" in tf.check_rate_rules(["/a=-1"])
+    assert tf.check_rate_rules(["/a=5", "/b.*=0.5"]) is None
 
 
 def test_rate_rules_first_match_wins():
-    rules = parse_rate_rules(["/pbt/samples=10", "/pbt/.*=2", "/scan=0"])
-    assert max_rate_for(rules, "/pbt/samples") == 10
-    assert max_rate_for(rules, "/pbt/events") == 2
-    assert max_rate_for(rules, "/scan") == 0
-    assert max_rate_for(rules, "/other") == 0
+    rules = tf.parse_rate_rules(["/pbt/samples=10", "/pbt/.*=2", "/scan=0"])
+    assert tf.max_rate_for(rules, "/pbt/samples") == 10
+    assert tf.max_rate_for(rules, "/pbt/events") == 2
+    assert tf.max_rate_for(rules, "/scan") == 0
+    assert tf.max_rate_for(rules, "/other") == 0
 
 
 def _run(cap: float, in_hz: float, seconds: float, jitter: float = 0.0) -> list[float]:
     import random
 
     rnd = random.Random(1)
-    lim = RateLimiter(cap)
+    lim = tf.RateLimiter(cap)
     passed = []
     n = int(in_hz * seconds)
     for i in range(n):
@@ -85,7 +78,7 @@ def test_limiter_above_input_rate_passes_everything():
 
 def test_limiter_rejects_bad_rate():
     with pytest.raises(ValueError):
-        RateLimiter(0)
+        tf.RateLimiter(0)
 
 
 @pytest.mark.parametrize(
@@ -93,20 +86,20 @@ def test_limiter_rejects_bad_rate():
     ["(.*.*.*.*)*x", "(/[a-z]+)*", "(ab|a)*x", "(a)\\1", ".*a.*b.*c.*d", "x" * 300],
 )
 def test_pathological_patterns_are_refused_with_the_reason(pattern):
-    err = check_patterns(["/ok/.*", pattern])
+    err = tf.check_patterns(["/ok/.*", pattern])
     assert err is not None and repr(pattern)[:40] in err and "refused" in err
-    assert check_rate_rules([f"{pattern}=5"]) is not None  # rate patterns too
+    assert tf.check_rate_rules([f"{pattern}=5"]) is not None  # rate patterns too
 
 
 @pytest.mark.parametrize(
     "pattern", ["/pbt/.*", "/(pbt|tim240)/.*", ".*scan.*", "[a-z]{2,5}", "(?:/ns)?/x.*"]
 )
 def test_ordinary_patterns_pass(pattern):
-    assert check_patterns([pattern]) is None
+    assert tf.check_patterns([pattern]) is None
 
 
 def test_filter_matches_each_topic_once():
-    f = TopicFilter(["/pbt/.*"], ["/pbt/debug.*"])
+    f = tf.TopicFilter(["/pbt/.*"], ["/pbt/debug.*"])
     for _ in range(100):
         assert f("/pbt/samples")
         assert not f("/pbt/debug")
@@ -128,7 +121,7 @@ def test_filter_matches_each_topic_once():
     ],
 )
 def test_risky_structure_is_refused_however_it_is_written(pattern, reason):
-    err = check_patterns([pattern])
+    err = tf.check_patterns([pattern])
     assert err is not None and reason in err
 
 
@@ -147,4 +140,4 @@ def test_risky_structure_is_refused_however_it_is_written(pattern, reason):
     ],
 )
 def test_escapes_and_character_classes_are_not_structure(pattern):
-    assert check_patterns([pattern]) is None
+    assert tf.check_patterns([pattern]) is None

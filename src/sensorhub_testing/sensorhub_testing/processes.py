@@ -91,3 +91,26 @@ class ProcGroup:
     def stop_all(self) -> None:
         for p in reversed(self.procs):
             p.stop()
+
+
+def param_args(params: dict) -> list[str]:
+    """``-p name:=value`` for each parameter, as a node's command line takes them (bools in
+    YAML's spelling, lists as YAML flow sequences of strings)."""
+    argv: list[str] = []
+    for k, v in params.items():
+        if isinstance(v, bool):
+            v = str(v).lower()
+        elif isinstance(v, list):
+            v = "[" + ",".join(f'"{x}"' for x in v) + "]"
+        argv += ["-p", f"{k}:={v}"]
+    return argv
+
+
+def start_on_free_port(procs, wait, name: str, argv: list, port_dir: Path, timeout: float = 30.0):
+    """Start a simulator with ``--port 0 --port-file F`` and wait for the port it was given:
+    no fixed port, and no race between picking a port and binding it."""
+    pf = Path(port_dir) / f"{name}.port"
+    argv = list(argv)
+    p = procs.start(name, [argv[0], "--port", "0", "--port-file", pf, *argv[1:]])
+    wait(pf.exists, timeout, what=f"{name} port file")
+    return p, int(pf.read_text())

@@ -123,3 +123,12 @@ class DiagnosticsCollector:
         with self._lock:
             arrays = list(self._arrays[topic or next(iter(self._arrays))])
         return {k for _, d in arrays for k in d}
+
+
+def status_values(arrays, name: str) -> dict[str, str] | None:
+    """The key/values of the newest status called `name` in a list of DiagnosticArray messages."""
+    for arr in reversed(arrays):
+        for s in arr.status:
+            if s.name == name:
+                return {kv.key: kv.value for kv in s.values}
+    return None

@@ -14,6 +14,7 @@ import socket
 import time
 from functools import partial
 
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 
 from sensorhub_common import diagnostics as diag
@@ -123,7 +124,7 @@ class _Updater(diag.Updater):
         super().__init__(node, **kw)
 
     def publish(self, stats) -> None:
-        arr = self._Array()
+        arr = DiagnosticArray()
         arr.header.stamp = self._stamp()
         arr.status = [s.to_msg() for s in stats]
         self.pub.publish(arr)
@@ -133,9 +134,6 @@ class _Updater(diag.Updater):
 class SystemMonitorNode(Node):
     def __init__(self, **kwargs):
         super().__init__("system_monitor", **kwargs)
-        from diagnostic_msgs.msg import DiagnosticArray
-
-        self._Array = DiagnosticArray
         self.params = ParamSet(self, PARAMS, cross_check, self._on_change)
         v = self.params.snapshot()
         self._read_specs(v)
@@ -209,7 +207,7 @@ class SystemMonitorNode(Node):
         )
         self._topic_subs: dict[str, object] = {}
         self._diag_sub = self._poll_node.create_subscription(
-            self._Array, "/diagnostics", self._on_diag, qos.DIAGNOSTICS
+            DiagnosticArray, "/diagnostics", self._on_diag, qos.DIAGNOSTICS
         )
         self._next_discover = 0.0
 
@@ -301,7 +299,7 @@ class SystemMonitorNode(Node):
             self._poll_node = None
             self._topic_subs.clear()
             self._diag_sub = self.create_subscription(
-                self._Array, "/diagnostics", self._on_diag, qos.DIAGNOSTICS
+                DiagnosticArray, "/diagnostics", self._on_diag, qos.DIAGNOSTICS
             )
             self._discover()
 
@@ -394,7 +392,7 @@ class SystemMonitorNode(Node):
         for i, s in enumerate(stats):
             m = msgs[i] if msgs is not None else None
             self.agg.update(s.name, s.level, s.message, s.hardware_id, s.values, now, m)
-        arr = self._Array()
+        arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         out = []
         for a in self.agg.tree(now):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 from pathlib import Path
 
 import pytest
+
+from sensorhub_testing.processes import param_args, start_on_free_port
 
 
 def data_dir() -> Path:
@@ -53,13 +54,6 @@ def exe(name: str) -> str:
     from sensorhub_common.paths import executable
 
     return str(executable("tim240_bridge", name))
-
-
-def read_jsonl(path) -> list[dict]:
-    p = Path(path)
-    if not p.exists():
-        return []
-    return [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
 
 
 class Collector:
@@ -119,27 +113,18 @@ class Collector:
 
 @pytest.fixture
 def tim(procs, tmp_path, wait):
+    """The emulator and the bridge as real processes of this test, and a Collector."""
+
     class H:
-        tmp = tmp_path
         Collector = Collector
-        read_jsonl = staticmethod(read_jsonl)
+        tmp = tmp_path
 
         @staticmethod
         def sim(*args, name="sim"):
-            pf = tmp_path / f"{name}.port"
-            p = procs.start(name, [exe("tim240_sim"), "--port", "0", "--port-file", pf, *args])
-            wait(pf.exists, 30, what="tim240_sim port file")
-            return p, int(pf.read_text())
+            return start_on_free_port(procs, wait, name, [exe("tim240_sim"), *args], tmp_path)
 
         @staticmethod
         def bridge(name="bridge", **params):
-            argv = [exe("tim240_bridge"), "--ros-args"]
-            for k, v in params.items():
-                if isinstance(v, bool):
-                    v = str(v).lower()
-                elif isinstance(v, list):
-                    v = "[" + ",".join(f'"{x}"' for x in v) + "]"
-                argv += ["-p", f"{k}:={v}"]
-            return procs.start(name, argv)
+            return procs.start(name, [exe("tim240_bridge"), "--ros-args", *param_args(params)])
 
     return H

@@ -9,6 +9,8 @@ import time
 import numpy as np
 import pytest
 
+from sensorhub_testing.files import read_jsonl
+
 pytestmark = pytest.mark.integration
 
 CLEAN = ("--no-object", "--noise", "0", "--invalid-rate", "0")
@@ -115,11 +117,11 @@ def test_binary_faults_counted_exactly(tim, ros_node, wait, tmp_path):
     c = tim.Collector(ros_node)
     wait(lambda: c.n("scans") >= 15, 60, what="first scans")
     kinds = ("garbage", "corrupt", "truncate")
-    wait(lambda: all(any(f["fault"] == k for f in tim.read_jsonl(flog)) for k in kinds)
-         and len(tim.read_jsonl(flog)) >= 10, 90, what="10 injected faults")  # fmt: skip
+    wait(lambda: all(any(f["fault"] == k for f in read_jsonl(flog)) for k in kinds)
+         and len(read_jsonl(flog)) >= 10, 90, what="10 injected faults")  # fmt: skip
     sim.stop()
     t_stop = time.time()
-    faults = tim.read_jsonl(flog)
+    faults = read_jsonl(flog)
     n = {k: sum(1 for f in faults if f["fault"] == k) for k in kinds}
     nbytes = sum(f["bytes"] for f in faults)
 

@@ -72,6 +72,14 @@ class SopasError(ColaError):
         super().__init__(f"{context + ': ' if context else ''}sFA {self.name} ({code})")
 
 
+@dataclass
+class Frame:
+    """One complete frame as the framer hands it out: its dialect and unframed payload."""
+
+    dialect: str
+    payload: bytes
+
+
 def checksum(payload: bytes) -> int:
     """XOR of all payload bytes (CoLa-B)."""
     if not payload:
@@ -88,23 +96,18 @@ def frame_a(payload: bytes) -> bytes:
 
 
 def frame(dialect: str, payload: bytes) -> bytes:
+    """The payload in its dialect's envelope: STX/ETX (CoLa-A) or magic, length, XOR (CoLa-B)."""
     return frame_b(payload) if dialect == BINARY else frame_a(payload)
 
 
 @dataclass
-class Frame:
-    dialect: str
-    payload: bytes
-
-
-@dataclass
 class FramerStats:
-    frames: int = 0
-    discarded_bytes: int = 0
-    checksum_errors: int = 0
-    truncated: int = 0
-    oversized: int = 0
-    ascii_garbage: int = 0
+    frames: int = 0  # complete frames handed out
+    discarded_bytes: int = 0  # bytes skipped while looking for a frame start
+    checksum_errors: int = 0  # CoLa-B frames whose XOR checksum did not match
+    truncated: int = 0  # frames cut short by the start of the next one
+    oversized: int = 0  # length fields of 0 or beyond max_payload (never allocated)
+    ascii_garbage: int = 0  # CoLa-A frames holding bytes outside printable ASCII
 
     @property
     def malformed(self) -> int:
