@@ -6,11 +6,12 @@ SRC_FILES := $(shell find src -type f -not -path '*/__pycache__/*' -not -path '*
 PYTEST_ARGS ?=
 RUN_ARGS ?=
 
-.PHONY: build run test lint format bench clean help
+.PHONY: build firmware run test lint format bench clean help
 
 help:
 	@echo "make run    - build if needed, start the whole system in simulation (Foxglove: ws://localhost:8765)"
 	@echo "make test   - build if needed, lint, run every package's tests, one summary"
+	@echo "make firmware - build the pulse MCU's sketch for the Uno (firmware/; needs Debian's AVR toolchain)"
 	@echo "make bench  - run the benchmarks under bench/ (figures in bench/results/)"
 	@echo "make build  - .venv (wheels path) or the sourced distribution, then colcon build"
 	@echo "make format - ruff format + autofix"
@@ -28,10 +29,13 @@ $(STAMPS)/build: $(STAMPS)/venv $(SRC_FILES) colcon.meta tools/build.sh
 run: build
 	@./env.sh tools/run_sim.sh $(RUN_ARGS)
 
+firmware:
+	@$(MAKE) --no-print-directory -C firmware
+
 lint: build
 	@./env.sh tools/lint.sh
 
-test: build
+test: build firmware
 	@./env.sh tools/lint.sh
 	@./env.sh python -m pytest $(PYTEST_ARGS)
 

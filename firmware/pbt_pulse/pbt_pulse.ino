@@ -7,18 +7,25 @@
 //            type 0x01 PULSE (emit one pulse of width_us), 0x02 PING (reply only)
 //   reply    MCU -> host, 7 bytes: 'B' 'P' | type|0x80 | seq | status u8 | crc16 (type..status)
 //            status 0 OK (pulse started / pong), 1 BUSY (previous pulse still on: dropped),
-//            2 BAD (width outside 1..262143 us)
-//   Frames with a bad CRC are ignored (no reply); the parser resyncs on the next 'P' 'B'.
+//            2 BAD (width outside 1..262143 us); the pulse starts before its reply is sent
+//   Frames with a bad CRC are ignored (no reply); the parser then searches the bytes it buffered
+//   after the false 'P' 'B' for the next 'P' 'B', so noise never swallows a real command (the
+//   host resyncs on replies the same way).
 //
 // Timing: the pulse is on OC1A (digital pin 9). The rising edge is forced in software when the
 // command is complete; the falling edge is made by Timer1's compare-match hardware, so the width
 // is exact to one timer tick (0.5 us up to 32767 us, 4 us above) whatever the loop is doing.
+// Between bytes the CPU sleeps (idle mode: timers and USART run, any interrupt wakes it).
 
 #include <Arduino.h>
+#include <avr/sleep.h>
+#include <string.h>
 
 static const uint8_t CMD_LEN = 14;
 static const uint8_t PULSE = 0x01, PING = 0x02;
 static const uint8_t ST_OK = 0, ST_BUSY = 1, ST_BAD = 2;
+static const uint32_t WIDTH_MAX_US = 262143UL;
+static const uint32_t FINE_MAX_US = 32767UL;  // clk/8 range: 0.5 us ticks
 
 static volatile bool busy = false;
 static uint8_t frame[CMD_LEN];
@@ -49,33 +56,41 @@ ISR(TIMER1_COMPA_vect) {
 }
 
 static uint8_t start_pulse(uint32_t width_us) {
-  if (width_us < 1 || width_us > 262143UL) return ST_BAD;
+  if (width_us < 1 || width_us > WIDTH_MAX_US) return ST_BAD;
   if (busy) return ST_BUSY;
-  uint16_t ticks;
-  uint8_t prescale;
-  if (width_us <= 32767UL) {
+  uint16_t ticks, first;
+  uint8_t start;
+  if (width_us <= FINE_MAX_US) {
     ticks = (uint16_t)(width_us * 2);  // clk/8: 0.5 us per tick
-    prescale = _BV(CS11);
+    first = 1;  // the timer starts ~7 cycles after the forced edge: almost one tick, made up here
+    start = _BV(WGM12) | _BV(CS11);  // CTC mode 4, TOP = OCR1A
   } else {
-    ticks = (uint16_t)(width_us / 4);  // clk/64: 4 us per tick
-    prescale = _BV(CS11) | _BV(CS10);
+    uint32_t t = (width_us + 2) / 4;  // clk/64: 4 us per tick, rounded
+    ticks = t > 0xFFFF ? 0xFFFF : (uint16_t)t;
+    first = 0;
+    start = _BV(WGM12) | _BV(CS11) | _BV(CS10);
   }
+  const uint8_t set_on_match = _BV(COM1A1) | _BV(COM1A0), clear_on_match = _BV(COM1A1);
   busy = true;
-  TCCR1B = 0;                                // stopped while configuring
-  TCNT1 = 0;
+  uint8_t sreg = SREG;
+  cli();  // nothing between the forced edge and the timer start but these stores
+  TCCR1B = 0;
+  TCNT1 = first;
   OCR1A = ticks;
-  TCCR1A = _BV(COM1A1) | _BV(COM1A0);        // "set OC1A on match" ...
-  TCCR1C = _BV(FOC1A);                       // ... forced now: rising edge
-  TCCR1A = _BV(COM1A1);                      // then "clear OC1A on match": falling edge
   TIFR1 = _BV(OCF1A);
   TIMSK1 = _BV(OCIE1A);
-  TCCR1B = _BV(WGM12) | prescale;            // CTC mode 4, TOP = OCR1A; timer runs
+  TCCR1A = set_on_match;
+  TCCR1C = _BV(FOC1A);      // rising edge now
+  TCCR1A = clear_on_match;  // falling edge at the compare match
+  GTCCR = _BV(PSRSYNC);     // prescaler from zero: the first tick a full tick after the start
+  TCCR1B = start;
+  SREG = sreg;
   return ST_OK;
 }
 
-static void handle(const uint8_t *f) {
+static bool handle(const uint8_t *f) {
   uint16_t crc = f[12] | ((uint16_t)f[13] << 8);
-  if (crc16(f + 2, 10) != crc) return;
+  if (crc16(f + 2, 10) != crc) return false;
   uint8_t type = f[2], seq = f[3];
   uint32_t width = (uint32_t)f[4] | ((uint32_t)f[5] << 8) | ((uint32_t)f[6] << 16) |
                    ((uint32_t)f[7] << 24);
@@ -85,6 +100,42 @@ static void handle(const uint8_t *f) {
   } else if (type == PING) {
     reply(type, seq, ST_OK);
   }
+  return true;
+}
+
+// Drops the first buffered byte and moves the next 'P' 'B' (or a trailing 'P') to the front.
+static void resync() {
+  uint8_t i = 1;
+  while (i < have && !(frame[i] == 'P' && (i + 1 == have || frame[i + 1] == 'B'))) i++;
+  memmove(frame, frame + i, have - i);
+  have -= i;
+}
+
+static void push(uint8_t b) {
+  frame[have++] = b;
+  while (have > 0) {
+    if (frame[0] != 'P' || (have >= 2 && frame[1] != 'B')) {
+      resync();
+    } else if (have < CMD_LEN) {
+      return;
+    } else if (handle(frame)) {
+      have = 0;
+    } else {
+      resync();  // bad CRC: the real command may start inside this false frame
+    }
+  }
+}
+
+static void sleep_until_interrupt() {
+  set_sleep_mode(SLEEP_MODE_IDLE);
+  cli();
+  if (!Serial.available()) {  // checked with interrupts off: no byte can slip in unseen
+    sleep_enable();
+    sei();  // the instruction after sei runs first: the sleep cannot miss a wake-up
+    sleep_cpu();
+    sleep_disable();
+  }
+  sei();
 }
 
 void setup() {
@@ -96,17 +147,6 @@ void setup() {
 }
 
 void loop() {
-  while (Serial.available()) {
-    uint8_t b = Serial.read();
-    if (have == 0 && b != 'P') continue;
-    if (have == 1 && b != 'B') {
-      have = (b == 'P') ? 1 : 0;
-      continue;
-    }
-    frame[have++] = b;
-    if (have == CMD_LEN) {
-      handle(frame);
-      have = 0;
-    }
-  }
+  while (Serial.available()) push((uint8_t)Serial.read());
+  sleep_until_interrupt();
 }

@@ -54,6 +54,12 @@ class Slot:
     default: str = "auto"
     enabled_by: str | None = None  # a boolean option that switches the whole slot on (record)
     description: str = ""
+    prefer: tuple[str, ...] = ()  # the order `auto` tries variants in; unlisted ones follow
+
+    def auto_order(self, entries: list[dict]) -> list[dict]:
+        """``entries`` (this slot's, in file order) in the order ``auto`` tries them."""
+        rank = {v: i for i, v in enumerate(self.prefer)}
+        return sorted(entries, key=lambda n: rank.get(n["variant"], len(rank)))
 
 
 @dataclass
@@ -181,6 +187,7 @@ def parse_graph(data: Any, path) -> Graph:
     profiles = _parse_profiles(path, data.get("profiles"))
     slots = _parse_slots(path, data.get("slots", {}))
     nodes = _parse_nodes(path, data.get("nodes"), profiles, slots)
+    _check_preferences(path, slots, nodes)
     containers = _parse_containers(
         path, schema.mapping(path, data.get("containers", {}), None, "containers"),
         {n["name"]: n for n in nodes},
@@ -237,8 +244,29 @@ def _parse_slots(path: Path, raw) -> dict[str, Slot]:
             default=str(sdata.get("default", "auto")),
             enabled_by=sdata.get("enabled_by"),
             description=str(sdata.get("description", "")),
+            prefer=_prefer_list(path, sdata.get("prefer", []), f"slots.{sname}.prefer"),
         )
     return slots
+
+
+def _prefer_list(path: Path, raw, key: str) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+        raise GraphError(path, f"expected a list of variant names, got {raw!r}", key=key)
+    return tuple(raw)
+
+
+def _check_preferences(path: Path, slots: dict[str, Slot], nodes: list[dict]) -> None:
+    """Every name in a slot's ``prefer`` is one of that slot's variants."""
+    for slot in slots.values():
+        variants = [n["variant"] for n in nodes if n.get("slot") == slot.name]
+        for v in slot.prefer:
+            if v not in variants:
+                raise GraphError(
+                    path,
+                    f"{v!r} is not a variant of slot {slot.name!r} "
+                    f"(variants: {', '.join(variants) or 'none'})",
+                    key=f"slots.{slot.name}.prefer",
+                )
 
 
 def _node_name(path: Path, i: int, n, names: set[str]) -> str:

@@ -19,7 +19,7 @@ KINDS = ("ros_node", "process", "command", "launch")
 TOP_KEYS = {"version", "description", "variables", "profiles", "slots", "nodes", "containers"}
 PROFILE_KEYS = {"description", "extends", "variables", "env", "compose"}
 CONTAINER_KEYS = {"members", "scheduling", "respawn", "default"}
-SLOT_KEYS = {"description", "option", "default", "enabled_by"}
+SLOT_KEYS = {"description", "option", "default", "enabled_by", "prefer"}
 NODE_KEYS = {
     "name",
     "description",

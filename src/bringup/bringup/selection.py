@@ -69,8 +69,8 @@ def _requested(graph: Graph, slot: Slot, options: dict) -> str:
 
 
 def _first_installed(slot: Slot, here: list[dict], resolver: Resolver, notes: list[str]):
-    """``auto``: the first variant in file order that is installed (distribution first)."""
-    for n in here:
+    """``auto``: the first installed variant in the slot's ``prefer`` order, then file order."""
+    for n in slot.auto_order(here):
         missing = find_missing(n, resolver)
         if missing is None:
             notes.append(f"{slot.option}=auto: using {n['variant']}")

@@ -89,7 +89,11 @@ def test_sim_plan(tmp_path, ours):
     assert gw.parameters["port"] == 8765  # a lone ${web_port} keeps its int type
     assert gw.url == "ws://localhost:8765"
     rec = plan.get("mcap_recorder")
-    assert rec.parameters == {"data_root": root}
+    # the topics both recorders leave out, from the graph's ${record_exclude}
+    assert rec.parameters == {
+        "data_root": root,
+        "topics_deny": ["/parameter_events|/rosout|/pbt/scope"],
+    }
     assert rec.prefix[rec.prefix.index("--io-class") + 1] == "best-effort"
     assert all(p.env["SENSORHUB_DATA_ROOT"] == root for p in plan.processes)
     # the TiM240 emulator and the native driver meet on the sim address
@@ -200,7 +204,9 @@ def test_the_web_side_shares_one_process_by_default(tmp_path, ours):
     assert "web_view" not in build_plan(g, "sim", "sensors", {}, tmp_path, ours).names()
 
 
-def test_distribution_variants_win_with_auto(tmp_path, our_packages, fake_resolver):
+def test_auto_takes_distribution_web_and_tim240_and_our_recorder(
+    tmp_path, our_packages, fake_resolver
+):
     everything = fake_resolver(
         tmp_path / "p",
         {
@@ -218,7 +224,7 @@ def test_distribution_variants_win_with_auto(tmp_path, our_packages, fake_resolv
         "pbt_driver",
         "sick_tim240",
         "sec110_ftp",
-        "rosbag2_recorder",
+        "mcap_recorder",  # the recorder slot prefers ours, installed or not the distribution's
         "web_view",  # the scope's container; foxglove_bridge is no component
         "foxglove_bridge",
         "system_monitor",
@@ -234,8 +240,13 @@ def test_distribution_variants_win_with_auto(tmp_path, our_packages, fake_resolv
     assert tim.argv[:2] == ["/usr/bin/ros2", "launch"]
     assert tim.argv[2].endswith("share/tim240_bridge/launch/sick_scan_xd.launch.py")
     assert tim.argv[-3:] == ["hostname:=192.168.0.1", "port:=2111", f"params_file:={params_file}"]
-    rec = plan.get("rosbag2_recorder")
-    assert rec.argv == ["/usr/bin/ros2", "bag", "record", "-s", "mcap", "-a"]
+    assert "recorder=auto: using mcap_recorder" in plan.notes
+    chosen = build_plan(
+        load_graph(GRAPH), "pi", "all", {"record": "true", "recorder": "rosbag2"}, tmp_path,
+        everything,
+    )  # fmt: skip
+    rec = chosen.get("rosbag2_recorder")
+    assert rec.argv[:3] == ["/usr/bin/ros2", "bag", "record"]  # options: test_distribution_pi
     assert rec.cwd == os.path.join(str(tmp_path.resolve()), "bags")
     bridge = plan.get("foxglove_bridge")
     assert bridge.params_files[-1].endswith("foxglove_bridge.yaml")

@@ -6,7 +6,8 @@ overridden for these processes). An independent Foxglove WebSocket client (the J
 foxglove_gateway's tests) on the web host sees /pbt/samples from the sensors host; with the link
 down the sensors host keeps acquiring, and after it comes back the web host resumes.
 
-Skips with the reason when namespaces cannot be made (not root, no `ip`, no node/npm).
+Skips with the reason when namespaces cannot be made (not root, no `ip`) or node/npm are not
+installed; the JS client itself is installed by sensorhub_testing's ``js_client_dir`` fixture.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ if _missing or SENSORHUB is None:
 
 STARTUP = 120.0  # two supervisors and their rclpy processes on a loaded 2-core box
 DEADLINE = 90.0  # DDS rediscovery after the link comes back included
-CLIENT = Path(__file__).resolve().parents[2] / "foxglove_gateway" / "test" / "js"
 
 
 def run(*argv: str) -> subprocess.CompletedProcess:
@@ -174,9 +174,9 @@ def hosts():
         h.destroy()
 
 
-def test_sensors_and_web_on_two_hosts_survive_a_link_outage(procs, tmp_path, wait, hosts):
-    if not shutil.which("node") or not (CLIENT / "node_modules" / "@foxglove").is_dir():
-        pytest.skip("the JS Foxglove client needs node and `npm ci` in foxglove_gateway/test/js")
+def test_sensors_and_web_on_two_hosts_survive_a_link_outage(
+    procs, tmp_path, wait, js_client_dir, hosts
+):
     cfg = tmp_path / "cfg"
     shutil.copytree(CONFIG, cfg)
     g = yaml.safe_load((cfg / "graph.yaml").read_text())
@@ -207,7 +207,7 @@ def test_sensors_and_web_on_two_hosts_survive_a_link_outage(procs, tmp_path, wai
         hosts.argv(
             "web",
             "node",
-            CLIENT / "client.js",
+            js_client_dir / "client.js",
             "--url",
             url,
             "--mode",

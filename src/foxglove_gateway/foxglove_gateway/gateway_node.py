@@ -5,23 +5,29 @@ The wheels path's stand-in for foxglove_bridge (PyPI has no foxglove_bridge); th
 CDR bytes from raw subscriptions go untouched into foxglove-sdk channels (ros2msg schemas built
 from the installed .msg files); the SDK server listens on loopback behind the
 :class:`~foxglove_gateway.wsfront.ClientLimitFront`, which owns the public port (client limit,
-TLS, per-client figures). Per-topic rate caps decimate before the SDK, for every web client.
+TLS, per-client figures, priorities, retained messages for late subscribers). Per-topic rate
+caps decimate before the SDK, for every web client. A topic's ROS subscription is held only
+while a web client is subscribed to its channel; channels are advertised from discovery alone.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import foxglove
 from foxglove.websocket import Capability
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy
 
 from foxglove_gateway.clients import ClientFigures
 from foxglove_gateway.wsfront import ClientLimitFront, FrontConfig, FrontLimits
+from sensorhub_common import qos
 from sensorhub_common.diagnostics import OK, WARN, Updater
 from sensorhub_common.discovery import (
     DISCOVERY_PERIOD,
@@ -41,6 +47,35 @@ from sensorhub_common.topic_filter import (
     parse_rate_rules,
     without_placeholder,
 )
+
+
+def parse_depth_rules(items) -> list[tuple[re.Pattern, int]]:
+    """``["/pbt/scope=1"]`` -> (pattern, depth) rules; the first full match wins."""
+    rules = []
+    for item in without_placeholder(items):
+        pat, sep, depth = item.rpartition("=")
+        if not sep or not pat or not depth.isdigit() or not 1 <= int(depth) <= 10000:
+            raise ValueError(f"bad depth rule {item!r}: expected 'TOPIC_REGEX=N', N in 1..10000")
+        problem = check_patterns([pat])
+        if problem:
+            raise ValueError(f"bad depth rule {item!r}: {problem}")
+        rules.append((re.compile(pat), int(depth)))
+    return rules
+
+
+def _check_depth_rules(items) -> str | None:
+    try:
+        parse_depth_rules(items)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+# High-rate views and streams: the newest replaces them, so a slow client loses these first.
+DROP_FIRST = ["/pbt/samples", "/pbt/scope", "/pbt/debug.*", "/scan", "/tim240/scan.*",
+              "/tim240/markers", "/rosout"]  # fmt: skip
+# The ROS graph does not tell a publisher's depth (rmw reports 0): what our own publishers keep.
+RETAINED_DEPTHS = [f"/pbt/scope={qos.WEB_VIEW.depth}", f"/pbt/event_history={qos.WEB_VIEW.depth}"]
 
 
 def _tls_check(values: dict) -> str | None:
@@ -75,8 +110,17 @@ PARAMS = [
     Param("client_publish_allow", [".*"], "Regexes: topics clients may publish to, if allowed",
           check=check_patterns, item_type=str, read_only=True),
     DISCOVERY_PERIOD,
-    Param("subscription_depth", 100, "Queue depth of each ROS subscription",
+    Param("subscription_depth", 100, "Queue depth of each ROS subscription (and the retained "
+          "messages of a transient-local topic no retained_depths rule names)",
           min=1, max=10000, read_only=True),
+    Param("retained_depths", RETAINED_DEPTHS, "Retained messages re-sent to a late subscriber "
+          "of a transient-local topic, 'TOPIC_REGEX=N' (first match; else subscription_depth)",
+          check=_check_depth_rules, item_type=str, read_only=True),
+    Param("subscribe_on_demand", True, "Hold a topic's ROS subscription only while a web client "
+          "is subscribed (false: every allowed topic, all the time)", read_only=True),
+    Param("drop_first", DROP_FIRST, "Regexes (full match): topics a backed-up client loses "
+          "first (high rate); other topics' messages are kept", check=check_patterns,
+          item_type=str),
     Param("server_name", "sensorhub", "Server name shown by Foxglove", read_only=True),
     Param("layout_file", "",
           "Foxglove/Lichtblick layout served at GET /layout.json on the web port ('' = none)",
@@ -91,6 +135,7 @@ def _front_limits(p: dict) -> FrontLimits:
         ping_interval=p["ping_interval"],
         ping_timeout=p["ping_timeout"],
         max_handshakes=p["max_handshakes"],
+        drop_first=TopicFilter(without_placeholder(p["drop_first"])),
     )
 
 
@@ -101,6 +146,8 @@ class _TopicState:
     channel: foxglove.Channel
     cid: int  # SDK channel id
     limiter: RateLimiter | None
+    retained: deque | None = None  # (log time, CDR bytes) of a transient-local topic
+    last_log: int = 0  # log times are unique and grow per channel (the replay relies on it)
     received: int = 0
     forwarded: int = 0  # logged to the SDK: what its web subscribers are offered
     decimated: int = 0
@@ -118,10 +165,12 @@ class _SubscriptionListener(foxglove.ServerListener):
     def on_subscribe(self, client, channel) -> None:
         subs = self.node.web_subscribers
         subs[channel.id] = subs.get(channel.id, 0) + 1
+        self.node.demand_changed.trigger()
 
     def on_unsubscribe(self, client, channel) -> None:
         subs = self.node.web_subscribers
         subs[channel.id] = max(0, subs.get(channel.id, 0) - 1)
+        self.node.demand_changed.trigger()
 
 
 class _PublishListener(_SubscriptionListener):
@@ -147,6 +196,11 @@ class GatewayNode(Node):
         self.web_subscribers: dict[int, int] = {}  # SDK channel id -> subscribed clients (SDK)
         self._client_pubs: dict[tuple[int, int], object] = {}
         self._pub_lock = threading.Lock()
+        self._retain_lock = threading.Lock()  # a channel's log and its retained messages
+        self._depths = parse_depth_rules(p["retained_depths"])
+        self._depth = p["subscription_depth"]
+        # the SDK's threads tell the executor that web subscriptions changed
+        self.demand_changed = self.create_guard_condition(self._apply_demand)
         self._publish_filter = TopicFilter(p["client_publish_allow"])
         self._apply_filters(p)
         self.ctx = foxglove.Context()
@@ -159,6 +213,7 @@ class GatewayNode(Node):
             self._on_new,
             self._on_message,
             self._on_gone,
+            on_demand=p["subscribe_on_demand"],
         )
         self._start_diagnostics(port)
         self._timer = self.create_timer(p["discovery_period"], self.follower.refresh)
@@ -204,7 +259,10 @@ class GatewayNode(Node):
             layout_file=p["layout_file"],
         )
         self.front = ClientLimitFront(
-            config, offered_of=self._offered_of, log=lambda s: self.get_logger().info(s)
+            config,
+            offered_of=self._offered_of,
+            log=lambda s: self.get_logger().info(s),
+            retained_of=self.retained_of,
         )
         try:
             port = self.front.start()
@@ -254,7 +312,7 @@ class GatewayNode(Node):
 
     # -- topics
 
-    def _on_new(self, name: str, type_name: str, _infos) -> _TopicState:
+    def _on_new(self, name: str, type_name: str, infos) -> _TopicState:
         schema = self.schemas.get(type_name)
         channel = foxglove.Channel(
             name,
@@ -263,8 +321,13 @@ class GatewayNode(Node):
             context=self.ctx,
         )
         state = _TopicState(channel=channel, cid=channel.id(), limiter=self._limiter(name))
+        if all(i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos):
+            state.retained = deque(maxlen=self._retained_depth(name))
         self._channels[state.cid] = state
         return state
+
+    def _retained_depth(self, topic: str) -> int:
+        return next((d for pat, d in self._depths if pat.fullmatch(topic)), self._depth)
 
     def _on_message(self, tr, data: bytes, _info) -> None:
         s: _TopicState = tr.data
@@ -272,11 +335,39 @@ class GatewayNode(Node):
         if s.limiter is not None and not s.limiter.allow(time.monotonic()):
             s.decimated += 1
             return
-        s.channel.log(data, log_time=time.time_ns())
+        t = max(time.time_ns(), s.last_log + 1)
+        if s.retained is None:
+            s.channel.log(data, log_time=t)
+            s.last_log = t
+        else:
+            with self._retain_lock:  # a replay's snapshot sees the log and the cache agree
+                s.channel.log(data, log_time=t)
+                s.last_log = t
+                s.retained.append((t, bytes(data)))
         s.forwarded += 1
+
+    def retained_of(self, channel_id: int) -> tuple[int, list[tuple[int, bytes]]] | None:
+        """A transient-local channel's newest log time and retained messages (front thread)."""
+        state = self._channels.get(channel_id)
+        if state is None or state.retained is None:
+            return None
+        with self._retain_lock:
+            return state.last_log, list(state.retained)
+
+    def _apply_demand(self) -> None:
+        """Hold the ROS subscriptions of channels with web subscribers, drop the others."""
+        if not self.follower.on_demand:
+            return
+        for tr in list(self.follower.topics.values()):
+            s: _TopicState = tr.data
+            watched = self.web_subscribers.get(s.cid, 0) > 0
+            if self.follower.demand(tr.name, watched) and not watched and s.retained is not None:
+                with self._retain_lock:  # a new subscription gets the history from DDS again
+                    s.retained.clear()
 
     def _on_gone(self, tr) -> None:
         self._channels.pop(tr.data.cid, None)
+        self.web_subscribers.pop(tr.data.cid, None)
         tr.data.channel.close()
 
     def _offered_of(self, channel_id: int) -> int:
@@ -335,12 +426,15 @@ class GatewayNode(Node):
         stat.add("refused subprotocol (400)", snap.bad_subprotocol_total)
         stat.add("subscriptions", sum(c.subscriptions for c in snap.clients))
         stat.add("layout served (GET /layout.json)", snap.layout_served_total)
+        stat.add("dropped high-rate frames", sum(c.dropped for c in snap.clients))
+        stat.add("retained messages re-sent", sum(c.replayed for c in snap.clients))
         for c in snap.clients:
             stat.add(f"client {c.id} ({c.peer})", _client_line(c))
 
     def _diag_topics(self, stat) -> None:
         topics = self.follower.topics
-        stat.summary(OK, f"{len(topics)} topics forwarded")
+        held = sum(1 for tr in topics.values() if tr.sub is not None)
+        stat.summary(OK, f"{len(topics)} topics forwarded, {held} subscribed (watched)")
         for name, tr in sorted(topics.items()):
             s: _TopicState = tr.data
             cap = s.limiter.max_hz if s.limiter is not None else 0
@@ -368,6 +462,10 @@ def _client_line(c: ClientFigures) -> str:
         line += f", {c.resubscribed} resubscribed"
     if c.unknown_subscribes:
         line += f", {c.unknown_subscribes} unknown channel subscribes"
+    if c.dropped:
+        line += f", {c.dropped} high-rate dropped"
+    if c.replayed:
+        line += f", {c.replayed} retained re-sent"
     return line
 
 

@@ -6,9 +6,12 @@ and forwarded at frame boundaries only, so the front can add a frame of its own 
 subscribe). SDK -> client bytes are written through as they come; only the frame lengths are
 followed, so a ping or close frame of the front goes in between two server frames.
 
-Isolation: the front stops reading upstream while the client's write buffer is above
-``HIGH_WATER``. A stalled client therefore fills its own socket buffers, then the SDK's
-per-client backlog, where the SDK drops that client's oldest data; the others are untouched.
+Priorities: while the client's write buffer is above ``DROP_WATER`` (a slow client), message
+data of its droppable (high-rate) channels is dropped here and everything else goes on, so a
+phone on weak Wi-Fi loses scope and scan frames, not events or files. Only above
+``CLIENT_HIGH_WATER``
+(a client that barely reads) the front stops reading upstream: that client then fills its own
+SDK backlog, where the SDK drops its oldest data; the others are untouched.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from collections.abc import Callable
 from foxglove_gateway.clients import ClientStats, ClientTracker
 from foxglove_gateway.wsframes import CLOSE_TOO_BIG, close_frame
 
-HIGH_WATER = 64 * 1024
+HIGH_WATER = 64 * 1024  # client -> SDK
+DROP_WATER = 64 * 1024  # SDK -> client: droppable frames are dropped above this
+CLIENT_HIGH_WATER = 1024 * 1024  # SDK -> client: the front stops reading upstream above this
 # Socket buffers between the SDK and a client are kept small, so a slow client's data waits in
 # the SDK's per-client backlog (which drops the oldest) instead of going stale in the kernel.
 UPSTREAM_RCVBUF = 128 * 1024
@@ -163,30 +168,29 @@ class Splice:
             return
         st = self.stats
         st.bytes_down += len(data)
-        down = self.tracker.down
-        if not self.down_inject:
-            down.walk(memoryview(data))
-            self.client_t.write(data)
-        else:
-            self._write_through_with_injects(memoryview(data))
+        tracker = self.tracker
+        down = tracker.down
+        tracker.backed_up = self.client_t.get_write_buffer_size() >= DROP_WATER
+        mv = memoryview(data)
+        pieces = down.forward(mv, self._boundary if self.down_inject else None)
+        if len(pieces) == 1 and isinstance(pieces[0], memoryview) and len(pieces[0]) == len(mv):
+            self.client_t.write(data)  # the common case: the read goes on whole
+        elif pieces:
+            self.client_t.write(b"".join(pieces))
+        if self.close_sent:
+            self._after_close()
         st.frames_down = down.frames
         st.messages_down = down.binary
         st.pending_bytes = self.client_t.get_write_buffer_size()
 
-    def _write_through_with_injects(self, mv: memoryview) -> None:
-        """Write ``mv`` to the client, our waiting frames at the first server frame end."""
-        start = 0
-
-        def boundary(pos: int) -> None:
-            nonlocal start
-            if self.down_inject and not self.close_sent:
-                self.client_t.write(mv[start:pos])
-                start = pos
-                self._write_injected()
-
-        self.tracker.down.walk(mv, boundary)
-        if not self.close_sent and start < len(mv):
-            self.client_t.write(mv[start:])
+    def _boundary(self, _pos: int) -> bytes | None:
+        """Our waiting frames, at the first server frame end (nothing after a close of ours)."""
+        if not self.down_inject or self.close_sent:
+            return None
+        frames = self._take_injected()
+        if self.close_sent:
+            self.tracker.down.cut = True
+        return frames
 
     def send_down(self, frame: bytes, close: bool = False) -> None:
         """Ping or close for the client: at once between server frames, else at the next end
@@ -196,15 +200,16 @@ class Splice:
         self.closing = close
         self.down_inject.append(frame)
         if self.tracker.down.at_boundary:
-            self._write_injected()
+            self.client_t.write(self._take_injected())
+            if self.close_sent:
+                self._after_close()
 
-    def _write_injected(self) -> None:
-        for frame in self.down_inject:
-            self.client_t.write(frame)
+    def _take_injected(self) -> bytes:
+        frames = b"".join(self.down_inject)
         self.down_inject.clear()
         if self.closing:
             self.close_sent = True
-            self._after_close()
+        return frames
 
     def _after_close(self) -> None:
         """Our close frame is out: stop the SDK side, then give the client a moment to read it

@@ -20,6 +20,7 @@ OP_TEXT = 0x1
 OP_BINARY = 0x2
 OP_CLOSE = 0x8  # opcodes from here on are control frames
 OP_PING = 0x9
+OP_PONG = 0xA
 CLOSE_GOING_AWAY = 1001
 CLOSE_TOO_BIG = 1009
 CLOSE_TRY_AGAIN_LATER = 1013
@@ -27,6 +28,7 @@ MAX_HEAD = 16 * 1024  # an HTTP request or response head
 MAX_CONTROL_TEXT = 1024 * 1024  # text frames read whole (client JSON, server advertisements)
 MAX_FRAME_HEADER = 14  # 2 + 8 (64-bit length) + 4 (mask)
 MAX_CONTROL_PAYLOAD = 125
+MESSAGE_DATA_PREFIX = 13  # Foxglove message data: opcode 1, subscription id u32, log time u64
 MAX_CLOSE_REASON = 120  # bytes: a close frame carries at most 125 with its code
 _EXTENDED_LENGTH = {126: (2, ">H"), 127: (8, ">Q")}  # 7-bit length -> (bytes, format)
 
@@ -224,39 +226,87 @@ class FrameScanner:
         return True
 
 
-class ServerStream:
-    """Frame boundaries of the SDK->client byte stream, without copying it.
+Verdict = bool | bytes  # keep, drop, or replace the frame by these bytes
 
-    Only the lengths in the frame headers are read, so the front knows where a server frame
-    ends and can slip its own ping or close frame in between. Text frames (server info,
-    advertisements, status: a few per client and minute) are collected and handed to
-    ``on_text``; the binary message frames, nearly all of the bytes, are passed over."""
+
+class ServerStream:
+    """The SDK->client byte stream, frame by frame, without copying the frames sent on.
+
+    Only the header lengths are read, so the front knows where a server frame ends and can slip
+    its own frames in between. Text frames (server info, advertisements, status: a few per client
+    and minute) are collected and handed to ``on_text``. With ``decide(opcode, prefix)`` each
+    binary frame (``prefix``: its first :data:`MESSAGE_DATA_PREFIX` bytes, the message data
+    header) and each pong (its payload) gets a :data:`Verdict`: a dropped frame leaves no byte,
+    a replaced one leaves the replacement. :meth:`forward` returns what to send on; a frame whose
+    verdict needs bytes of the next read is held until then (at most a header and its prefix)."""
 
     MAX_TEXT = MAX_CONTROL_TEXT
 
-    def __init__(self, on_text: Callable[[bytes], None]):
+    def __init__(
+        self,
+        on_text: Callable[[bytes], None],
+        decide: Callable[[int, bytes], Verdict] | None = None,
+    ):
         self._on_text = on_text
+        self._decide = decide
         self.in_head = True  # the SDK's HTTP 101 response comes first
         self._head_tail = b""
         self._hdr = bytearray()
         self._need = 0  # payload bytes of the current frame still to pass
+        self._want = 0  # of those, prefix bytes still needed for the verdict
+        self._prefix = bytearray()
+        self._opcode = 0
         self._text: bytearray | None = None
+        self._held = bytearray()  # earlier bytes of a frame still without a verdict
+        self._dropping = False  # the current frame's payload is not sent on
+        self.cut = False  # set by ``on_boundary``: nothing after that boundary is sent
         self.frames = 0
-        self.binary = 0  # message data frames (opcode 2)
+        self.binary = 0  # binary (message data) frames sent on
+        self.dropped = 0  # frames dropped by their verdict
+        # per call of forward(): the view, the pieces out, the start of the run being sent on
+        # (None inside a dropped frame) and where the current frame began in the view (-1: in
+        # an earlier read)
+        self._mv = memoryview(b"")
+        self._out: list = []
+        self._run: int | None = 0
+        self._fs = -1
 
     @property
     def at_boundary(self) -> bool:
         return not self.in_head and not self._need and not self._hdr
 
-    def walk(self, mv: memoryview, on_boundary: Callable[[int], None] | None = None) -> None:
-        """Advance over ``mv``; with ``on_boundary``, call it with each offset in ``mv`` where a
-        frame (or the HTTP head) ends."""
+    def walk(self, mv: memoryview, on_boundary: Callable[[int], None] | None = None) -> list:
+        """:meth:`forward` for a caller that only wants the frame ends (``on_boundary(pos)``)."""
+        return self.forward(mv, on_boundary)
+
+    def forward(self, mv: memoryview, on_boundary=None) -> list:
+        """Advance over ``mv``; returns the pieces (views and bytes) to send on, in order. With
+        ``on_boundary``, it is called with each offset in ``mv`` where a frame (or the HTTP head)
+        ends, and the bytes it returns (if any) are sent on there."""
+        self._mv, self._out, self._fs = mv, [], -1
+        self._run = None if self._held or self._dropping else 0
         pos = self._pass_head(mv, on_boundary) if self.in_head else 0
-        while pos < len(mv):
-            if self._need:
+        n = len(mv)
+        while pos < n and not self.cut:
+            if self._want:
+                pos = self._take_prefix(mv, pos, on_boundary)
+            elif self._need:
                 pos = self._pass_payload(mv, pos, on_boundary)
             else:
                 pos = self._take_header(mv, pos, on_boundary)
+        return self._finish(min(pos, n))
+
+    def _finish(self, end: int) -> list:
+        out, run = self._out, self._run
+        if self._hdr or self._want:  # a frame without its verdict yet: hold its bytes
+            start = 0 if self._held else self._fs
+            if run is not None and start > run:
+                out.append(self._mv[run:start])
+            self._held += self._mv[start:end]
+        elif run is not None and end > run:
+            out.append(self._mv[run:end])
+        self._mv = memoryview(b"")
+        return out
 
     def _pass_head(self, mv: memoryview, on_boundary) -> int:
         """Offset in ``mv`` just past the HTTP head (``len(mv)`` while it goes on)."""
@@ -268,8 +318,7 @@ class ServerStream:
         pos = end + 4 - len(self._head_tail)
         self.in_head = False
         self._head_tail = b""
-        if on_boundary is not None:
-            on_boundary(pos)
+        self._boundary(pos, on_boundary)
         return pos
 
     def _pass_payload(self, mv: memoryview, pos: int, on_boundary) -> int:
@@ -279,34 +328,96 @@ class ServerStream:
         pos += k
         self._need -= k
         if not self._need:
-            self._frame_done(on_boundary, pos)
+            self._frame_done(pos, on_boundary)
         return pos
 
     def _take_header(self, mv: memoryview, pos: int, on_boundary) -> int:
         h = self._hdr
+        if not h:
+            self._fs = pos
         take = min(len(mv) - pos, MAX_FRAME_HEADER - len(h))
         h += mv[pos : pos + take]
         size = header_size(h)
         if size is None or len(h) < size:
             return pos + take
         length = payload_length(h)
-        opcode = h[0] & 0x0F
+        opcode = self._opcode = h[0] & 0x0F
         pos += take - (len(h) - size)  # bytes after the header belong to the payload
         h.clear()
         self._text = bytearray() if opcode == OP_TEXT else None
-        if opcode == OP_BINARY:
-            self.binary += 1
         self._need = length
+        self._want = self._prefix_len(opcode, length)
+        if self._want:
+            self._prefix.clear()
+            return pos
+        self._verdict(True)
         if not length:
-            self._frame_done(on_boundary, pos)
+            self._frame_done(pos, on_boundary)
         return pos
 
-    def _frame_done(self, on_boundary, pos: int) -> None:
+    def _prefix_len(self, opcode: int, length: int) -> int:
+        """Payload bytes ``decide`` needs before the frame goes on (0: none, it goes on)."""
+        if self._decide is None:
+            return 0
+        if opcode == OP_BINARY:
+            return min(length, MESSAGE_DATA_PREFIX)
+        return length if opcode == OP_PONG and length <= MAX_CONTROL_PAYLOAD else 0
+
+    def _take_prefix(self, mv: memoryview, pos: int, on_boundary) -> int:
+        k = min(len(mv) - pos, self._want)
+        self._prefix += mv[pos : pos + k]
+        pos += k
+        self._want -= k
+        self._need -= k
+        if not self._want:
+            verdict: Verdict = True
+            with contextlib.suppress(Exception):  # a failing decision must not stop the stream
+                verdict = self._decide(self._opcode, bytes(self._prefix))
+            self._verdict(verdict)
+            if not self._need:
+                self._frame_done(pos, on_boundary)
+        return pos
+
+    def _verdict(self, verdict: Verdict) -> None:
+        """Send the current frame on (its held bytes first), or drop it, or replace it."""
+        if verdict is True:
+            if self._held:
+                self._out.append(bytes(self._held))
+                self._held.clear()
+                self._run = 0
+            self.binary += self._opcode == OP_BINARY
+            return
+        if self._held:
+            self._held.clear()
+        elif self._run is not None and self._fs > self._run:
+            self._out.append(self._mv[self._run : self._fs])
+        self._run = None
+        self._dropping = True
+        if verdict is False:
+            self.dropped += 1
+        elif verdict:
+            self._out.append(verdict)
+
+    def _frame_done(self, pos: int, on_boundary) -> None:
         self.frames += 1
         text = self._text
         if text is not None:
             self._text = None
             with contextlib.suppress(Exception):  # figures and the workaround are best effort
                 self._on_text(bytes(text))
-        if on_boundary is not None:
-            on_boundary(pos)
+        if self._dropping:
+            self._dropping = False
+            self._run = pos
+        self._boundary(pos, on_boundary)
+
+    def _boundary(self, pos: int, on_boundary) -> None:
+        if on_boundary is None:
+            return
+        extra = on_boundary(pos)
+        if extra or self.cut:
+            run = self._run
+            if run is not None and pos > run:
+                self._out.append(self._mv[run:pos])
+            if extra:
+                self._out.append(extra)
+            self._run = None if self.cut else pos

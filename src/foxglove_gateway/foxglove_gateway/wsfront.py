@@ -11,7 +11,8 @@ over its own loopback connection (:mod:`foxglove_gateway.relay`), with the front
 
 Modules: :mod:`~foxglove_gateway.wsframes` (frame codec and scanners),
 :mod:`~foxglove_gateway.handshake` (HTTP answers), :mod:`~foxglove_gateway.clients` (per-client
-figures), :mod:`~foxglove_gateway.relay` (the splice).
+figures and frame verdicts), :mod:`~foxglove_gateway.replay` (retained messages for late
+subscribers), :mod:`~foxglove_gateway.relay` (the splice).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from foxglove_gateway.handshake import (
     upgrade_required,
 )
 from foxglove_gateway.relay import (
+    CLIENT_HIGH_WATER,
     CLOSE_LINGER_S,
     HIGH_WATER,
     Side,
@@ -47,6 +49,7 @@ from foxglove_gateway.relay import (
     connect_upstream,
     tune_downstream,
 )
+from foxglove_gateway.replay import RetainedOf
 from foxglove_gateway.wsframes import (
     CLOSE_GOING_AWAY,
     MAX_HEAD,
@@ -70,6 +73,8 @@ class FrontLimits:
     ping_timeout: float = 10.0
     max_handshakes: int = 16  # connections in the HTTP request at once
     handshake_timeout: float = 10.0
+    # topics whose message data a backed-up client loses first (read per subscription)
+    drop_first: Callable[[str], bool] = field(default=lambda _topic: False)
 
 
 @dataclass
@@ -171,11 +176,13 @@ class ClientLimitFront:
         config: FrontConfig,
         offered_of: Callable[[int], int] | None = None,
         log: Callable[[str], None] = print,
+        retained_of: RetainedOf | None = None,
     ):
         self.config = config
         self.port = config.port
         self.limits = config.limits
         self.offered_of = offered_of or (lambda _ch: 0)
+        self.retained_of = retained_of
         self.log = log
         self.totals = FrontTotals()
         self._clients: dict[int, ClientStats] = {}
@@ -360,7 +367,14 @@ class ClientLimitFront:
             await _reply(writer, bad_gateway(e))
             return
         tune_downstream(writer.get_extra_info("socket"))
-        tracker = ClientTracker(stats, self.offered_of, max_message=self.limits.max_message_bytes)
+        limits = self.limits
+        tracker = ClientTracker(
+            stats,
+            self.offered_of,
+            max_message=limits.max_message_bytes,
+            retained_of=self.retained_of,
+            droppable=self._drop_first,
+        )
         self.log(
             f"client {cid} connected from {peer} ({len(self._clients)}/{self.limits.max_clients})"
         )
@@ -375,7 +389,7 @@ class ClientLimitFront:
         stats = tracker.stats
         client_t = writer.transport
         splice = Splice(stats, client_t, tracker, lambda r: self._closed_too_big(stats, r))
-        client_t.set_write_buffer_limits(high=HIGH_WATER)
+        client_t.set_write_buffer_limits(high=CLIENT_HIGH_WATER)
         client_t.set_protocol(Side(splice, upstream=False))
         leftover = await _buffered(reader)
         if leftover:
@@ -397,6 +411,9 @@ class ClientLimitFront:
             if keepalive is not None:
                 keepalive.cancel()
             splice.close_transports()
+
+    def _drop_first(self, topic: str) -> bool:
+        return self.limits.drop_first(topic)  # the limits of the moment, not of the connect
 
     def _closed_too_big(self, stats: ClientStats, reason: str) -> None:
         self.totals.too_big_total += 1

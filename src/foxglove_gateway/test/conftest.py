@@ -1,40 +1,17 @@
 """Fixtures of the foxglove_gateway tests: the independent JS client and gateway processes.
 
-The JS client (test/js) is installed by ``npm ci`` from the committed lock file the first time a
-test needs it; tests that need it are skipped with a reason only when node/npm are missing.
+The JS client (test/js) comes from sensorhub_testing's ``js_client_dir`` session fixture
+(``npm ci`` from the committed lock file the first time any package's test needs it).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from sensorhub_testing import free_port, params_file
-
-JS_DIR = Path(__file__).parent / "js"
-
-
-@pytest.fixture(scope="session")
-def js_client_dir() -> Path:
-    """test/js with node_modules installed (npm ci from package-lock.json)."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        pytest.skip("node/npm not installed: the independent JS Foxglove client cannot run")
-    if not (JS_DIR / "node_modules" / "@foxglove" / "ws-protocol").is_dir():
-        r = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=JS_DIR,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if r.returncode != 0:
-            pytest.fail(f"npm ci in {JS_DIR} failed:\n{r.stdout}\n{r.stderr}")
-    return JS_DIR
 
 
 class JsClient:

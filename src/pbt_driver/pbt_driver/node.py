@@ -137,7 +137,8 @@ PARAMS = [
           read_only=True),
     Param("pigpio_host", "localhost", "pigpio: pigpiod host", read_only=True),
     Param("pigpio_port", 8888, "pigpio: pigpiod port", min=1, max=65535, read_only=True),
-    Param("pulse_port", "", "serial: offload microcontroller port", read_only=True),
+    Param("pulse_port", "", "serial: offload MCU port (device path or pyserial URL, e.g. "
+          "socket://host:port)", read_only=True),
     Param("pulse_baud", 115200, "serial: offload baud rate", min=50, max=4_000_000,
           read_only=True),
     # scheduling

@@ -6,6 +6,9 @@ Command, host -> MCU, 14 bytes, little endian::
 
 Reply, MCU -> host, 7 bytes: ``'B' 'P' | type|0x80 | seq | status u8 | crc16 (type..status)``.
 The host never waits for a reply (it only counts them), so a silent MCU cannot stall the driver.
+Both ends resync the same way: a candidate frame whose CRC fails gives up only its first byte,
+and the next sync is searched for in the bytes after it (a stray sync in noise never swallows
+the real frame that follows).
 """
 
 from __future__ import annotations
@@ -41,13 +44,32 @@ def encode_command(kind: int, seq: int, width_us: int = 0, amplitude: float = 0.
     return CMD_SYNC + body + struct.pack("<H", crc16(body))
 
 
-def decode_command(frame: bytes) -> Command:
-    if len(frame) != CMD_LEN or frame[:2] != CMD_SYNC:
-        raise OffloadFrameError("bad length or sync")
-    (crc,) = struct.unpack_from("<H", frame, 12)
-    if crc16(frame[2:12]) != crc:
+def _body(frame: bytes, sync: bytes, length: int) -> bytes:
+    """The bytes between sync and CRC of a frame whose length, sync and CRC hold."""
+    if len(frame) != length or frame[:2] != sync:
+        raise OffloadFrameError(f"bad length or sync (want {length} bytes from {sync!r})")
+    body = frame[2:-2]
+    if crc16(body) != struct.unpack_from("<H", frame, length - 2)[0]:
         raise OffloadFrameError("bad crc")
-    return Command(*_CMD.unpack_from(frame, 2))
+    return body
+
+
+def decode_command(frame: bytes) -> Command:
+    return Command(*_CMD.unpack(_body(frame, CMD_SYNC, CMD_LEN)))
+
+
+@dataclass(frozen=True)
+class Reply:
+    type: int  # the command's type (the 0x80 reply bit removed)
+    seq: int
+    status: int
+
+
+def decode_reply(frame: bytes) -> Reply:
+    kind, seq, status = _body(frame, REPLY_SYNC, REPLY_LEN)
+    if not kind & 0x80:
+        raise OffloadFrameError(f"type 0x{kind:02x} lacks the reply bit 0x80")
+    return Reply(kind & 0x7F, seq, status)
 
 
 def encode_reply(kind: int, seq: int, status: int) -> bytes:
@@ -56,7 +78,11 @@ def encode_reply(kind: int, seq: int, status: int) -> bytes:
 
 
 class StreamParser:
-    """Splits a byte stream into frames of one kind (commands or replies), resyncing on errors."""
+    """Splits a byte stream into frames of one kind (commands or replies) whose CRC holds.
+
+    A candidate that fails its CRC is counted in ``bad`` and only its first byte is dropped: the
+    search for the next sync starts inside it.
+    """
 
     def __init__(self, sync: bytes, length: int):
         self.sync, self.length = sync, length
@@ -81,7 +107,7 @@ class StreamParser:
                 buf = buf[i + self.length :]
             else:
                 self.bad += 1
-                buf = buf[i + 1 :]
+                buf = buf[i + 1 :]  # the real frame may start inside this false one
         self._buf = buf
         return out
 

@@ -12,6 +12,7 @@ is still on waits for it instead of cutting it. Nothing ever polls ``wave_tx_bus
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import queue
 import threading
@@ -297,7 +298,9 @@ class SerialOffloadBackend(_ThreadedBackend):
         self._ser = None
         self._seq = 0
         self._parser = offload.reply_parser()
-        self.replies = {"ok": 0, "busy": 0, "bad": 0}
+        self.replies = {"ok": 0, "busy": 0, "bad": 0, "bad crc": 0, "unmatched": 0}
+        self.recent: collections.deque[offload.Reply] = collections.deque(maxlen=256)
+        self._awaiting: dict[int, int] = {}  # seq -> type of a command not answered yet
         self.last_reply = 0.0
         self._last_ping = 0.0
 
@@ -307,7 +310,10 @@ class SerialOffloadBackend(_ThreadedBackend):
         if not self.port:
             raise BackendDownError("pulse_port is empty")
         try:
-            self._ser = serial.Serial(self.port, self.baud, timeout=0, write_timeout=0.05)
+            # a device path or a pyserial URL (socket://host:port for a board behind a bridge)
+            self._ser = serial.serial_for_url(
+                self.port, baudrate=self.baud, timeout=0, write_timeout=0.05
+            )
         except (serial.SerialException, OSError, ValueError) as e:
             raise BackendDownError(f"cannot open {self.port}: {e}") from None
 
@@ -325,17 +331,20 @@ class SerialOffloadBackend(_ThreadedBackend):
         except serial.SerialTimeoutException:
             raise BackendDownError("write timed out (MCU not reading)") from None
 
-    def _send(self, rec: PulseRecord) -> None:
+    def _command(self, kind: int, width_us: int = 0, amplitude: float = 0.0) -> None:
         self._seq = (self._seq + 1) & 0xFF
-        self._write(offload.encode_command(offload.PULSE, self._seq, rec.width_us, rec.amplitude))
+        self._awaiting[self._seq] = kind
+        self._write(offload.encode_command(kind, self._seq, width_us, amplitude))
+
+    def _send(self, rec: PulseRecord) -> None:
+        self._command(offload.PULSE, rec.width_us, rec.amplitude)
         self._read_replies()
 
     def _idle(self) -> None:
         now = time.monotonic()
         if now - self._last_ping >= self.PING_PERIOD:
             self._last_ping = now
-            self._seq = (self._seq + 1) & 0xFF
-            self._write(offload.encode_command(offload.PING, self._seq))
+            self._command(offload.PING)
         self._read_replies()
 
     def _read_replies(self) -> None:
@@ -343,10 +352,26 @@ class SerialOffloadBackend(_ThreadedBackend):
         if not data:
             return
         for fr in self._parser.feed(data):
-            status = fr[4]
-            key = {0: "ok", 1: "busy"}.get(status, "bad")
-            self.replies[key] += 1
-            self.last_reply = time.monotonic()
+            try:
+                self._book(offload.decode_reply(fr))
+            except offload.OffloadFrameError:  # CRC holds but not a reply: answers nothing
+                self.replies["unmatched"] += 1
+        self.replies["bad crc"] = self._parser.bad
+
+    @property
+    def unanswered(self) -> int:
+        """Commands written whose reply has not arrived (lost, corrupted, or in flight)."""
+        return len(self._awaiting)
+
+    def _book(self, r: offload.Reply) -> None:
+        """Counts a reply by status; one that answers no command in flight is `unmatched`."""
+        self.recent.append(r)
+        self.last_reply = time.monotonic()
+        if self._awaiting.pop(r.seq, None) != r.type:
+            self.replies["unmatched"] += 1
+            return
+        key = {offload.STATUS_OK: "ok", offload.STATUS_BUSY: "busy"}.get(r.status, "bad")
+        self.replies[key] += 1
 
     def _stats(self) -> dict:
         st = super()._stats()

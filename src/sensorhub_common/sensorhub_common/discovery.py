@@ -122,6 +122,8 @@ class Tracked:
     sub: object = None
     data: object = field(default_factory=dict)
     msg_class: type | None = None
+    profile: QoSProfile | None = None  # matched to the publishers
+    demanded: bool = True  # on demand: subscribed only while True
 
 
 class TopicFollower:
@@ -129,7 +131,8 @@ class TopicFollower:
 
     ``on_new(name, type, infos) -> state | None`` prepares per-topic state (None = skip the topic),
     ``on_message(tracked, data, info)`` gets the CDR bytes, ``on_gone(tracked)`` (optional) cleans
-    up.
+    up. With ``on_demand`` a topic is followed (``on_new``) without a subscription until
+    :meth:`demand` asks for one (the gateway: while a web client watches it).
     """
 
     def __init__(
@@ -140,8 +143,10 @@ class TopicFollower:
         on_new,
         on_message,
         on_gone: Callable[[Tracked], object] | None = None,
+        on_demand: bool = False,
     ):
         self.node = node
+        self.on_demand = on_demand
         self.wanted = wanted
         self.depth = depth
         self.on_new = on_new
@@ -151,15 +156,7 @@ class TopicFollower:
         self.skipped: dict[str, str] = {}  # topic -> reason (logged once)
 
     def refresh(self) -> None:
-        node = self.node
-        present = {}
-        for name, types in node.get_topic_names_and_types():
-            if not self.wanted(name):
-                continue
-            infos = node.get_publishers_info_by_topic(name)
-            if not infos:
-                continue
-            present[name] = (types, infos)
+        present = self._present()
         for name in list(self.topics):
             tr = self.topics[name]
             if name not in present or tr.type not in present[name][0]:
@@ -168,40 +165,75 @@ class TopicFollower:
             if len(types) != 1:
                 self._skip(name, f"several types on one topic: {', '.join(types)}")
                 continue
-            type_name = types[0]
-            profile, key = matched_qos(infos, self.depth)
-            tr = self.topics.get(name)
-            if tr is not None and tr.qos_key == key:
+            self._follow(name, types[0], infos)
+
+    def _present(self) -> dict:
+        """Wanted topics with publishers: name -> (types, publisher infos)."""
+        node = self.node
+        present = {}
+        for name, types in node.get_topic_names_and_types():
+            if not self.wanted(name):
                 continue
-            if tr is None:
-                try:
-                    msg_class = import_message(type_name)
-                    data = self.on_new(name, type_name, infos)
-                except Exception as e:
-                    self._skip(name, f"{type(e).__name__}: {e}")
-                    continue
-                if data is None:
-                    continue
-                tr = Tracked(name, type_name, key, data=data, msg_class=msg_class)
-                self.topics[name] = tr
-                self.skipped.pop(name, None)
-                node.get_logger().info(f"following {name} [{type_name}] ({key})")
-            else:
-                node.destroy_subscription(tr.sub)
-                tr.qos_key = key
-                node.get_logger().info(f"publishers of {name} changed: resubscribing ({key})")
-            tr.sub = node.create_subscription(
-                tr.msg_class,
-                name,
-                lambda data, info, tr=tr: self.on_message(tr, data, info),
-                profile,
-                raw=True,
-                # No QoS event handlers: the QoS is taken from the publishers (resubscribed when
-                # they change), and rclpy's executor rebuilds its wait set on every wake-up with
-                # two handlers per subscription: most of the gateway's and recorder's CPU time
-                # (profiled).
-                event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False),
-            )
+            infos = node.get_publishers_info_by_topic(name)
+            if infos:
+                present[name] = (types, infos)
+        return present
+
+    def _follow(self, name: str, type_name: str, infos) -> None:
+        """Start following a topic, or resubscribe when its publishers' QoS changed."""
+        node = self.node
+        profile, key = matched_qos(infos, self.depth)
+        tr = self.topics.get(name)
+        if tr is not None and tr.qos_key == key:
+            return
+        if tr is None:
+            try:
+                msg_class = import_message(type_name)
+                data = self.on_new(name, type_name, infos)
+            except Exception as e:
+                self._skip(name, f"{type(e).__name__}: {e}")
+                return
+            if data is None:
+                return
+            tr = Tracked(name, type_name, key, data=data, msg_class=msg_class)
+            tr.demanded = not self.on_demand
+            self.topics[name] = tr
+            self.skipped.pop(name, None)
+            node.get_logger().info(f"following {name} [{type_name}] ({key})")
+        elif tr.sub is not None:
+            node.destroy_subscription(tr.sub)
+            tr.sub = None
+            node.get_logger().info(f"publishers of {name} changed: resubscribing ({key})")
+        tr.qos_key, tr.profile = key, profile
+        if tr.demanded:
+            self._subscribe(tr)
+
+    def demand(self, name: str, wanted: bool) -> bool:
+        """Hold (or drop) the subscription of a followed topic; True when that changed it."""
+        tr = self.topics.get(name)
+        if tr is None or tr.demanded == wanted:
+            return False
+        tr.demanded = wanted
+        if wanted:
+            self._subscribe(tr)
+        elif tr.sub is not None:
+            self.node.destroy_subscription(tr.sub)
+            tr.sub = None
+        return True
+
+    def _subscribe(self, tr: Tracked) -> None:
+        tr.sub = self.node.create_subscription(
+            tr.msg_class,
+            tr.name,
+            lambda data, info, tr=tr: self.on_message(tr, data, info),
+            tr.profile,
+            raw=True,
+            # No QoS event handlers: the QoS is taken from the publishers (resubscribed when
+            # they change), and rclpy's executor rebuilds its wait set on every wake-up with
+            # two handlers per subscription: most of the gateway's and recorder's CPU time
+            # (profiled).
+            event_callbacks=SubscriptionEventCallbacks(use_default_callbacks=False),
+        )
 
     def _skip(self, name: str, reason: str) -> None:
         if self.skipped.get(name) != reason:

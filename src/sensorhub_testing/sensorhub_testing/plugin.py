@@ -1,5 +1,5 @@
 """The pytest plugin every sensorhub test run loads (the workspace conftest names it): an isolated
-DDS domain per run, real child processes, a spinning rclpy node, a small tmpfs.
+DDS domain per run, real child processes, a spinning rclpy node, a small tmpfs, the JS client.
 
 Every test run gets its own ROS_DOMAIN_ID and localhost-only discovery, so parallel or stale graphs
 never cross, and removes only the Fast DDS shared-memory files its own run created.
@@ -13,10 +13,12 @@ import random
 import sys
 import tempfile
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from sensorhub_testing import js_client
 from sensorhub_testing.disk import tmpfs
 from sensorhub_testing.messages import js_plain, msg_plain
 from sensorhub_testing.net import free_port, wait_listening
@@ -141,6 +143,23 @@ def tools():
         msg_plain=msg_plain,
         js_plain=js_plain,
     )
+
+
+@pytest.fixture(scope="session")
+def js_client_dir(request) -> Path:
+    """src/foxglove_gateway/test/js with node_modules (npm ci from its lock file when missing).
+
+    Skipped, with the reason, only where node/npm are not installed; a failed install fails.
+    """
+    absent = js_client.missing_tools()
+    if absent:
+        pytest.skip(f"{absent}: the independent JS Foxglove client cannot run")
+    try:
+        js_dir = js_client.find_js_client(Path(request.config.rootpath).resolve())
+        js_client.install_js_client(js_dir)
+    except js_client.JsClientError as e:
+        pytest.fail(str(e))
+    return js_dir
 
 
 @pytest.fixture

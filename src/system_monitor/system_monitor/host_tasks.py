@@ -1,4 +1,4 @@
-"""The host's diagnostic tasks: psutil and sysfs readings through host.py's checks (no rclpy).
+"""The host's diagnostic tasks: psutil, sysfs and clock readings through their pure checks.
 
 Each task fills one status (``cpu``, ``memory``, ...) the node's updater publishes; the level
 trackers are rebuilt when a threshold parameter changes.
@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable
 
 from sensorhub_common import diagnostics as diag
-from system_monitor import host
+from system_monitor import clock, host
+from system_monitor.clock_reader import DaemonPoller, KernelClockReader, daemon_queries
 
 
 def copy_report(report: host.Report, stat) -> None:
@@ -20,8 +21,12 @@ def copy_report(report: host.Report, stat) -> None:
         stat.add(k, x)
 
 
+def _ms_tracker(warn_ms: float, error_ms: float) -> host.LevelTracker:
+    return host.LevelTracker(host.Threshold(warn_ms / 1e3, error_ms / 1e3))
+
+
 class HostTasks:
-    """CPU, memory, disk, network, temperature, throttling and kernel-log statuses."""
+    """CPU, memory, disk, network, temperature, throttling, kernel-log and clock statuses."""
 
     def __init__(self, v: dict, data_root: str):
         import psutil
@@ -36,6 +41,10 @@ class HostTasks:
         self._throttle_next = 0.0
         self.kmsg = host.KernelLog(v["kernel_log"]) if v["kernel_log"] else None
         self._net_prev, self._net_t = {}, 0.0
+        self.kernel_clock = KernelClockReader()
+        self.daemons = DaemonPoller(
+            daemon_queries(v["chronyc"], v["timedatectl"]), v["clock_period"], v["clock_timeout"]
+        )
         psutil.cpu_percent(percpu=True)  # the first call only starts the measurement
 
     def make_trackers(self, v: dict) -> None:
@@ -47,6 +56,11 @@ class HostTasks:
         )
         self.mem_level = host.LevelTracker(host.Threshold(v["mem_warn"], v["mem_error"]))
         self.disk_level = host.LevelTracker(host.Threshold(v["disk_warn"], v["disk_error"]))
+        self.clock_limits = clock.ClockLimits(
+            offset=_ms_tracker(v["clock_offset_warn"], v["clock_offset_error"]),
+            max_error=_ms_tracker(v["clock_max_error_warn"], v["clock_max_error_error"]),
+            unsynced=clock.UNSYNCED_LEVELS[v["clock_unsynced"]],
+        )
 
     def tasks(self) -> dict[str, Callable]:
         """Status name -> task, in publishing order."""
@@ -58,6 +72,7 @@ class HostTasks:
             "temperature": self.temperature,
             "throttling": self.throttling,
             "kernel log": self.kernel_log,
+            "clock": self.clock,
         }
 
     def cpu(self, stat) -> None:
@@ -127,6 +142,17 @@ class HostTasks:
         self.kmsg.poll()
         copy_report(self.kmsg.report(), stat)
 
+    def clock(self, stat) -> None:
+        daemon, why = self.daemons.latest()
+        reading = clock.ClockReading(
+            kernel=self.kernel_clock.read(),
+            daemon=daemon,
+            daemon_note=why,
+            kernel_note=self.kernel_clock.error,
+        )
+        copy_report(clock.check_clock(reading, self.clock_limits), stat)
+
     def close(self) -> None:
+        self.daemons.close()
         if self.kmsg is not None:
             self.kmsg.close()

@@ -57,7 +57,7 @@ def graph(procs, tmp_path, wait):
             )  # fmt: skip
 
         @staticmethod
-        def monitor(expected, watches=(), name="system_monitor", **params):
+        def monitor(expected, watches=(), name="system_monitor", ros_args=(), **params):
             argv = [exe("system_monitor", "system_monitor"), "--ros-args",
                     "-p", f"expected:={ros_list(expected or [''])}",
                     "-p", f"watch_topics:={ros_list(watches or [''])}",
@@ -65,6 +65,6 @@ def graph(procs, tmp_path, wait):
                     "-p", f"kernel_log:={tmp_path / 'no-kmsg'}"]  # fmt: skip
             for k, v in params.items():
                 argv += ["-p", f"{k}:={v}"]
-            return procs.start(name, argv)
+            return procs.start(name, [*argv, *ros_args])
 
     return G

@@ -58,7 +58,7 @@ def test_host_statuses_say_not_available_instead_of_zero(running, wait):
     wait(lambda: w.get("/Host/system_monitor: throttling"), DETECT, what="host statuses")
     hw = f"host {socket.gethostname()}"
     for task in ("cpu", "memory", "disk", "network", "temperature", "throttling", "kernel log",
-                 "watchdog"):  # fmt: skip
+                 "clock", "watchdog"):  # fmt: skip
         s = w.get(f"/Host/system_monitor: {task}")
         assert s is not None, task
         assert s[2] == hw, s
@@ -134,3 +134,47 @@ def test_bad_watch_spec_exits_2(graph, wait):
     mon = graph.monitor([], ["pbt/samples:fast"])
     assert mon.popen.wait(60) == 2, mon.output()
     assert "watch_topics" in mon.output() and "/topic=node:seconds" in mon.output()
+
+
+CHRONY = (
+    "C0A80A01,192.168.10.1,3,1717408800.123456789,0.000012345,-0.000004567,0.000021000,"
+    "-12.345,-0.001,0.050,0.000456000,0.000789000,64.2,Normal"
+)
+
+
+def test_clock_status_shows_the_kernel_and_the_daemons_view(graph, ros_node, wait, tmp_path):
+    from system_monitor.clock_reader import KernelClockReader
+
+    chronyc = tmp_path / "chronyc"
+    chronyc.write_text(f"#!/bin/sh\necho '{CHRONY}'\n")
+    chronyc.chmod(0o755)
+    graph.monitor([], chronyc=str(chronyc), timedatectl="/nonexistent/timedatectl")
+    w = graph.watcher(ros_node)
+    name = "/Host/system_monitor: clock"
+    s = wait(lambda: (s := w.get(name)) and "chrony" in s[3]["source"] and s, DETECT,
+             what="the clock status with chrony's view")  # fmt: skip
+    level_, message, _, values = s
+    assert values["source"] == "chrony, 192.168.10.1 stratum 3"
+    assert values["offset [ms]"] == "-0.012"
+    kernel = KernelClockReader().read()
+    if kernel is not None:  # the same kernel as the monitor's: its synchronisation state
+        assert values["synchronised"] == str(kernel.synchronised)
+        assert values["kernel state"] == kernel.state
+        if not kernel.synchronised:
+            assert level_ == 1 and message == "clock not synchronised"
+
+
+def test_a_node_remap_names_only_the_monitor_itself(graph, ros_node, wait):
+    """Both launchers pass `-r __node:=system_monitor`; the graph lists that name once."""
+    from collections import Counter
+
+    graph.monitor([], ros_args=("-r", "__node:=system_monitor"))
+
+    def names() -> Counter:
+        return Counter(
+            ns.rstrip("/") + "/" + n for n, ns in ros_node.get_node_names_and_namespaces()
+        )
+
+    both = {"/system_monitor", "/system_monitor_inputs"}
+    seen = wait(lambda: (c := names()) and set(c) >= both and c, START, what=f"{both}")
+    assert seen["/system_monitor"] == 1 and seen["/system_monitor_inputs"] == 1, seen

@@ -204,25 +204,73 @@ def test_sick_scan_xd_mode_processes_a_foreign_scan(tim, ros_node, wait):
     assert d[2]["scan topic"] == "/scan"
 
 
-def test_replay_real_capture_tim781s_geometry(tim, ros_node, wait, capture_path):
+TIM781S = "20210125-tim781s-scandata.pcapng.json"
+
+
+def recorded_scans(path):
     from tim240_bridge import captures, cola
     from tim240_bridge import scandata as sd
 
-    cap = capture_path("20210125-tim781s-scandata.pcapng.json")
-    firsts = {tuple(sd.decode(cola.BINARY, p).channel("DIST1").values[:3].tolist())
-              for p in captures.scandata_payloads(cap)}  # fmt: skip
-    _, port = tim.sim("--protocol", "binary", "--replay", cap)
-    bridge_for(tim, port, scanner_type="sick_tim_7xxS", min_ang=-math.radians(135),
-               max_ang=math.radians(135), range_max=100.0)  # fmt: skip
+    return [sd.decode(cola.BINARY, p) for p in captures.scandata_payloads(path)]
+
+
+def replayed_scan(tim, ros_node, wait, sim_args, **params):
+    """The bridge's last scan after 5 from an emulator replaying a capture."""
+    _, port = tim.sim(*sim_args)
+    bridge_for(tim, port, **params)
     c = tim.Collector(ros_node)
     wait(lambda: c.n("scans") >= 5, 60, what="replayed scans")
-    m = c.last("scans")
+    return c, c.last("scans")
+
+
+def test_replay_real_capture_tim781s_geometry(tim, ros_node, wait, capture_path):
+    """--replay-unchanged: the TiM781S's own telegrams, read as the 7xxS they come from."""
+    cap = capture_path(TIM781S)
+    firsts = {tuple(s.channel("DIST1").values[:3].tolist()) for s in recorded_scans(cap)}
+    _, m = replayed_scan(tim, ros_node, wait, ("--protocol", "binary", "--replay", cap,
+                         "--replay-unchanged"), scanner_type="sick_tim_7xxS",
+                         min_ang=-math.radians(135), max_ang=math.radians(135),
+                         range_max=100.0)  # fmt: skip
     assert len(m.ranges) == 811 and len(m.intensities) == 811
     assert m.angle_min == pytest.approx(-math.radians(135), abs=1e-6)
     assert m.angle_increment == pytest.approx(math.radians(0.3333), abs=1e-7)
     assert m.time_increment == pytest.approx(1 / 16200, rel=1e-3)
     mm = tuple(round(x * 1000) for x in m.ranges[:3])
     assert mm in firsts
+
+
+def tim240_view_of(cap_scan, tim240_deg: float) -> int:
+    """The captured value [mm] a TiM240 beam at this ROS angle shows: the TiM781S beam nearest
+    to it in the ROS frame (the 7xx telegram frame is turned by 90 deg)."""
+    ch = cap_scan.channel("DIST1")
+    ang = (ch.start_angle + ch.step * np.arange(len(ch.values))) * 1e-4 - 90.0
+    return int(ch.values[int(np.argmin(np.abs(ang - tim240_deg)))])
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_replay_as_tim240_through_the_bridge(tim, ros_node, wait, capture_path, binary):
+    """A TiM781S capture replayed as a TiM240 reads as one with the TiM240 defaults."""
+    cap = capture_path(TIM781S)
+
+    def as_published(mm: int) -> int:  # REP 117 as the bridge applies it; -1 for -inf
+        return 0 if mm == 0 or mm > 10000 else -1 if mm < 50 else mm
+
+    expected = {tuple(as_published(tim240_view_of(s, a)) for a in range(-120, 121))
+                for s in recorded_scans(cap)}  # fmt: skip
+    dialect = "binary" if binary else "ascii"
+    c, m = replayed_scan(tim, ros_node, wait, ("--protocol", dialect, "--replay", cap),
+                         use_binary_protocol=binary)  # fmt: skip
+    assert len(m.ranges) == 241 and len(m.intensities) == 241
+    assert m.angle_min == pytest.approx(-math.radians(120), abs=1e-6)
+    assert m.angle_max == pytest.approx(math.radians(120), abs=1e-6)
+    assert m.angle_increment == pytest.approx(math.radians(1), abs=1e-7)
+    assert m.scan_time == pytest.approx(1 / 15, rel=1e-3)
+    assert m.time_increment == pytest.approx(1 / 5400, rel=1e-3)
+    r = np.asarray(m.ranges)
+    got = tuple(0 if x == np.inf else -1 if x == -np.inf else round(x * 1000) for x in r)
+    assert got in expected
+    t = wait(lambda: c.latest("telegrams"), 30, what="telegram diagnostics")[2]
+    assert t["decode errors"] == "0" and t["sFA replies"] == "0"
 
 
 def test_bad_zone_parameter_exits_with_config_error(tim, wait):

@@ -1,18 +1,19 @@
 """tim240_sim: a TiM240 on TCP speaking SOPAS CoLa-A and CoLa-B, for the graph and the tests.
 
-Answers the start-up dialogue with typed answers, honours ``EIHstCola`` (the dialect survives
-reconnects, as on the device), refuses unknown commands with ``sFA``, and streams LMDscandata at
-15 Hz only after ``sEN LMDscandata 1``. Scans are synthesized (a room, an object moving through
-the default zones, noise, missing echoes) or replayed from real captures with fresh counters and
-device time. Fault knobs drop, stall, corrupt, truncate and pollute the stream; with
-``--fault-log`` every injected fault is one JSON line, so tests can count exactly.
+Answers the start-up dialogue with typed answers in the dialect it speaks and, like the device,
+nothing to a request in the other one (sick_scan_xd then retries in that dialect); honours
+``EIHstCola`` (the dialect survives reconnects, as on the device), refuses unknown commands with
+``sFA``, and streams LMDscandata at 15 Hz only after ``sEN LMDscandata 1``. Scans are synthesized
+(a room, an object moving through the default zones, noise, missing echoes) or replayed from
+captures of other SICK scanners, resampled to the TiM240's beams (``simscan``), with fresh
+counters and device time. Fault knobs drop, stall, corrupt, truncate and pollute the stream;
+with ``--fault-log`` every injected fault is one JSON line, so tests can count exactly.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import selectors
 import signal
@@ -25,59 +26,26 @@ from pathlib import Path
 
 import numpy as np
 
-from tim240_bridge import cola
+from tim240_bridge import cola, simscan
 from tim240_bridge import scandata as sd
+from tim240_bridge.simscan import Scene
+
+__all__ = ["Device", "Scene", "build_parser", "main", "parse_args"]
 
 FIRMWARE = "V1.10"
 LOCATION = "not defined"
 SERIAL = 23160042
 
 
-class Scene:
-    """Sensor at the origin looking along +x; rectangular room; one round object moving on
-    x = object_x between y = -object_span and +object_span."""
+def _load_replay(args) -> simscan.Replay:
+    """The capture's telegrams, or exit naming what is wrong with it."""
+    from tim240_bridge.captures import scandata_payloads
 
-    def __init__(self, args, rng: np.random.Generator):
-        self.a = args
-        self.rng = rng
-
-    def object_y(self, t: float) -> float:
-        a = self.a
-        if a.no_object:
-            return math.nan
-        if a.object_speed <= 0:
-            return a.object_y
-        span = a.object_span
-        period = 4 * span / a.object_speed
-        ph = (t % period) / period
-        return -span + 4 * span * ph if ph < 0.5 else 3 * span - 4 * span * ph
-
-    def ranges(self, t: float, angles_deg: np.ndarray) -> np.ndarray:
-        a = self.a
-        th = np.radians(angles_deg)
-        c, s = np.cos(th), np.sin(th)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            tx = np.where(c > 1e-12, a.room_front / c, np.where(c < -1e-12, -a.room_back / c,
-                          np.inf))  # fmt: skip
-            ty = np.where(s > 1e-12, a.room_half_width / s,
-                          np.where(s < -1e-12, -a.room_half_width / s, np.inf))  # fmt: skip
-        d = np.minimum(tx, ty)
-        oy = self.object_y(t)
-        if math.isfinite(oy):
-            cx, cy, r = a.object_x, oy, a.object_radius
-            b = c * cx + s * cy
-            disc = b * b - (cx * cx + cy * cy - r * r)
-            with np.errstate(invalid="ignore"):
-                hit = b - np.sqrt(disc)
-            ok = (disc >= 0) & (hit > 0)
-            d = np.where(ok, np.minimum(d, hit), d)
-        if a.noise > 0:
-            d = d + self.rng.normal(0.0, a.noise, d.shape)
-        mm = np.clip(np.round(d * 1000.0), 0, 65535)
-        mm[d > 10.0 * 1.2] = 0  # beyond reach: no echo
-        if a.invalid_rate > 0:
-            mm[self.rng.random(mm.shape) < a.invalid_rate] = 0
-        return mm.astype(np.uint16)
+    try:
+        scans = [sd.decode(cola.BINARY, p) for p in scandata_payloads(args.replay)]
+        return simscan.Replay(scans, sd.SCANNER_TYPES[args.replay_scanner])
+    except (OSError, ValueError) as e:  # ColaError is a ValueError
+        raise SystemExit(f"tim240_sim: cannot replay {args.replay}: {e}") from None
 
 
 class Device:
@@ -89,8 +57,8 @@ class Device:
         self.rng = np.random.default_rng(args.seed)
         self.prng = random.Random(args.seed)
         self.scene = Scene(args, self.rng)
-        self.res = 10000  # 1/10000 deg
-        self.start, self.stop = -1200000, 1200000
+        self.res = simscan.STEP  # 1/10000 deg
+        self.start, self.stop = simscan.START, simscan.STOP
         self.out_start, self.out_stop = self.start, self.stop
         self.cfg = [1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1]  # LMDscandatacfg
         self.telegram = 0
@@ -98,14 +66,7 @@ class Device:
         self.t0 = time.monotonic()
         self.us0 = self.prng.randrange(1 << 32)
         self.lock = threading.Lock()
-        self.replay: list[sd.Scan] = []
-        if args.replay:
-            from tim240_bridge.captures import scandata_payloads
-
-            self.replay = [sd.decode(cola.BINARY, p) for p in scandata_payloads(args.replay)]
-            if not self.replay:
-                raise SystemExit(f"tim240_sim: no LMDscandata in {args.replay}")
-        self.replay_i = 0
+        self.replay = _load_replay(args) if args.replay else None
 
     def device_us(self, mono: float) -> int:
         dt = (mono - self.t0) * (1.0 + self.args.clock_drift_ppm * 1e-6)
@@ -118,35 +79,18 @@ class Device:
         tx = self.device_us(now)
         period = 1.0 / self.args.rate
         start_us = (tx - int(period * 0.5e6)) & 0xFFFFFFFF
-        if self.replay:
-            s = self.replay[self.replay_i % len(self.replay)]
-            self.replay_i += 1
-            out = sd.Scan(**{**s.__dict__})
+        if self.replay is not None and self.args.replay_unchanged:
+            out = self.replay.recorded()
         else:
             n = (self.out_stop - self.out_start) // self.res + 1
-            ang = (self.out_start + self.res * np.arange(n)) * 1e-4
-            mm = self.scene.ranges(now - self.t0, ang)
-            chans = [sd.Channel("DIST1", 1.0, 0.0, self.out_start, self.res, mm, 16)]
-            ch8 = []
-            if self.cfg[2]:
-                with np.errstate(divide="ignore"):
-                    rssi = np.where(mm > 0, 60000.0 / np.maximum(mm / 1000.0, 0.3) ** 2, 0)
-                if self.cfg[3]:  # 16-bit RSSI
-                    values, bits, dest = np.clip(rssi, 0, 65535).astype(np.uint16), 16, chans
-                else:
-                    values, bits, dest = np.clip(rssi / 256, 0, 255).astype(np.uint8), 8, ch8
-                dest.append(sd.Channel("RSSI1", 1.0, 0.0, self.out_start, self.res, values, bits))
-            tm = None
-            if self.cfg[10]:
-                lt = time.gmtime()
-                tm = (lt.tm_year, lt.tm_mon, lt.tm_mday, lt.tm_hour, lt.tm_min, lt.tm_sec,
-                      int((time.time() % 1) * 1e6))  # fmt: skip
-            out = sd.Scan(
-                serial=self.args.serial,
-                scan_frequency=round(self.args.rate * 100),
-                measurement_frequency=round(self.args.rate * 360 / 100),
-                channels16=chans, channels8=ch8, time=tm, trailer=sd.trailer_bytes(tm),
-            )  # fmt: skip
+            ang = self.out_start + self.res * np.arange(n)
+            if self.replay is not None:
+                beams = self.replay.beams(ang)
+            else:
+                beams = self.scene.beams(now - self.t0, ang)
+            spec = simscan.TelegramSpec(self.out_start, self.res, tuple(self.cfg),
+                                        self.args.rate, self.args.serial)  # fmt: skip
+            out = simscan.telegram(beams, spec)
         out.telegram_counter, out.scan_counter = self.telegram, self.scan_no
         out.time_since_power_up_us, out.time_of_transmission_us = start_us, tx
         return out
@@ -193,6 +137,7 @@ class Connection:
         self.access = 0
         self.streaming = False
         self.faults: Faults | None = None
+        self.ignored = 0  # requests in the other dialect
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -201,6 +146,9 @@ class Connection:
         self.send(cola.command(self.dev.dialect, ctype, name, kinds, values))
 
     def handle(self, f: cola.Frame) -> None:
+        if f.dialect != self.dev.dialect:
+            self._ignore(f)  # the device stays silent; the client retries in the other dialect
+            return
         req = self._request(f)
         if req is None:
             return
@@ -212,6 +160,13 @@ class Connection:
             self.reply(req.rtype, req.name, req.rep_kinds, fixed)
             return
         _HANDLERS[(req.ctype, req.name)](self, req)
+
+    def _ignore(self, f: cola.Frame) -> None:
+        if not self.ignored:
+            print(f"tim240_sim: {self.peer[0]}:{self.peer[1]} sent {cola.DIALECT_NAMES[f.dialect]}"
+                  f" while speaking {cola.DIALECT_NAMES[self.dev.dialect]}: no answer",
+                  flush=True)  # fmt: skip
+        self.ignored += 1
 
     def _request(self, f: cola.Frame) -> Request | None:
         """The command of a frame with its fields decoded; None when refused with sFA."""
@@ -391,7 +346,25 @@ def build_parser() -> argparse.ArgumentParser:
         default="ascii",
         help="initial dialect (TiM240 factory setting: ascii)",
     )
-    p.add_argument("--replay", type=Path, help="*.pcapng.json or .pcapng capture to replay")
+    p.add_argument(
+        "--replay",
+        type=Path,
+        help="*.pcapng.json or .pcapng capture to replay as a TiM240 sends it: each telegram "
+        "resampled to 241 points over +-120 deg at 1 deg",
+    )
+    p.add_argument(
+        "--replay-scanner",
+        choices=sorted(sd.SCANNER_TYPES),
+        default="sick_tim_7xx",
+        help="scanner type of the capture: its angle shift maps the captured beams onto the "
+        "TiM240's (default: %(default)s, the TiM7xx/LMS1xx captures' -90 deg)",
+    )
+    p.add_argument(
+        "--replay-unchanged",
+        action="store_true",
+        help="send the capture's telegrams as recorded: another model's telegrams (their "
+        "points and angles), which a TiM240 driver such as sick_scan_xd rejects",
+    )
     p.add_argument("--rate", type=float, default=15.0, help="scans per second")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--serial", type=int, default=SERIAL)
@@ -428,8 +401,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.replay_unchanged and not args.replay:
+        parser.error("--replay-unchanged needs --replay")
+    return args
+
+
+def _source(args) -> str:
+    if not args.replay:
+        return "synthesized scene"
+    how = "as recorded" if args.replay_unchanged else f"as a TiM240 ({args.replay_scanner})"
+    return f"replaying {args.replay} {how}"
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     stop = threading.Event()
 
     def on_signal(signum, _frame):
@@ -464,7 +452,7 @@ def main(argv=None) -> int:
         tmp = args.port_file.with_suffix(".tmp")
         tmp.write_text(str(port))
         tmp.replace(args.port_file)
-    src = f"replaying {args.replay}" if args.replay else "synthesized scene"
+    src = _source(args)
     print(f"tim240_sim: listening on {args.host}:{port} "
           f"({cola.DIALECT_NAMES[dev.dialect]}, {src})", flush=True)  # fmt: skip
     threads = []
