@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import shutil
 import signal
 import threading
 import time
@@ -26,19 +25,14 @@ from pathlib import Path
 
 import pytest
 
-from bringup.plan import Resolver
 from sensorhub_testing import tmpfs
+from sensorhub_testing.installed import require_sensorhub
 
 pytestmark = pytest.mark.integration
 
-SENSORHUB = shutil.which("sensorhub")
-NEEDED = ("pbt_driver", "foxglove_gateway", "tim240_bridge", "sec110_ftp", "system_monitor")
-_missing = [p for p in NEEDED if Resolver().package_prefix(p) is None]
-if _missing or SENSORHUB is None:
-    pytest.skip(
-        f"needs {', '.join(_missing) or 'sensorhub on PATH'} installed (make build)",
-        allow_module_level=True,
-    )
+SENSORHUB = require_sensorhub(
+    "pbt_driver", "foxglove_gateway", "tim240_bridge", "sec110_ftp", "system_monitor"
+)
 
 STARTUP = 90.0  # a loaded 2-core box starts ten rclpy processes slowly
 DEADLINE = 60.0  # any single condition after start-up

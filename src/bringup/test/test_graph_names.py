@@ -9,25 +9,19 @@ rclpy node in this test's own process for a window of several seconds.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from bringup.plan import Resolver
+from sensorhub_testing.installed import require_sensorhub
 
 pytestmark = pytest.mark.integration
 
-SENSORHUB = shutil.which("sensorhub")
-NEEDED = ("pbt_driver", "foxglove_gateway", "system_monitor", "tim240_bridge", "sec110_ftp")
-_missing = [p for p in NEEDED if Resolver().package_prefix(p) is None]
-if _missing or SENSORHUB is None:
-    pytest.skip(
-        f"needs {', '.join(_missing) or 'sensorhub on PATH'} installed (make build)",
-        allow_module_level=True,
-    )
+SENSORHUB = require_sensorhub(
+    "pbt_driver", "foxglove_gateway", "system_monitor", "tim240_bridge", "sec110_ftp"
+)
 
 STARTUP = 120.0  # the whole sim graph's rclpy processes on a loaded 2-core box
 WINDOW = 12.0  # discovery announces and re-announces participants within this

@@ -13,7 +13,6 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,20 +24,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bringup.plan import Resolver
 from sensorhub_common.scheduling import parse_cpu_list
 from sensorhub_testing import free_port
+from sensorhub_testing.installed import require_sensorhub
 
 pytestmark = pytest.mark.integration
 
-SENSORHUB = shutil.which("sensorhub")
-NEEDED = ("pbt_driver", "foxglove_gateway")
-missing = [p for p in NEEDED if Resolver().package_prefix(p) is None]
-if missing or SENSORHUB is None:
-    pytest.skip(
-        f"needs {', '.join(missing) or 'sensorhub on PATH'} installed (make build)",
-        allow_module_level=True,
-    )
+SENSORHUB = require_sensorhub("pbt_driver", "foxglove_gateway")
 
 STARTUP = 40.0  # generous: a loaded 2-core machine starts three rclpy processes slowly
 

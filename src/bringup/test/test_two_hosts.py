@@ -25,19 +25,13 @@ import yaml
 
 from bringup.plan import Resolver
 from sensorhub_testing import free_port
+from sensorhub_testing.installed import require_sensorhub
 
 pytestmark = pytest.mark.integration
 
 CONFIG = Path(Resolver().share("bringup") or "", "config")
-SENSORHUB = shutil.which("sensorhub")
+SENSORHUB = require_sensorhub("pbt_driver", "foxglove_gateway", "system_monitor")
 IP = shutil.which("ip")
-NEEDED = ("pbt_driver", "foxglove_gateway", "system_monitor")
-_missing = [p for p in NEEDED if Resolver().package_prefix(p) is None]
-if _missing or SENSORHUB is None:
-    pytest.skip(
-        f"needs {', '.join(_missing) or 'sensorhub on PATH'} installed (make build)",
-        allow_module_level=True,
-    )
 
 STARTUP = 120.0  # two supervisors and their rclpy processes on a loaded 2-core box
 DEADLINE = 90.0  # DDS rediscovery after the link comes back included
