@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import re
 import shutil
 import signal
 import statistics
@@ -197,7 +198,10 @@ def _graph_copy(tmp: Path, max_clients: int) -> Path:
     )
     g.write_text(text.replace(old, new, 1))
     gw = dst / "foxglove_gateway.yaml"  # room for the largest level
-    gw.write_text(gw.read_text().replace("max_clients: 10", f"max_clients: {max_clients}"))
+    text, n = re.subn(r"max_clients:\s*\d+", f"max_clients: {max_clients}", gw.read_text())
+    if n != 1:
+        raise RuntimeError(f"{gw}: expected one max_clients line, found {n}")
+    gw.write_text(text)
     return g
 
 

@@ -25,8 +25,9 @@ Measured (window = after a warm-up, until the end of the load):
 * FTP throughput of the extra uploaders; recorder completeness (events and sample batches in the
   MCAP bags, read with the `mcap` library after the graph stopped).
 
-The gateway's client limit (10 in the deployed config) is raised to the scenario's client count
-so every client is served (`--deployed-limit` keeps 10: the rest are refused, as designed).
+The gateway's client limit (60 in the deployed config) is raised to the scenario's client count
+so every client is served (`--deployed-limit` keeps the deployed limit: the rest are refused, as
+designed).
 Figures are from a shared, busy 2-core dev box (the Pi 4 has 4 cores): noisy, compare runs.
 
 Writes DIR/scenario_<name>.json (top-level samples_lost, latency_p99_ms), .png and .md.
@@ -237,7 +238,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument(
         "--deployed-limit",
         action="store_true",
-        help="keep the gateway's deployed max_clients (10)",
+        help="keep the gateway's deployed max_clients (60)",
     )
     ap.add_argument(
         "--isolate",

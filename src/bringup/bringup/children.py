@@ -1,9 +1,12 @@
 """The supervisor's children: one process each (``prefix + argv`` in its own process group),
-and what /proc says about them (the CPUs and nice they got, who holds a listening port)."""
+and what /proc says about them (the CPUs and nice they got, who holds a listening port), and
+everything they started, even what left their process group (:class:`Descendants`)."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
 import socket
@@ -162,3 +165,128 @@ def applied(pid: int) -> dict:
     except (OSError, IndexError, ValueError):
         pass
     return out
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+SUPERVISED_ENV = "SENSORHUB_SUPERVISED"  # the child's name; inherited by all it starts
+
+
+def become_subreaper() -> bool:
+    """Orphans of our children re-parent to us, not to init: they stay findable and killable."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _stat_fields(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def process_table() -> dict[int, tuple[int, int, str]]:
+    """pid -> (parent pid, start time, state) of every process /proc shows."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                f = _stat_fields(int(entry))
+                out[int(entry)] = (int(f[1]), int(f[19]), f[0])
+    return out
+
+
+def descendants(root: int, table: dict | None = None) -> dict[int, int]:
+    """pid -> start time of every live process below ``root`` (zombies left out)."""
+    table = process_table() if table is None else table
+    below: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in table.items():
+        below.setdefault(ppid, []).append(pid)
+    out, todo = {}, list(below.get(root, []))
+    while todo:
+        pid = todo.pop()
+        ppid, start, state = table[pid]
+        if state not in ("Z", "X"):
+            out[pid] = start
+        todo += below.get(pid, [])
+    return out
+
+
+def owner(pid: int) -> str | None:
+    """The supervised child a process was started by (its inherited environment says)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read().split(b"\0")
+    except OSError:
+        return None
+    key = SUPERVISED_ENV.encode() + b"="
+    return next((e[len(key) :].decode(errors="replace") for e in env if e.startswith(key)), None)
+
+
+def _same(pid: int, start: int) -> bool:
+    """Still that process (not a new one that got its pid) and not a zombie."""
+    try:
+        f = _stat_fields(pid)
+    except (OSError, IndexError):
+        return False
+    return int(f[19]) == start and f[0] not in ("Z", "X")
+
+
+class Descendants:
+    """What the children started beyond their process group (a ``setsid`` grandchild, a
+    daemon): found by walking /proc from the supervisor, which is their subreaper when the
+    kernel allows, and stopped with the graph. Zombies of such orphans are reaped here; the
+    children themselves are left to their Popen."""
+
+    def __init__(self):
+        self.me = os.getpid()
+        self.subreaper = become_subreaper()
+
+    def _mine(self) -> list[int]:
+        """Our direct children: /proc's children lists (cheap), else a walk of /proc."""
+        try:
+            out: list[int] = []
+            for t in os.listdir(f"/proc/{self.me}/task"):
+                with open(f"/proc/{self.me}/task/{t}/children") as f:
+                    out += [int(x) for x in f.read().split()]
+            return out
+        except (OSError, ValueError):
+            return [p for p, (pp, _, _) in process_table().items() if pp == self.me]
+
+    def reap(self, known: set[int]) -> None:
+        """Collect exited orphans (our zombies that are no Popen's)."""
+        for pid in self._mine():
+            if pid in known:
+                continue
+            with contextlib.suppress(OSError, IndexError):
+                if _stat_fields(pid)[0] == "Z":
+                    with contextlib.suppress(ChildProcessError, OSError):
+                        os.waitpid(pid, os.WNOHANG)
+
+    def left_by(self, name: str | None, known: set[int]) -> dict[int, int]:
+        """Live processes below us that no running child holds (``name``: only that child's)."""
+        table = process_table()
+        skip = set(known)
+        for pid in known:
+            skip |= set(descendants(pid, table))
+        found = {p: s for p, s in descendants(self.me, table).items() if p not in skip}
+        if name is not None:
+            found = {p: s for p, s in found.items() if owner(p) == name}
+        return found
+
+    def stop(self, procs: dict[int, int], known: set[int], timeout: float = 2.0) -> list[int]:
+        """SIGTERM, then SIGKILL after ``timeout``; returns the pids that were signalled."""
+        hit = [p for p, s in procs.items() if _same(p, s)]
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 2.0)):
+            left = [p for p in hit if _same(p, procs[p])]
+            for p in left:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(p, sig)
+            end = time.monotonic() + wait
+            while left and time.monotonic() < end:
+                self.reap(known)
+                left = [p for p in left if _same(p, procs[p])]
+                if left:
+                    time.sleep(0.05)
+        self.reap(known)
+        return hit

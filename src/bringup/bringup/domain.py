@@ -32,6 +32,80 @@ class DomainCheckError(RuntimeError):
     """The probe itself could not run (rclpy missing, DDS failed): not a duplicate."""
 
 
+# ROS 2 docs, "About Domain ID": DDS maps the domain to UDP ports 7400 + 250 * id + ...; 232 is
+# the highest id whose ports fit in 16 bits. On Linux, ids 0-101 and 215-232 stay clear of the
+# kernel's ephemeral ports (32768-60999); a high id also limits the processes per computer
+# (each participant takes two more ports: 54 at id 101, 63 at id 232, else 120).
+DOMAIN_MAX = 232
+PORT_BASE, DOMAIN_GAIN, PARTICIPANT_GAIN, UNICAST_OFFSET = 7400, 250, 2, 10
+EPHEMERAL = (32768, 60999)
+MAX_PARTICIPANTS = 120  # beyond: ports spill into the next domain's
+
+
+class DomainIdError(ValueError):
+    """ROS_DOMAIN_ID is not a domain DDS can use: nothing may start with it."""
+
+
+def domain_id(environ=None) -> int:
+    """The ROS_DOMAIN_ID this run uses (unset or blank: 0); raises DomainIdError."""
+    text = (os.environ if environ is None else environ).get("ROS_DOMAIN_ID", "").strip()
+    if not text:
+        return 0
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise DomainIdError(
+            f"ROS_DOMAIN_ID={text!r} is not an integer: it must be 0-{DOMAIN_MAX} "
+            "(0-101 is safe on every platform)"
+        ) from None
+    if not 0 <= value <= DOMAIN_MAX:
+        raise DomainIdError(
+            f"ROS_DOMAIN_ID={value} is out of range: DDS needs 0-{DOMAIN_MAX} (its UDP ports "
+            "must fit in 16 bits); 0-101 is safe on every platform"
+        )
+    return value
+
+
+def max_processes(domain: int, ephemeral: tuple[int, int] = EPHEMERAL) -> int:
+    """ROS processes one computer can run in ``domain`` before their unicast ports reach the
+    ephemeral range, the next domain's ports or 65535 (0 when the domain itself overlaps the
+    ephemeral range)."""
+    base = PORT_BASE + DOMAIN_GAIN * domain
+    lo, hi = ephemeral
+    if base <= hi and base + UNICAST_OFFSET + 1 >= lo:
+        return 0
+    top = lo - 1 if base < lo else 65535
+    fit = (top - (base + UNICAST_OFFSET + 1)) // PARTICIPANT_GAIN + 1
+    return max(0, min(MAX_PARTICIPANTS, fit))
+
+
+def linux_ephemeral_ports() -> tuple[int, int]:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split()[:2])
+        return lo, hi
+    except (OSError, ValueError):
+        return EPHEMERAL
+
+
+def domain_notes(domain: int, processes: int) -> list[str]:
+    """What a valid but high domain id costs on this computer (ROS 2 docs, About Domain ID)."""
+    lo, hi = linux_ephemeral_ports()
+    limit = max_processes(domain, (lo, hi))
+    if limit == 0:
+        return [
+            f"ROS_DOMAIN_ID={domain} uses ports inside this computer's ephemeral port range "
+            f"({lo}-{hi}): DDS may collide with other programs' connections; 0-101 avoids it"
+        ]
+    if limit < MAX_PARTICIPANTS:
+        warn = "; this graph needs more, choose 0-100" if processes >= limit else ""
+        return [
+            f"ROS_DOMAIN_ID={domain} allows at most {limit} ROS processes on this computer "
+            f"before DDS ports reach the ephemeral range ({lo}-{hi}){warn}"
+        ]
+    return []
+
+
 def _fq(name: str) -> str:
     return "/" + name.strip("/")
 

@@ -288,20 +288,11 @@ def _parse_nodes(path: Path, raw, profiles: dict, slots: dict) -> list[dict]:
     if not isinstance(raw, list) or not raw:
         raise GraphError(path, "'nodes' must be a non-empty list", key="nodes")
     names: set[str] = set()
-    variants: set[tuple[str, str]] = set()
     for i, n in enumerate(raw):
         names.add(_node_name(path, i, n, names))
         schema.check_node(path, n, profiles, slots)
-        if "slot" in n:
-            key = (n["slot"], n["variant"])
-            if key in variants:
-                raise GraphError(
-                    path,
-                    f"slot {n['slot']!r} already has a variant {n['variant']!r}",
-                    n["name"],
-                    "variant",
-                )
-            variants.add(key)
+    # A variant may be several entries (foxglove_bridge and the lab page's own server): they
+    # run together, and `auto` takes the variant only when every one of them is installed.
     return list(raw)
 
 

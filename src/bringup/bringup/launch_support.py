@@ -29,6 +29,7 @@ from launch_ros.actions import Node
 
 from bringup import domain
 from bringup.graph import load_graph
+from bringup.lan import viewer_lines
 from bringup.plan import (
     Plan,
     ProcessSpec,
@@ -207,14 +208,20 @@ def actions_from_plan(plan: Plan) -> list:
         sets = ", ".join(f"{k}={v}" for k, v in plan.set_variables.items())
         out.append(LogInfo(msg=f"sensorhub: variables set on the command line: {sets}"))
     out += [LogInfo(msg=f"sensorhub: {n}") for n in plan.notes]
-    for p in plan.processes:
-        if p.url:
-            out.append(
-                LogInfo(
-                    msg=f"sensorhub: web on {p.url}: https://app.foxglove.dev/?ds=foxglove-websocket"
-                    f"&ds.url={p.url} (Lichtblick: Open connection > Foxglove WebSocket)"
+    own_page = any((p.url or "").startswith("http") for p in plan.processes)
+    for p in sorted(plan.processes, key=lambda p: not (p.url or "").startswith("http")):
+        if p.url:  # the lab page's link first
+            # our gateway (it serves the layout) serves the lab page unless its own server runs
+            serves_page = bool(p.parameters.get("layout_file")) and not own_page
+            out += [LogInfo(msg=f"sensorhub: {line}") for line in viewer_lines(p.url, serves_page)]
+            if p.url.startswith("ws"):
+                out.append(
+                    LogInfo(
+                        msg=f"sensorhub: web on {p.url}: https://app.foxglove.dev/?ds=foxglove-"
+                        f"websocket&ds.url={p.url} (Lichtblick: Open connection > Foxglove "
+                        "WebSocket)"
+                    )
                 )
-            )
     for p in plan.processes:
         action = action_for(p)
         out.append(action)

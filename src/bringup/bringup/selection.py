@@ -69,13 +69,25 @@ def _requested(graph: Graph, slot: Slot, options: dict) -> str:
 
 
 def _first_installed(slot: Slot, here: list[dict], resolver: Resolver, notes: list[str]):
-    """``auto``: the first installed variant in the slot's ``prefer`` order, then file order."""
-    for n in slot.auto_order(here):
-        missing = find_missing(n, resolver)
-        if missing is None:
-            notes.append(f"{slot.option}=auto: using {n['variant']}")
-            return n["variant"]
-        notes.append(f"{slot.option}=auto: skipped {n['name']} ({missing.message})")
+    """``auto``: the first installed variant in the slot's ``prefer`` order, then file order;
+    a variant of several entries is installed when all of them are."""
+    tried: set[str] = set()
+    for first in slot.auto_order(here):
+        variant = first["variant"]
+        if variant in tried:
+            continue
+        tried.add(variant)
+        missing = [
+            (n, m)
+            for n in here
+            if n["variant"] == variant and (m := find_missing(n, resolver)) is not None
+        ]
+        if not missing:
+            notes.append(f"{slot.option}=auto: using {variant}")
+            return variant
+        notes.append(
+            f"{slot.option}=auto: skipped {missing[0][0]['name']} ({missing[0][1].message})"
+        )
     notes.append(f"{slot.option}=auto: no variant installed; {slot.name} not started")
     return None
 

@@ -34,6 +34,7 @@ def node_record(c: Child) -> dict:
         "requested": {k: v for k, v in c.spec.scheduling.items() if v not in (None, "")},
         "applied": applied(pid) if pid else {},
         "log": c.log.path,
+        "log_dropped_bytes": c.log.dropped_bytes,  # the oldest output its cap deleted
         "command": c.spec.command,
         "url": c.spec.url,
     }

@@ -5,8 +5,11 @@ It runs a plan's processes, restarts crashed ones and stops them in reverse star
 rclpy: it must keep working when a node (or DDS) misbehaves, and it is the Pi's watchdog. Each
 child runs ``prefix + argv`` (the same command ``all.launch.py`` starts) in its own process
 group, always through the scheduling trampoline with a parent-death signal, so even a
-``kill -9`` of the supervisor leaves no orphan (:mod:`bringup.children`). Output goes to the
-console with a name prefix and to ``<data_root>/logs/<node>.log`` (:mod:`bringup.console`);
+``kill -9`` of the supervisor leaves no orphan (:mod:`bringup.children`); what a child starts
+outside its group (``setsid``) is found below the supervisor, its subreaper, and stopped too.
+An invalid ROS_DOMAIN_ID is refused before anything starts. Output goes to the console with a
+name prefix and to ``<data_root>/logs/<node>.log``, capped, saying what the cap dropped
+(:mod:`bringup.console`);
 ``<data_root>/run/supervisor.json`` is the state ``sensorhub status`` shows
 (:mod:`bringup.state`).
 
@@ -27,14 +30,18 @@ from urllib.parse import urlparse
 
 from bringup import domain
 from bringup.children import (
+    SUPERVISED_ENV,
     Child,
+    Descendants,
     group_listens,
     killpg,
+    owner,
     port_open,
     signal_name,
     wait_until,
 )
-from bringup.console import Console, RotatingLog
+from bringup.console import DEFAULT_LOG_CAP, Console, RotatingLog
+from bringup.lan import viewer_lines
 from bringup.plan import Plan
 from bringup.sched_exec import PARENT_ENV, PDEATHSIG_ENV
 from bringup.state import (
@@ -72,8 +79,8 @@ class Supervisor:
         color: bool | None = None,
         echo: bool = True,
         exit_on_give_up: bool = False,
-        sigint_timeout: float = 6.0,
-        sigterm_timeout: float = 2.0,
+        grace: tuple[float, float] = (6.0, 2.0),  # s after SIGINT, then after SIGTERM
+        log_cap: int = DEFAULT_LOG_CAP,
     ):
         self.plan = plan
         stream = console or sys.stdout
@@ -85,8 +92,7 @@ class Supervisor:
         self.color = tty if color is None else color
         self.echo = echo
         self.exit_on_give_up = exit_on_give_up
-        self.sigint_timeout = sigint_timeout
-        self.sigterm_timeout = sigterm_timeout
+        self.sigint_timeout, self.sigterm_timeout = grace
         self.run_dir = plan.run_dir
         self.log_dir = plan.log_dir
         self.state_path = os.path.join(self.run_dir, STATE_FILE)
@@ -99,10 +105,13 @@ class Supervisor:
         self._dirty = True  # state file out of date
         self._own_log = None
         self._width = max([len(p.name) for p in plan.processes] + [9])
+        self._log_part = max(1, log_cap // 4)  # the file and 3 rotations
+        self._tree: Descendants | None = None  # made by run()
+        self._domain = 0
         self.children = [
             Child(
                 p,
-                RotatingLog(os.path.join(self.log_dir, f"{p.name}.log")),
+                RotatingLog(os.path.join(self.log_dir, f"{p.name}.log"), self._log_part),
                 _COLORS[i % len(_COLORS)] if self.color else None,
             )
             for i, p in enumerate(plan.processes)
@@ -136,6 +145,7 @@ class Supervisor:
         env["PYTHONUNBUFFERED"] = "1"
         env[PDEATHSIG_ENV] = str(int(signal.SIGTERM))
         env[PARENT_ENV] = str(os.getpid())
+        env[SUPERVISED_ENV] = child.spec.name
         return env
 
     def _start(self, child: Child) -> None:
@@ -159,6 +169,7 @@ class Supervisor:
     def _on_exit(self, child: Child, now: float) -> None:
         code = child.popen.returncode if child.popen is not None else child.last_exit
         child.reap()
+        self._stop_left_by(child)
         child.last_exit = code
         self._dirty = True
         ran = now - child.started_at if child.started_at else 0.0
@@ -233,7 +244,11 @@ class Supervisor:
                 # Our own process holds the port: not some other program (or a second graph's
                 # gateway) that happens to answer on it while ours crash-loops.
                 self._announced.add(url)
-                self.say(self._web_banner(url, bool(c.spec.parameters.get("layout_file"))))
+                # Our gateway (it serves the layout) serves the lab page too, unless the plan
+                # runs the page's own http:// server (next to foxglove_bridge).
+                own_page = any((x.spec.url or "").startswith("http") for x in self.children)
+                serves_layout = bool(c.spec.parameters.get("layout_file"))
+                self.say(self._web_banner(url, serves_layout, serves_layout and not own_page))
 
     def _another_graph_running(self) -> bool:
         """Refuse to start nodes whose names are live in this ROS domain (bringup.domain)."""
@@ -251,13 +266,18 @@ class Supervisor:
             return True
         return False
 
-    def _web_banner(self, url: str, serves_layout: bool) -> str:
-        """How to open each viewer; one link where the viewer can take the layout by URL."""
+    def _web_banner(self, url: str, serves_layout: bool, serves_page: bool = False) -> str:
+        """How to open each viewer: first the lab page's LAN link and what works from another
+        machine, then one link where the viewer can take the layout by URL."""
         u = urlparse(url)
+        viewers = viewer_lines(url, serves_page)
+        page = [v for v in viewers if v.startswith("Lab page")]
+        lines = [*page, f"web: {url} is up"] + [f"    {v}" for v in viewers if v not in page]
+        if u.scheme not in ("ws", "wss"):
+            return "\n".join(lines)  # the lab page's own server: no Foxglove viewers here
         scheme = "https" if u.scheme == "wss" else "http"
         layout_url = f"{scheme}://{u.netloc}/layout.json"
         base = os.environ.get("SENSORHUB_LICHTBLICK_URL") or LICHTBLICK_BASE
-        lines = [f"web: {url} is up"]
         if serves_layout:
             link = LICHTBLICK_URL.format(base=base, ws=url, layout=layout_url)
             lines.append(f"    Lichtblick: {link}")
@@ -276,8 +296,28 @@ class Supervisor:
         """The installed Foxglove layout, beside the graph file."""
         return os.path.join(os.path.dirname(os.path.abspath(self.plan.graph_path)), LAYOUT)
 
+    def _known(self) -> set[int]:
+        return {c.popen.pid for c in self.children if c.popen is not None}
+
+    def _stop_left_by(self, child: Child | None) -> None:
+        """What an ended child (None: any) left running outside its process group."""
+        if self._tree is None:
+            return
+        name = child.spec.name if child is not None else None
+        known = self._known() if child is not None else set()
+        if child is not None and child.popen is not None:
+            known.discard(child.popen.pid)
+        left = self._tree.left_by(name, known)
+        if not left:
+            return
+        for pid in left:
+            who = child or next((c for c in self.children if c.spec.name == owner(pid)), None)
+            self.say(f"stopping pid {pid}, left running by {owner(pid) or 'a node'}", who)
+        self._tree.stop(left, self._known(), self.sigterm_timeout)
+
     def _stop_all(self) -> None:
-        """Reverse start order: SIGINT each (consumers before producers), then SIGTERM, SIGKILL."""
+        """Reverse start order: SIGINT each (consumers before producers), then SIGTERM, SIGKILL;
+        last, whatever the nodes started outside their process groups."""
         live = [c for c in reversed(self.children) if c.pid is not None]
         deadline = time.monotonic() + self.sigint_timeout
         for c in live:
@@ -295,6 +335,7 @@ class Supervisor:
             if c.state in ("running", "backoff", "pending"):
                 c.state = "stopped"
                 c.last_exit = c.popen.returncode if c.popen is not None else None
+        self._stop_left_by(None)
 
     def _escalate(self, live: list[Child]) -> None:
         """SIGTERM, then SIGKILL, for what the SIGINT grace period did not stop."""
@@ -338,10 +379,22 @@ class Supervisor:
         if not self.console.drain(1.0):
             lost += self.console.pending
         if lost and self._own_log is not None:
-            self._own_log.write(
-                f"[sensorhub] console: {lost} lines dropped (pipe full or closed); the log "
-                "files are complete".encode()
+            capped = [c.spec.name for c in self.children if c.log.summary()]
+            logs = (
+                f"the log files have them, except what the caps of {', '.join(capped)} dropped"
+                if capped
+                else "the log files are complete"
             )
+            self._own_log.write(
+                f"[sensorhub] console: {lost} lines dropped (pipe full or closed); {logs}".encode()
+            )
+
+    def _report_logs(self) -> None:
+        """Per node, what its capped log file no longer holds."""
+        for c in self.children:
+            text = c.log.summary()
+            if text:
+                self.say(f"{c.spec.name}: {text}")
 
     # main
     def _on_signal(self, signum, _frame) -> None:
@@ -365,6 +418,10 @@ class Supervisor:
             f"profile {self.plan.profile}, role {self.plan.role}, data root "
             f"{self.plan.data_root}, ROS_DOMAIN_ID {os.environ.get('ROS_DOMAIN_ID', '0')}"
         )
+        for note in domain.domain_notes(self._domain, len(self.children)):
+            self.say(f"WARN {note}")
+        if self._tree is not None and not self._tree.subreaper:
+            self.say("WARN cannot become the nodes' subreaper: what they detach may outlive them")
         if self.plan.set_variables:
             sets = ", ".join(f"{k}={v}" for k, v in self.plan.set_variables.items())
             self.say(f"variables set on the command line: {sets}")
@@ -381,7 +438,7 @@ class Supervisor:
 
     def _supervise(self) -> None:
         """Until a stop is asked for or no node is left: restarts, web banner, heartbeat."""
-        last_write = 0.0
+        last_write = last_reap = 0.0
         while not self._stop.is_set():
             self._poll()
             self._announce()
@@ -390,6 +447,9 @@ class Supervisor:
                 self._dirty = False
                 self.write_state("running")
                 last_write = now
+            if self._tree is not None and now - last_reap >= HEARTBEAT:
+                last_reap = now
+                self._tree.reap(self._known())  # orphans that exited: no zombies piling up
             active = [c for c in self.children if c.state in ("running", "backoff")]
             if self.children and not active:
                 self.say("no node left running")
@@ -411,11 +471,18 @@ class Supervisor:
         self._stop.set()
         self._stop_all()
         self.write_state("stopped")
+        self._report_logs()
         self.say(f"stopped; exit code {self._exit_code}")
         self._finish_console()
         return self._exit_code
 
     def run(self) -> int:
+        try:
+            self._domain = domain.domain_id()
+        except domain.DomainIdError as e:
+            self.say(f"{e}. Not starting anything.")
+            self._finish_console()
+            return EXIT_CONFIG
         os.makedirs(self.run_dir, exist_ok=True)
         os.makedirs(self.log_dir, exist_ok=True)
         lock = self._lock()
@@ -426,7 +493,8 @@ class Supervisor:
             )
             self._finish_console()
             return EXIT_CONFIG
-        self._own_log = RotatingLog(os.path.join(self.log_dir, "sensorhub.log"))
+        self._own_log = RotatingLog(os.path.join(self.log_dir, "sensorhub.log"), self._log_part)
+        self._tree = Descendants()
         sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
         old = {s: signal.signal(s, self._on_signal) for s in sigs}
         try:

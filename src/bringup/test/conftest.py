@@ -10,7 +10,7 @@ import yaml
 
 from sensorhub_testing import free_port
 
-PORT_VARIABLES = ("web_port", "tim240_port", "sec110_port")  # every port the sim graph listens on
+PORT_VARIABLES = ("web_port", "lab_port", "tim240_port", "sec110_port")  # every listening port
 # Our node packages and their executables, as a fake ament prefix holds them.
 OUR_PACKAGES = {
     "pbt_driver": ["pbt_driver", "pbt_sim"],
@@ -20,6 +20,7 @@ OUR_PACKAGES = {
     "tim240_bridge": ["tim240_bridge", "tim240_sim"],
     "sec110_ftp": ["sec110_ftp", "sec110_sim"],
     "system_monitor": ["system_monitor"],
+    "lab_page": ["lab_page", "lab_feed"],
 }
 
 

@@ -23,7 +23,7 @@ GRAPH = Path(Resolver().share("bringup") or "", "config", "graph.yaml")  # the i
 CONFIG = GRAPH.parent.resolve()
 TOPICS_MD = Path(__file__).resolve().parents[3] / "docs" / "topics.md"
 DISTRIBUTION = ("foxglove_bridge", "sick_scan_xd", "ros2bag", "rosbag2_storage_mcap")
-EXCLUDED = "/parameter_events|/rosout|/pbt/scope"
+EXCLUDED = "/parameter_events|/rosout|/pbt/scope|/pbt/scope_preview|/lab/.*"
 SENSORHUB = shutil.which("sensorhub")
 
 
@@ -90,6 +90,7 @@ def test_default_pi_recording_runs_our_recorder_beside_the_distribution(distribu
         "mcap_recorder",
         "web_view",
         "foxglove_bridge",
+        "lab_page",
         "system_monitor",
     ]
     # the fake prefix is what the real resolver found for the distribution's entries
@@ -158,14 +159,15 @@ def _rosbag2_exclude(plan) -> str:
 def test_both_recorders_record_the_same_topics(distribution, tmp_path):
     ours = _mcap_recorder_filter(_pi_plan(tmp_path / "a"))
     exclude = _rosbag2_exclude(_pi_plan(tmp_path / "b", recorder="rosbag2"))
-    topics = [*published_topics(), "/rosout", "/parameter_events", "/tf", "/tf_static"]
+    topics = [*published_topics(), "/rosout", "/parameter_events", "/tf", "/tf_static",
+              "/lab/tim240/zones", "/lab/diagnostics_agg"]  # fmt: skip
     for topic in topics:
         # rosbag2 has matched with std::regex_match and with regex_search: anchored, both agree
         by_rosbag2 = not re.fullmatch(exclude, topic) and not re.search(exclude, topic)
         assert ours(topic) == by_rosbag2, topic
     recorded = {t for t in topics if ours(t)}
-    assert recorded.isdisjoint({"/rosout", "/parameter_events", "/pbt/scope"})
-    assert set(published_topics()) - recorded == {"/pbt/scope"}
+    assert recorded.isdisjoint({"/rosout", "/parameter_events", "/pbt/scope", "/lab/tim240/zones"})
+    assert set(published_topics()) - recorded == {"/pbt/scope", "/pbt/scope_preview"}
 
 
 def test_qos_overrides_give_each_recorded_transient_local_topic_its_depth(distribution, tmp_path):

@@ -26,7 +26,8 @@ SENSORHUB = require_sensorhub(
 STARTUP = 120.0  # the whole sim graph's rclpy processes on a loaded 2-core box
 WINDOW = 12.0  # discovery announces and re-announces participants within this
 # Nodes of the sim graph the observer must see (the web_view container's members included).
-MUST_SEE = {"/pbt/pbt_driver", "/pbt/pbt_scope", "/foxglove_gateway", "/system_monitor"}
+MUST_SEE = {"/pbt/pbt_driver", "/pbt/pbt_scope", "/lab/lab_feed", "/foxglove_gateway",
+            "/system_monitor"}  # fmt: skip
 
 
 def supervisor_running(data: Path) -> bool:

@@ -63,6 +63,7 @@ def test_sim_plan(tmp_path, ours):
         *SIM_SENSORS,
         "mcap_recorder",
         "pbt_scope",
+        "lab_feed",
         "foxglove_gateway",
         "system_monitor",
     ]
@@ -92,7 +93,7 @@ def test_sim_plan(tmp_path, ours):
     # the topics both recorders leave out, from the graph's ${record_exclude}
     assert rec.parameters == {
         "data_root": root,
-        "topics_deny": ["/parameter_events|/rosout|/pbt/scope"],
+        "topics_deny": ["/parameter_events|/rosout|/pbt/scope|/pbt/scope_preview|/lab/.*"],
     }
     assert rec.prefix[rec.prefix.index("--io-class") + 1] == "best-effort"
     assert all(p.env["SENSORHUB_DATA_ROOT"] == root for p in plan.processes)
@@ -150,7 +151,7 @@ def test_containers_put_non_real_time_nodes_into_one_process(tmp_path, ours):
         "/mcap_recorder",
         "/system_monitor",
     ]
-    assert lite.get("web_view").members == ["/pbt/pbt_scope", "/foxglove_gateway"]
+    assert lite.get("web_view").members == ["/pbt/pbt_scope", "/lab/lab_feed", "/foxglove_gateway"]
     assert lite.get("web_view").url == alone.get("foxglove_gateway").url
     assert set(lite.ros_node_names()) == set(alone.ros_node_names())
     i = services.argv.index("-m")
@@ -186,9 +187,9 @@ def test_the_web_side_shares_one_process_by_default(tmp_path, ours):
         plan = build_plan(g, profile, "all", {}, tmp_path, ours)
         web = plan.get("web_view")
         assert web.kind == "container"
-        assert web.members == ["/pbt/pbt_scope", "/foxglove_gateway"]
+        assert web.members == ["/pbt/pbt_scope", "/lab/lab_feed", "/foxglove_gateway"]
         assert web.url == "ws://localhost:8765"
-        assert web.argv.count("--member") == 2
+        assert web.argv.count("--member") == 3
         assert {"pbt_scope", "foxglove_gateway", "services"}.isdisjoint(plan.names())
         assert plan.get("tim240_bridge").kind == plan.get("pbt_driver").kind == "ros_node"
         expected = plan.get("system_monitor").parameters["expected"]
@@ -227,9 +228,10 @@ def test_auto_takes_distribution_web_and_tim240_and_our_recorder(
         "mcap_recorder",  # the recorder slot prefers ours, installed or not the distribution's
         "web_view",  # the scope's container; foxglove_bridge is no component
         "foxglove_bridge",
+        "lab_page",  # the bridge serves no page: the lab page's own HTTP server
         "system_monitor",
     ]
-    assert plan.get("web_view").members == ["/pbt/pbt_scope"]
+    assert plan.get("web_view").members == ["/pbt/pbt_scope", "/lab/lab_feed"]
     tim = plan.get("sick_tim240")
     params_file = str(CONFIG.resolve() / "tim240_bridge.yaml")
     assert tim.launch_arguments == {
@@ -262,13 +264,41 @@ def test_auto_takes_distribution_web_and_tim240_and_our_recorder(
         everything,
     )
     assert mine.names() == ["pbt_driver", "sec110_ftp", "web_view", "system_monitor"]
-    assert mine.get("web_view").members == ["/pbt/pbt_scope", "/foxglove_gateway"]
+    assert mine.get("web_view").members == ["/pbt/pbt_scope", "/lab/lab_feed", "/foxglove_gateway"]
     native = build_plan(
         load_graph(GRAPH), "pi", "all", {"tim240_driver": "native"}, tmp_path, everything
     )
     tim = native.get("tim240_bridge")
     assert "tim240_sim" not in native.names() and "sick_tim240" not in native.names()
     assert tim.parameters == {"driver": "native", "hostname": "192.168.0.1", "port": 2111}
+
+
+def test_lab_page_server_runs_with_foxglove_bridge_only(tmp_path, our_packages, fake_resolver):
+    """The gateway serves the lab page itself; next to foxglove_bridge the page's own server
+    runs, on lab_port, telling the page the bridge's port."""
+    g = load_graph(GRAPH)
+    ours = fake_resolver(tmp_path / "ours", our_packages)
+    both = fake_resolver(
+        tmp_path / "both", {**our_packages, "foxglove_bridge": ["foxglove_bridge"]}
+    )
+    ports = {"web_port": 9100, "lab_port": 9180}
+    bridge = build_plan(
+        g, "sim", "web", {"web": "foxglove_bridge"}, tmp_path, both, set_variables=ports
+    )
+    page = bridge.get("lab_page")
+    assert (page.package, page.executable) == ("lab_page", "lab_page")
+    assert page.parameters == {"port": 9180, "ws_port": 9100}
+    assert page.url == "http://localhost:9180/" and "web" in page.roles
+    assert page.scheduling == bridge.get("foxglove_bridge").scheduling
+    assert {"foxglove_bridge", "lab_page"} <= set(
+        build_plan(g, "pi", "all", {}, tmp_path, both).names()
+    )
+    for opts, resolver in (({"web": "gateway"}, both), ({}, ours)):
+        plan = build_plan(g, "sim", "all", opts, tmp_path, resolver)
+        assert "lab_page" not in plan.names(), opts
+        assert "/foxglove_gateway" in plan.get("web_view").members
+    # the lab page installed alone never makes web:=auto pick the bridge variant
+    assert "web=auto: using gateway" in build_plan(g, "pi", "all", {}, tmp_path, ours).notes
 
 
 def test_roles_are_disjoint_and_cover_all(tmp_path, ours):

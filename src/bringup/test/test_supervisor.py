@@ -36,10 +36,10 @@ STARTUP = 40.0  # generous: a loaded 2-core machine starts three rclpy processes
 
 
 # The sim profile's whole graph, in start order (record off); the web side's nodes share one
-# process by default: the web_view container (pbt_scope, foxglove_gateway).
+# process by default: the web_view container (pbt_scope, lab_feed, foxglove_gateway).
 SENSORS = ["pbt_sim", "pbt_driver", "tim240_sim", "tim240_bridge", "sec110_ftp", "sec110_sim"]
 WEB = ["web_view", "system_monitor"]
-WEB_VIEW_MEMBERS = ["/pbt/pbt_scope", "/foxglove_gateway"]
+WEB_VIEW_MEMBERS = ["/pbt/pbt_scope", "/lab/lab_feed", "/foxglove_gateway"]
 SIM_ALL = [*SENSORS, *WEB]
 
 
@@ -552,7 +552,8 @@ def test_a_container_runs_its_members_and_is_restarted_as_one(
     sup, data = up(procs, tmp_path, graph, "--compose", "true")
     names = ["pbt_sim", "pbt_driver", "tim240_sim", "services", "sec110_sim", "web_view"]
     first = wait(lambda: all_running(data, names), STARTUP, what="the composed graph")
-    members = {"tim240_bridge", "sec110_ftp", "system_monitor", "pbt_scope", "foxglove_gateway"}
+    members = {"tim240_bridge", "sec110_ftp", "system_monitor", "pbt_scope", "lab_feed",
+               "foxglove_gateway"}  # fmt: skip
     wait(lambda: members <= set(seen), STARTUP * 2, what="diagnostics from every member")
     wait(lambda: "is up" in sup.output(), STARTUP, what="the web announcement")
     assert set(state(data)["nodes"][3]["members"]) == {

@@ -105,3 +105,24 @@ def test_rotating_log_on_a_full_disk_never_raises(tmp_path):
         log.write(b"x" * 80)  # ENOSPC on flush, and rotations that fail half-way
     log.close()
     log.close()
+
+
+def test_rotating_log_counts_and_marks_what_its_cap_dropped(tmp_path):
+    from bringup.supervisor import RotatingLog
+
+    path = tmp_path / "logs" / "n.log"
+    log = RotatingLog(str(path), max_bytes=1000, backups=1)
+    assert log.summary() is None
+    for i in range(100):
+        log.write(f"line {i:03d} {'x' * 40}".encode())
+    log.close()
+    kept = (path.with_name("n.log.1").read_text() + path.read_text()).splitlines()
+    numbers = [int(x.split()[2]) for x in kept if " line " in x]
+    assert numbers == list(range(numbers[0], 100))
+    markers = [x for x in kept if "[sensorhub] log capped at" in x]
+    assert markers and path.read_text().splitlines()[0] == markers[-1]
+    assert len(kept) == (100 - numbers[0]) + len(markers)  # the lines kept and the markers
+    # every line not kept is counted: the oldest ones, and the markers that went with them
+    assert numbers[0] <= log.dropped_lines <= numbers[0] + 10
+    assert log.dropped_bytes > numbers[0] * 60
+    assert log.summary().startswith(f"log capped at 0.0 MB, 0.0 MB dropped ({log.dropped_lines}")

@@ -6,17 +6,15 @@ overridden for these processes). An independent Foxglove WebSocket client (the J
 foxglove_gateway's tests) on the web host sees /pbt/samples from the sensors host; with the link
 down the sensors host keeps acquiring, and after it comes back the web host resumes.
 
-Skips with the reason when namespaces cannot be made (not root, no `ip`) or node/npm are not
-installed; the JS client itself is installed by sensorhub_testing's ``js_client_dir`` fixture.
+The namespaces come from sensorhub_testing's ``two_hosts`` fixture (``netns``), the JS client from
+its ``js_client_dir`` fixture; each skips with the reason when namespaces cannot be made (not
+root, no `ip`) or node/npm are not installed.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import random
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -31,92 +29,9 @@ pytestmark = pytest.mark.integration
 
 CONFIG = Path(Resolver().share("bringup") or "", "config")
 SENSORHUB = require_sensorhub("pbt_driver", "foxglove_gateway", "system_monitor")
-IP = shutil.which("ip")
 
 STARTUP = 120.0  # two supervisors and their rclpy processes on a loaded 2-core box
 DEADLINE = 90.0  # DDS rediscovery after the link comes back included
-
-
-def run(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=30)
-
-
-def netns_or_skip(name: str) -> None:
-    if IP is None:
-        pytest.skip("iproute2 (`ip`) is not installed: cannot make network namespaces")
-    if os.geteuid() != 0:
-        pytest.skip("network namespaces need root (CAP_NET_ADMIN / CAP_SYS_ADMIN)")
-    r = run(IP, "netns", "add", name)
-    if r.returncode != 0:
-        pytest.skip(f"cannot create a network namespace here: {r.stderr.strip()}")
-
-
-class TwoHosts:
-    """Namespaces <tag>s (sensors) and <tag>w (web), veth <tag>a/<tag>b, 10.x.y.1/.2 (/30)."""
-
-    def __init__(self):
-        tag = f"shub{os.getpid() % 10000}{random.randint(0, 99)}"
-        self.ns = {"sensors": f"{tag}s", "web": f"{tag}w"}
-        self.dev = {"sensors": f"{tag}a", "web": f"{tag}b"}
-        net = f"10.{random.randint(64, 127)}.{random.randint(0, 255)}"
-        self.addr = {"sensors": f"{net}.1", "web": f"{net}.2"}
-        self.made: list[str] = []
-
-    def create(self) -> None:
-        netns_or_skip(self.ns["sensors"])
-        self.made.append(self.ns["sensors"])
-        steps = [
-            (IP, "netns", "add", self.ns["web"]),
-            (
-                IP,
-                "link",
-                "add",
-                self.dev["sensors"],
-                "netns",
-                self.ns["sensors"],
-                "type",
-                "veth",
-                "peer",
-                "name",
-                self.dev["web"],
-                "netns",
-                self.ns["web"],
-            ),
-        ]
-        for role in ("sensors", "web"):
-            ns, dev = self.ns[role], self.dev[role]
-            steps += [
-                (IP, "-n", ns, "addr", "add", f"{self.addr[role]}/30", "dev", dev),
-                (IP, "-n", ns, "link", "set", "lo", "up"),
-                (IP, "-n", ns, "link", "set", dev, "up", "multicast", "on"),
-                # DDS discovery is multicast: route it over the link (no default route here)
-                (IP, "-n", ns, "route", "add", "224.0.0.0/4", "dev", dev),
-            ]
-        for i, argv in enumerate(steps):
-            r = run(*argv)
-            if r.returncode != 0:
-                pytest.fail(f"{' '.join(argv)}: {r.stderr.strip()}")
-            if i == 0:
-                self.made.append(self.ns["web"])
-
-    def link(self, up: bool) -> None:
-        r = run(
-            IP,
-            "-n",
-            self.ns["sensors"],
-            "link",
-            "set",
-            self.dev["sensors"],
-            "up" if up else "down",
-        )
-        assert r.returncode == 0, r.stderr
-
-    def argv(self, role: str, *cmd) -> list:
-        return [IP, "netns", "exec", self.ns[role], *cmd]
-
-    def destroy(self) -> None:
-        for ns in self.made:
-            run(IP, "netns", "del", ns)
 
 
 def state(data: Path) -> dict:
@@ -158,18 +73,8 @@ def newest_sample_stamp(log: Path) -> float:
     return newest
 
 
-@pytest.fixture
-def hosts():
-    h = TwoHosts()
-    try:
-        h.create()
-        yield h
-    finally:
-        h.destroy()
-
-
 def test_sensors_and_web_on_two_hosts_survive_a_link_outage(
-    procs, tmp_path, wait, js_client_dir, hosts
+    procs, tmp_path, wait, js_client_dir, two_hosts
 ):
     cfg = tmp_path / "cfg"
     shutil.copytree(CONFIG, cfg)
@@ -183,10 +88,12 @@ def test_sensors_and_web_on_two_hosts_survive_a_link_outage(
     base = [SENSORHUB, "up", "--graph", cfg / "graph.yaml", "--profile", "sim", "--no-color"]
     d_s, d_w = tmp_path / "sensors", tmp_path / "web"
     procs.start(
-        "sensors", hosts.argv("sensors", *base, "--role", "sensors", "--data-root", d_s), env=env
+        "sensors",
+        two_hosts.argv("sensors", *base, "--role", "sensors", "--data-root", d_s),
+        env=env,
     )
     web = procs.start(
-        "web", hosts.argv("web", *base, "--role", "web", "--data-root", d_w), env=env
+        "web", two_hosts.argv("web", *base, "--role", "web", "--data-root", d_w), env=env
     )
     wait(lambda: running(d_s, ["pbt_sim", "pbt_driver"]), STARTUP, what="sensors host up")
     # the web side's nodes (pbt_scope, foxglove_gateway) share the web_view process by default
@@ -198,7 +105,7 @@ def test_sensors_and_web_on_two_hosts_survive_a_link_outage(
     wait(lambda: f"ws://localhost:{port}" in web.output(), STARTUP, what="the web port open")
     client = procs.start(
         "client",
-        hosts.argv(
+        two_hosts.argv(
             "web",
             "node",
             js_client_dir / "client.js",
@@ -219,7 +126,7 @@ def test_sensors_and_web_on_two_hosts_survive_a_link_outage(
 
     # link down: the sensors host keeps acquiring, nothing restarts; the web host goes quiet
     before = {n: v["pid"] for n, v in running(d_s, ["pbt_driver"]).items()}
-    hosts.link(False)
+    two_hosts.link(False)
     t_down = time.time()
     i0 = wait(lambda: driver_index(d_s) > 0 and driver_index(d_s), 30, what="driver state")
     wait(lambda: driver_index(d_s) > i0 + 4 * 800, 60, what="acquiring with the link down")
@@ -230,7 +137,7 @@ def test_sensors_and_web_on_two_hosts_survive_a_link_outage(
     assert now["pbt_driver"]["restarts"] == 0
 
     # link up: the web host resumes with fresh data
-    hosts.link(True)
+    two_hosts.link(True)
     t_up = time.time()
     wait(
         lambda: newest_sample_stamp(log) > t_up,

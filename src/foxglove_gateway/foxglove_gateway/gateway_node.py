@@ -72,10 +72,13 @@ def _check_depth_rules(items) -> str | None:
 
 
 # High-rate views and streams: the newest replaces them, so a slow client loses these first.
-DROP_FIRST = ["/pbt/samples", "/pbt/scope", "/pbt/debug.*", "/scan", "/tim240/scan.*",
-              "/tim240/markers", "/rosout"]  # fmt: skip
+DROP_FIRST = ["/pbt/samples", "/pbt/scope", "/pbt/scope_preview", "/pbt/debug.*", "/scan",
+              "/tim240/scan.*", "/tim240/markers", "/lab/tim240/scan.*", "/rosout"]  # fmt: skip
 # The ROS graph does not tell a publisher's depth (rmw reports 0): what our own publishers keep.
-RETAINED_DEPTHS = [f"/pbt/scope={qos.WEB_VIEW.depth}", f"/pbt/event_history={qos.WEB_VIEW.depth}"]
+RETAINED_DEPTHS = [
+    f"{t}={qos.WEB_VIEW.depth}"
+    for t in ("/pbt/scope", "/pbt/scope_preview", "/pbt/event_history", "/lab/.*")
+]  # lab_feed publishes WEB_VIEW too
 
 
 def _tls_check(values: dict) -> str | None:
@@ -91,7 +94,8 @@ PARAMS = [
     *follow_params("forward"),
     Param("max_rates", [""], "Per-topic rate caps 'TOPIC_REGEX=HZ' (first match; 0 = none)",
           check=check_rate_rules, item_type=str),
-    Param("max_clients", 10, "Concurrent WebSocket clients; the next one is refused",
+    Param("max_clients", 60, "Concurrent WebSocket clients; the next one gets close 1013 "
+          "'server full'",
           min=1, max=1000),
     Param("max_message_kib", 1024,
           "Largest client->server WebSocket message [KiB]; bigger: close 1009", min=1, max=65536),
@@ -99,8 +103,9 @@ PARAMS = [
           min=0.0, max=3600.0),
     Param("ping_timeout", 10.0, "Close a client silent this long after the ping interval [s]",
           min=0.1, max=3600.0),
-    Param("max_handshakes", 16, "Connections allowed in the HTTP upgrade at once; as many more "
-          "wait for a slot (up to handshake_timeout), beyond that 503", min=1, max=1000),
+    Param("max_handshakes", 64, "Connections allowed in their HTTP request (lab page files, "
+          "upgrades) at once; as many more wait for a slot (up to handshake_timeout), beyond "
+          "that 503", min=1, max=1000),
     Param("client_backlog", 1024, "Messages queued per client before its oldest are dropped",
           min=16, max=1_000_000, read_only=True),
     Param("tls_cert", "", "PEM certificate file: serve wss:// (with tls_key)", read_only=True),
@@ -118,6 +123,9 @@ PARAMS = [
           check=_check_depth_rules, item_type=str, read_only=True),
     Param("subscribe_on_demand", True, "Hold a topic's ROS subscription only while a web client "
           "is subscribed (false: every allowed topic, all the time)", read_only=True),
+    Param("always_subscribed", [""], "Regexes (full match): topics subscribed even with no web "
+          "client, so a late page gets their retained messages at once (with subscribe_on_demand)",
+          check=check_patterns, item_type=str, read_only=True),
     Param("drop_first", DROP_FIRST, "Regexes (full match): topics a backed-up client loses "
           "first (high rate); other topics' messages are kept", check=check_patterns,
           item_type=str),
@@ -215,6 +223,7 @@ class GatewayNode(Node):
             self._on_gone,
             on_demand=p["subscribe_on_demand"],
         )
+        self.follower.always = self._is_always
         self._start_diagnostics(port)
         self._timer = self.create_timer(p["discovery_period"], self.follower.refresh)
         self.follower.refresh()
@@ -277,6 +286,13 @@ class GatewayNode(Node):
             f"Foxglove WebSocket on {scheme}://{p['address']}:{port} "
             f"(max {p['max_clients']} clients, {mode})"
         )
+        web = "https" if ssl_ctx else "http"
+        if self.front.page.available:
+            self.get_logger().info(f"lab page on {web}://{p['address']}:{port}/")
+        else:
+            self.get_logger().warning(
+                f"no lab page on {web}://{p['address']}:{port}/: {self.front.page.missing}"
+            )
         return port
 
     def _start_diagnostics(self, port: int) -> None:
@@ -290,7 +306,11 @@ class GatewayNode(Node):
 
     def _apply_filters(self, p: dict) -> None:
         self._filter = follow_filter(p)
+        self._always = TopicFilter(without_placeholder(p["always_subscribed"]))
         self._rules = parse_rate_rules(without_placeholder(p["max_rates"]))
+
+    def _is_always(self, topic: str) -> bool:
+        return self._always(topic)  # the filter of the current parameters
 
     def _wanted(self, topic: str) -> bool:
         return self._filter(topic)
@@ -360,7 +380,7 @@ class GatewayNode(Node):
             return
         for tr in list(self.follower.topics.values()):
             s: _TopicState = tr.data
-            watched = self.web_subscribers.get(s.cid, 0) > 0
+            watched = self.web_subscribers.get(s.cid, 0) > 0 or self._always(tr.name)
             if self.follower.demand(tr.name, watched) and not watched and s.retained is not None:
                 with self._retain_lock:  # a new subscription gets the history from DDS again
                     s.retained.clear()
@@ -426,6 +446,7 @@ class GatewayNode(Node):
         stat.add("refused subprotocol (400)", snap.bad_subprotocol_total)
         stat.add("subscriptions", sum(c.subscriptions for c in snap.clients))
         stat.add("layout served (GET /layout.json)", snap.layout_served_total)
+        stat.add("lab page files served", snap.page_served_total)
         stat.add("dropped high-rate frames", sum(c.dropped for c in snap.clients))
         stat.add("retained messages re-sent", sum(c.replayed for c in snap.clients))
         for c in snap.clients:

@@ -77,8 +77,14 @@ def http_response(code: int, text: str, body: str, extra: str = "") -> bytes:
     ).encode() + data
 
 
-def refusal(headers: dict[str, str], reason: str) -> bytes:
-    """Handshake + Foxglove status error + close 1013: the app shows the reason to the user."""
+def websocket_ish(headers: dict[str, str]) -> bool:
+    """Headers only a WebSocket client sends: a request with them but no valid upgrade."""
+    return "upgrade" in headers or any(k.startswith("sec-websocket-") for k in headers)
+
+
+def refusal(headers: dict[str, str], message: str, reason: str = "") -> bytes:
+    """Handshake + Foxglove status error + close 1013: Foxglove shows the status ``message``,
+    a browser's WebSocket sees the close ``reason`` (``message`` when empty)."""
     proto = choose_subprotocol(headers)
     lines = [
         "HTTP/1.1 101 Switching Protocols",
@@ -88,8 +94,8 @@ def refusal(headers: dict[str, str], reason: str) -> bytes:
     ]
     if proto:
         lines.append(f"Sec-WebSocket-Protocol: {proto}")
-    status = json.dumps({"op": "status", "level": 2, "message": reason, "id": "client-limit"})
-    close_reason = reason.encode()[:MAX_CLOSE_REASON]
+    status = json.dumps({"op": "status", "level": 2, "message": message, "id": "client-limit"})
+    close_reason = (reason or message).encode()[:MAX_CLOSE_REASON]
     return (
         ("\r\n".join(lines) + "\r\n\r\n").encode()
         + encode_frame(OP_TEXT, status.encode())

@@ -1,13 +1,15 @@
-"""The public WebSocket front: client limit, TLS, hardening and the layout (no rclpy).
+"""The public WebSocket front: client limit, TLS, hardening, the layout and the lab page.
 
 The foxglove SDK server has no connect callback and no client limit, so it listens on a loopback
 port and this asyncio front owns the public one. Per connection the front reads the HTTP request
 and decides there: connections still in the request are capped (a burst waits for a slot, a
-pile-up beyond that gets 503), plain HTTP gets a hint (426) or, for ``GET /layout.json``, the
-layout file; an upgrade with no supported subprotocol gets 400 naming it; one beyond
-``max_clients`` is answered by the front itself (handshake, a Foxglove ``status`` error the app
-shows, then close code 1013 with the same reason). Any other upgrade is relayed to the SDK server
-over its own loopback connection (:mod:`foxglove_gateway.relay`), with the front's pings.
+pile-up beyond that gets 503, and a page request holds its slot until its answer is written).
+Plain HTTP gets the lab page's files and ``/config.json`` (:mod:`foxglove_gateway.page`), the
+layout at ``GET /layout.json``, or a hint (426) when it looks like a broken upgrade; an upgrade
+(on any path) with no supported subprotocol gets 400 naming it; one beyond ``max_clients`` is
+answered by the front itself (handshake, a Foxglove ``status`` error the app shows, then close
+code 1013 "server full: N/M clients"). Any other upgrade is relayed to the SDK server over its
+own loopback connection (:mod:`foxglove_gateway.relay`), with the front's pings.
 
 Modules: :mod:`~foxglove_gateway.wsframes` (frame codec and scanners),
 :mod:`~foxglove_gateway.handshake` (HTTP answers), :mod:`~foxglove_gateway.clients` (per-client
@@ -39,7 +41,9 @@ from foxglove_gateway.handshake import (
     too_many_handshakes,
     unsupported_subprotocol,
     upgrade_required,
+    websocket_ish,
 )
+from foxglove_gateway.page import PageServer
 from foxglove_gateway.relay import (
     CLIENT_HIGH_WATER,
     CLOSE_LINGER_S,
@@ -67,11 +71,11 @@ class FrontLimits:
     """What the node may change at run time: the loop thread reads it per connection and tick,
     so the node replaces it whole (one attribute store)."""
 
-    max_clients: int = 10
+    max_clients: int = 60
     max_message_bytes: int = 1024 * 1024  # client -> server, 0 = unlimited
     ping_interval: float = 5.0  # 0 = no pings, no timeout
     ping_timeout: float = 10.0
-    max_handshakes: int = 16  # connections in the HTTP request at once
+    max_handshakes: int = 64  # connections in the HTTP request at once
     handshake_timeout: float = 10.0
     # topics whose message data a backed-up client loses first (read per subscription)
     drop_first: Callable[[str], bool] = field(default=lambda _topic: False)
@@ -86,6 +90,7 @@ class FrontConfig:
     ssl_context: ssl.SSLContext | None = None
     name: str = "foxglove_gateway"  # in the front's own answers
     layout_file: str = ""  # served at GET /layout.json ('' = 404)
+    page: PageServer | None = None  # the lab page (None: lab_page's installed files)
 
 
 @dataclass
@@ -99,6 +104,7 @@ class FrontTotals:
     handshake_refused_total: int = 0  # connections beyond max_handshakes (503)
     bad_subprotocol_total: int = 0  # upgrades without foxglove.sdk.v1 (400)
     layout_served_total: int = 0
+    page_served_total: int = 0  # lab page files and /config.json (200 and 304)
 
 
 @dataclass(kw_only=True)
@@ -188,6 +194,7 @@ class ClientLimitFront:
         self._clients: dict[int, ClientStats] = {}
         self._next_id = 1
         self._gate = HandshakeGate()
+        self.page = config.page or PageServer(config.name)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
@@ -307,12 +314,14 @@ class ClientLimitFront:
             return
         try:
             request = await self._read_request(reader, limits.handshake_timeout)
+            port = (writer.get_extra_info("sockname") or ("", self.port))[1]
+            answer = bad_request() if request is None else self._answer_plain(request, port)
+            if answer is not None:  # written within the slot: a slow reader holds only its own
+                await self._send_answer(writer, answer, limits.handshake_timeout)
+                return
         finally:
             self._gate.leave()
-        answer = bad_request() if request is None else self._answer_plain(request)
-        if answer is not None:
-            await _reply(writer, answer)
-        elif len(self._clients) >= self.limits.max_clients:
+        if len(self._clients) >= self.limits.max_clients:
             await self._refuse(reader, writer, request, peer)
         else:
             await self._admit(reader, writer, request, peer)
@@ -326,29 +335,39 @@ class ClientLimitFront:
         except (asyncio.TimeoutError, asyncio.LimitOverrunError, ValueError):
             return None
 
-    def _answer_plain(self, request: Request) -> bytes | None:
+    @staticmethod
+    async def _send_answer(writer: asyncio.StreamWriter, answer: bytes, timeout: float) -> None:
+        """Write a complete answer; a client that does not read it in time is cut off."""
+        try:
+            await asyncio.wait_for(_reply(writer, answer), timeout)
+        except asyncio.TimeoutError:
+            writer.transport.abort()
+
+    def _answer_plain(self, request: Request, port: int) -> bytes | None:
         """The front's own answer to anything but a supported upgrade (None: an upgrade)."""
-        if not request.is_upgrade:
-            if request.path != LAYOUT_PATH:
-                return upgrade_required(self.name)
+        if request.is_upgrade:
+            if choose_subprotocol(request.headers) is None:
+                self.totals.bad_subprotocol_total += 1
+                return unsupported_subprotocol(self.name, request.headers)
+            return None
+        if request.path == LAYOUT_PATH:
             response, served = layout_response(request.method, self.config.layout_file, self.name)
             self.totals.layout_served_total += served
             return response
-        if choose_subprotocol(request.headers) is None:
-            self.totals.bad_subprotocol_total += 1
-            return unsupported_subprotocol(self.name, request.headers)
-        return None
+        if websocket_ish(request.headers):
+            return upgrade_required(self.name)
+        served = self.page.served_total
+        response = self.page.answer(request, port)
+        self.totals.page_served_total += self.page.served_total - served
+        return response
 
     async def _refuse(self, reader, writer, request: Request, peer: str) -> None:
         """An upgrade beyond max_clients: handshake, status error and close by the front."""
         self.totals.refused_total += 1
-        max_clients = self.limits.max_clients
-        reason = (
-            f"{self.name}: client limit reached ({max_clients} connected); "
-            "close another Foxglove tab or try again later"
-        )
+        reason = f"server full: {len(self._clients)}/{self.limits.max_clients} clients"
+        status = f"{self.name}: {reason}; close another viewer's tab or try again later"
         self.log(f"refused {peer}: {reason}")
-        await _reply(writer, refusal(request.headers, reason))
+        await _reply(writer, refusal(request.headers, status, reason))
         # give the client a moment to read the close frame before the TCP close
         with contextlib.suppress(Exception):
             await asyncio.wait_for(reader.read(1024), timeout=REFUSED_READ_S)

@@ -69,16 +69,17 @@ def js(procs, js_client_dir):
 
 @pytest.fixture
 def gateway(procs, tmp_path):
-    """gateway(**params) -> (proc, url): a foxglove_gateway process on a free port."""
+    """gateway(**params) -> (proc, url): a foxglove_gateway process on a free port (``env``:
+    extra environment variables)."""
     from sensorhub_common.paths import executable
 
-    def start(name: str = "gateway", **params):
+    def start(name: str = "gateway", env: dict | None = None, **params):
         port = params.pop("port", None) or free_port()
         params.setdefault("address", "127.0.0.1")
         params["port"] = port
         pf = params_file(tmp_path / f"{name}.yaml", "/**", params)
         exe = executable("foxglove_gateway", "foxglove_gateway")
-        proc = procs.start(name, [exe, "--ros-args", "--params-file", pf])
+        proc = procs.start(name, [exe, "--ros-args", "--params-file", pf], env=env)
         return proc, f"ws://127.0.0.1:{port}"
 
     return start

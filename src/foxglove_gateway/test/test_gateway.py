@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import time
 
@@ -180,31 +183,40 @@ def test_js_client_decodes_every_graph_type_field_for_field(ros_node, gateway, j
 
 
 def test_client_beyond_the_limit_is_refused_with_a_reason(ros_node, gateway, js, tools, wait):
-    from diagnostic_msgs.msg import DiagnosticArray
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
     diags = []
     ros_node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, qos.DIAGNOSTICS)
     gw, url = gateway(max_clients=2, **QUIET)
     tools.wait_listening(url, gw, wait)
-    two = js("js-two", url, mode="count", clients=2, duration=60)
-    wait(lambda: len(two.events("serverInfo")) == 2, 20, what="two clients admitted")
+    first = js("js-first", url, mode="count", duration=120)
+    second = js("js-second", url, mode="count", duration=120)
+    wait(lambda: first.events("serverInfo") and second.events("serverInfo"), 20,
+         what="two clients admitted")  # fmt: skip
     third = js("js-third", url, mode="decode", duration=30)
     wait(lambda: third.events("close"), 20, what="third client closed")
     status = third.events("status")
     assert status and status[0]["level"] == 2
-    assert "client limit reached (2 connected)" in status[0]["message"]
+    assert "server full: 2/2 clients" in status[0]["message"]
     close = third.events("close")[0]
     assert close["code"] == 1013
-    assert "client limit reached" in close["reason"]
+    assert close["reason"] == "server full: 2/2 clients"
     assert not third.events("serverInfo")  # never reached the SDK server
-    assert not two.events("close")  # the admitted ones are untouched
+    assert not first.events("close") and not second.events("close")  # untouched
 
     def diag_ok():
-        v = status_values(diags, "foxglove_gateway: clients")
+        v = status_values(diags[-3:], "foxglove_gateway: clients")
         return v is not None and v["clients"] == "2" and v["refused total"] == "1" and v
 
     v = wait(diag_ok, 15, what="diagnostics: 2 clients, 1 refused")
     assert sum(k.startswith("client ") for k in v) == 2  # per-client delivery figures
+    newest = next(st for arr in reversed(diags) for st in arr.status
+                  if st.name == "foxglove_gateway: clients")  # fmt: skip
+    assert newest.level == DiagnosticStatus.WARN and newest.message == "2/2 clients"
+    first.finish()  # one leaves: the next one is admitted
+    fourth = js("js-fourth", url, mode="decode", duration=30)
+    wait(lambda: fourth.events("serverInfo") or fourth.events("close"), 20, what="the fourth")
+    assert fourth.events("serverInfo") and not fourth.events("close")
 
 
 def test_rate_cap_limits_only_the_capped_topic(ros_node, gateway, js, tools, wait):
@@ -385,6 +397,16 @@ def test_tls(ros_node, gateway, js, tools, wait, tmp_path):
         return any(e["data"] == {"data": "secret"} for e in wss.events("message"))
 
     wait(got_hello, 30, interval=0.3, what="message over wss://")
+    ctx = ssl.create_default_context()  # the lab page's files over https:// on the same port
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    port = int(url.rsplit(":", 1)[1])
+    with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20)) as tls:
+        tls.sendall(b"GET /config.json HTTP/1.1\r\nHost: x\r\n\r\n")
+        reply = b""
+        while chunk := tls.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200")
+    assert json.loads(reply.partition(b"\r\n\r\n")[2]) == {"ws_port": port}
     plain = js("js-plain", url, mode="decode", duration=30)
     wait(lambda: plain.events("close") or plain.events("error"), 20, what="plain ws:// refused")
     assert not plain.events("serverInfo")

@@ -109,6 +109,25 @@ def test_the_gateway_subscribes_only_while_a_client_watches(ros_node, gateway, j
     assert probe.proc.alive()  # a connected client that watches nothing holds nothing
 
 
+def test_always_subscribed_topics_are_held_and_served_at_once(ros_node, gateway, js, tools, wait):
+    """A topic named by always_subscribed is subscribed with no client; its retained message
+    reaches a client that subscribes later without a new ROS subscription being made."""
+    from sensorhub_msgs.msg import PbtSamples, Sec110File
+
+    files = ros_node.create_publisher(Sec110File, "/sec110/files", qos.SEC110_FILES)
+    ros_node.create_publisher(PbtSamples, "/pbt/samples", qos.pbt_samples(0.05))
+    files.publish(_file(1))
+    gw, url = gateway(always_subscribed=["/sec110/files"], **QUIET)
+    tools.wait_listening(url, gw, wait)
+    wait(lambda: _gateway_subscribed(ros_node, "/sec110/files"), 60, what="held with no client")
+    assert not _gateway_subscribed(ros_node, "/pbt/samples")  # the others stay on demand
+    files.publish(_file(2))
+    viewer = js("js-late", url, mode="decode", topics="/sec110/files", duration=60)
+    wait(lambda: _got(viewer, "/sec110/files", "size") == [1, 2], 60, what="both files, in order")
+    viewer.finish()
+    assert _gateway_subscribed(ros_node, "/sec110/files")  # still held after the client left
+
+
 class SlowClient:
     """A raw WebSocket client that reads ``rate`` bytes per second (a phone on weak Wi-Fi)."""
 

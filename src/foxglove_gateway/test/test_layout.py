@@ -5,6 +5,7 @@ and the installed .msg definitions; every panel shows its title in both viewers.
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -180,12 +181,27 @@ def test_every_plot_path_is_a_number_of_a_published_message(layout, topics):
     assert n >= 8
 
 
-def test_every_table_diagnostics_and_3d_topic_resolves(layout, topics):
+def _flat(typ: str) -> bool:
+    """Every field of typ is a single primitive (a table shows it as one legible column)."""
+    return all(t in PRIMITIVE and not arr for t, arr in msg_fields(typ).values())
+
+
+def test_every_panel_path_resolves(layout, topics):
     for panel_id, cfg in layout["configById"].items():
         kind = panel_id.split("!")[0]
         if kind == "Table":
+            # the Table panel has no column choice: it shows every field of the rows, nested
+            # ones as "Object"; so only rows of flat messages (no header, no arrays)
+            typ, is_array = resolve(cfg["topicPath"], topics)
+            assert is_array and typ not in PRIMITIVE, f"{panel_id}: rows must be messages"
+            assert _flat(typ), f"{panel_id}: {typ} has nested or array fields"
+        elif kind == "RawMessages":
             typ, _ = resolve(cfg["topicPath"], topics)
-            assert typ not in PRIMITIVE, f"{panel_id}: a table of a {typ}"
+            assert typ not in PRIMITIVE, f"{panel_id}: {cfg['topicPath']}"
+        elif kind == "StateTransitions":
+            for p in cfg["paths"]:
+                typ, is_array = resolve(p["value"], topics)
+                assert typ in PRIMITIVE and not is_array, f"{panel_id}: {p['value']} is {typ}"
         elif kind == "DiagnosticSummary":
             assert resolve(cfg["topicToRender"], topics) == (
                 "diagnostic_msgs/DiagnosticArray",
@@ -215,13 +231,54 @@ def test_scope_is_one_trace_over_time(layout):
                       ("value", "envelope", "baseline", "threshold", "events")}  # fmt: skip
     events = next(p for p in scope["paths"] if p["value"].endswith(".events[:]"))
     assert events["showLine"] is False  # marks, not a line
-    table = layout["configById"]["Table!pbtevents"]
-    assert table["topicPath"] == "/pbt/event_history.events"
 
 
-def test_3d_panel_displays_the_scan_frame(layout):
-    """No TF in the graph: the display frame is the scan's own frame (tim240 frame_id)."""
+def test_scope_draws_the_envelope_over_the_value(layout):
+    """Both viewers' Plot is chart.js, which draws the series from the last to the first: the
+    first ones end on top. The envelope (thicker) must not hide under the value trace."""
+    paths = [p["value"].split(".")[1].split("[")[0] for p in
+             layout["configById"]["Plot!pbtscope"]["paths"]]  # fmt: skip
+    assert paths.index("envelope") < paths.index("value")
+    size = {p["label"]: p["lineSize"] for p in layout["configById"]["Plot!pbtscope"]["paths"]}
+    assert size["envelope"] > size["value"]
+
+
+def test_no_legend_floats_over_the_data(layout):
+    for panel_id, cfg in layout["configById"].items():
+        if panel_id.startswith("Plot!") and cfg.get("showLegend", True):
+            assert cfg["legendDisplay"] in ("top", "left"), panel_id
+
+
+def _zone_names() -> list[str]:
+    """The zones tim240_bridge starts with in the graph: bringup's, else the package's."""
+    for path in (SRC / "bringup" / "config" / "tim240_bridge.yaml",
+                 SRC / "tim240_bridge" / "config" / "tim240_bridge.yaml"):  # fmt: skip
+        doc = yaml.safe_load(path.read_text())
+        zones = next(iter(doc.values()))["ros__parameters"].get("zones")
+        if zones:
+            return [z.split()[0] for z in zones]
+    return []
+
+
+def test_zone_panel_has_one_row_per_zone_named_as_the_bridge_names_it(layout):
+    paths = layout["configById"]["StateTransitions!zones"]["paths"]
+    names = _zone_names()
+    assert names
+    assert [p["value"] for p in paths] == [f"/tim240/zones.occupied[{i}]"
+                                           for i in range(len(names))]  # fmt: skip
+    assert [p["label"] for p in paths] == names
+
+
+def test_3d_panel_frames_the_scan_and_waits_for_its_frame(layout):
+    """No TF in the graph: the scan's own frame (tim240 frame_id) exists only once the first
+    scan arrives, so no display frame is set (the viewer takes the only frame when it comes
+    instead of logging "frame not found" until then). The top-down view shows 10 m around the
+    scanner, and labels are scaled up to be read at that distance."""
     cfg = layout["configById"]["3D!tim240"]
-    frame = yaml.safe_load((SRC / "bringup" / "config" / "tim240_bridge.yaml").read_text())
-    frame_id = next(iter(frame.values()))["ros__parameters"]["frame_id"]
-    assert cfg["followTf"] == frame_id
+    assert "followTf" not in cfg
+    cam = cfg["cameraState"]
+    assert cam["perspective"] is False
+    visible = 2 * cam["distance"] * math.tan(math.radians(cam["fovy"]) / 2)  # ortho view height
+    assert visible >= 19.0, visible  # -10..10 m
+    assert cfg["scene"]["labelScaleFactor"] >= 2
+    assert cfg["layers"]["grid"]["size"] >= 20

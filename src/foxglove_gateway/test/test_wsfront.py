@@ -15,6 +15,7 @@ import time
 import pytest
 
 from foxglove_gateway.handshake import parse_request_head, refusal
+from foxglove_gateway.page import PageServer
 from foxglove_gateway.wsframes import (
     CLOSE_GOING_AWAY,
     CLOSE_TOO_BIG,
@@ -184,6 +185,7 @@ def _start_front(upstream_port: int, max_clients: int, offered_of=None, layout_f
         upstream_port=upstream_port,
         limits=FrontLimits(max_clients=max_clients, **limits),
         layout_file=layout_file,
+        page=PageServer("test front", assets=None),  # as without lab_page
     )
     f = ClientLimitFront(config, offered_of=offered_of, log=lambda s: None)
     f.start()
@@ -235,9 +237,10 @@ def test_front_splices_counts_and_refuses_beyond_the_limit(front, wait):
     assert head.startswith(b"HTTP/1.1 101")
     got = []
     FrameScanner(lambda o, fin, p: got.append((o, p)), 200).feed(rest)
-    assert b"client limit reached (1 connected)" in got[0][1]
+    assert b"server full: 1/1 clients" in got[0][1]
     assert got[1][0] == 0x8
     assert struct.unpack(">H", got[1][1][:2])[0] == CLOSE_TRY_AGAIN_LATER
+    assert got[1][1][2:] == b"server full: 1/1 clients"
     assert f.snapshot().refused_total == 1
     assert len(up.received) == 1  # the refused client never reached the SDK server
 
@@ -281,11 +284,20 @@ def test_frames_sent_with_the_upgrade_reach_the_sdk_in_order(front, wait):
     s.close()
 
 
-def test_front_answers_plain_http_with_a_hint(front):
+def test_front_answers_a_broken_upgrade_with_a_hint(front):
     f, _ = front(b"", 1)
-    reply = _ask(f.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", timeout=3.0)
+    broken = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    reply = _ask(f.port, broken, timeout=3.0)  # no Sec-WebSocket-Key
     assert reply.startswith(b"HTTP/1.1 426")
     assert b"Foxglove" in reply
+
+
+def test_front_without_the_lab_page_says_which_package_is_missing(front):
+    f, _ = front(b"", 1)
+    reply = _ask(f.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", timeout=3.0)
+    assert reply.startswith(b"HTTP/1.1 503")
+    assert b"lab_page" in reply and b"ws://" in reply
+    assert _ask(f.port, b"GET /app.js HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 404")
 
 
 class _RacyUpstream(_FakeUpstream):

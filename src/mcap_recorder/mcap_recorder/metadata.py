@@ -74,9 +74,12 @@ def qos_yaml(offered: list[dict]) -> str:
     )
 
 
-def write_bag_metadata(directory: Path, ros_distro: str = "jazzy") -> dict:
-    """metadata.yaml from the finished files themselves (exact counts)."""
-    files = [summarize(p) for p in mcap_files(directory) if is_finished(p)]
+def write_bag_metadata(directory: Path, ros_distro: str = "jazzy", exclude=()) -> dict:
+    """metadata.yaml from the finished files themselves (exact counts); ``exclude``: names of
+    files in the directory that are not part of the bag."""
+    files = [
+        summarize(p) for p in mcap_files(directory) if p.name not in exclude and is_finished(p)
+    ]
     topics: dict[tuple[str, str], TopicInfo] = {}
     for s in files:
         for t in s.topics.values():

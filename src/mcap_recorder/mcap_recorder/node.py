@@ -245,7 +245,7 @@ class RecorderNode(Node):
         for d in others:
             try:
                 reps = repair_bag(d, compression)
-                n = sum(r.action != "ok" for r in reps)
+                n = sum(r.action in ("repaired", "removed") for r in reps)
                 if n:
                     self._note_repair(f"{d}: {n} files repaired")
             except Exception as e:

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.integration
 R = 800.0
 WINDOW, BUCKETS = 2.0, 100
 B = round(WINDOW * R / BUCKETS)
+PREVIEW = 20  # buckets of scope_preview
 
 
 def exe(pkg: str, name: str) -> str:
@@ -34,6 +35,7 @@ class Watch:
         self.baseline: dict[int, float] = {}
         self.stamps: dict[int, float] = {}  # first_index -> stamp of the batch
         self.scopes: list = []
+        self.previews: list = []
         self.histories: list = []
         self.events: dict[int, float] = {}
         self.subs = [
@@ -41,6 +43,7 @@ class Watch:
                 PbtSamples, "/pbt/samples", self._batch, qos.recorder(qos.pbt_samples(0.05))
             ),
             node.create_subscription(PbtScope, "/pbt/scope", self._scope, qos.WEB_VIEW),
+            node.create_subscription(PbtScope, "/pbt/scope_preview", self._preview, qos.WEB_VIEW),
             node.create_subscription(
                 PbtEventHistory, "/pbt/event_history", self._history, qos.WEB_VIEW
             ),
@@ -57,6 +60,10 @@ class Watch:
     def _scope(self, m):
         with self.lock:
             self.scopes.append(m)
+
+    def _preview(self, m):
+        with self.lock:
+            self.previews.append(m)
 
     def _history(self, m):
         with self.lock:
@@ -91,7 +98,8 @@ def test_scope_window_matches_the_published_stream(procs, ros_node, wait, tmp_pa
                            "-p", "threshold:=25.0"])  # fmt: skip
     procs.start("scope", [exe("pbt_scope", "pbt_scope"), "--ros-args", "-r",
                           "__ns:=/pbt", "-p", f"window:={WINDOW}", "-p", f"buckets:={BUCKETS}",
-                          "-p", "rate:=5.0"])  # fmt: skip
+                          "-p", "rate:=5.0", "-p", f"preview_buckets:={PREVIEW}",
+                          "-p", "preview_rate:=2.0"])  # fmt: skip
     wait(lambda: len(w.covered()) >= 3, 120, what="3 scope windows over received samples")
     wait(lambda: any(len(h.events) == 20 for h in w.histories), 60, what="20 recent events")
 
@@ -140,3 +148,36 @@ def test_scope_window_matches_the_published_stream(procs, ros_node, wait, tmp_pa
     idx = [e.peak_index for e in h.events]
     assert idx == sorted(idx, reverse=True)  # newest first
     assert h.rate > 0 and h.total >= 20 and h.rate_window == 10.0
+
+
+def test_the_preview_is_the_same_window_in_fewer_buckets(procs, ros_node, wait, tmp_path):
+    link = tmp_path / "pbt.tty"
+    procs.start("sim", [exe("pbt_driver", "pbt_sim"), "--link", link, "--seed", "3"])
+    wait(link.exists, 20, what="sim pty link")
+    w = Watch(ros_node)
+    procs.start("driver", [exe("pbt_driver", "pbt_driver"), "--ros-args", "-r", "__ns:=/pbt",
+                           "-p", f"port:={link}", "-p", "rt_priority:=0"])  # fmt: skip
+    procs.start("scope", [exe("pbt_scope", "pbt_scope"), "--ros-args", "-r",
+                          "__ns:=/pbt", "-p", f"window:={WINDOW}", "-p", f"buckets:={BUCKETS}",
+                          "-p", f"preview_buckets:={PREVIEW}"])  # fmt: skip
+
+    def covered():
+        with w.lock:
+            lo, hi = min(w.values, default=None), max(w.values, default=-1)
+            if lo is None or not w.previews:
+                return []
+            lo = max(lo, w.previews[0].last_index + 1)
+            return [m for m in w.previews if m.first_index >= lo and m.last_index <= hi]
+
+    wait(lambda: len(covered()) >= 2, 120, what="2 preview windows over received samples")
+    m = covered()[-1]
+    with w.lock:
+        values = dict(w.values)
+    b = round(WINDOW * R / PREVIEW)
+    assert m.bucket_samples == b and m.window == pytest.approx(WINDOW)
+    assert len(m.t) == len(m.value) == len(m.envelope) == len(m.events) == 2 * PREVIEW
+    for j in range(PREVIEW):
+        ks = [k for k in range(m.first_index + j * b, m.first_index + (j + 1) * b)
+              if k <= m.last_index]  # fmt: skip
+        xs = [values[k] for k in ks]
+        assert sorted((m.value[2 * j], m.value[2 * j + 1])) == [min(xs), max(xs)], j

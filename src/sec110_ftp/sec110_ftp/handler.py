@@ -2,7 +2,8 @@
 
 Everything goes through pyftpdlib's public extension points: the FTPHandler callbacks
 (on_login, on_login_failed, on_disconnect, on_file_received, on_incomplete_file_received,
-log_transfer), overridden ftp_* commands, pre_process_command and respond(), and DTPHandler
+log_transfer), overridden ftp_* commands (STOR/APPE/RNFR/RNTO refuse a name another session is
+writing), pre_process_command and respond(), and DTPHandler
 subclasses (enable_receiving, handle_close). The one thing pyftpdlib has no hook for, telling
 a TCP reset from an orderly close of a data connection, is isolated in :func:`peer_reset_now`.
 """
@@ -112,6 +113,41 @@ class ResetAbortsUploadDTP:
         super().handle_close()
 
 
+class DiskErrorDTP:
+    """DTPHandler mixin: an upload the disk cannot take (full, read-only, I/O error) is aborted
+    with a reply that says why, and never counts as received.
+
+    pyftpdlib answers a failed write with "426 None" (it formats the wrapper's empty errno) and
+    closes the file only after choosing its reply, so a full disk at the last buffered write
+    would still get 226. Here the file is flushed first and any failure turns into a 426.
+    """
+
+    def handle_error(self):
+        err = sys.exc_info()[1]
+        cause = getattr(err, "__cause__", None)  # pyftpdlib wraps the OSError of the write
+        cause = cause if isinstance(cause, OSError) else err
+        if not (self.receive and isinstance(cause, OSError)):
+            super().handle_error()
+            return
+        self._abort_on_disk_error(cause)
+        self.close()
+
+    def close(self):
+        f = self.file_obj
+        if self.receive and not self._closed and f is not None and not f.closed:
+            try:
+                f.close()
+            except OSError as e:
+                self._abort_on_disk_error(e)
+        super().close()
+
+    def _abort_on_disk_error(self, e: OSError) -> None:
+        reason = os.strerror(e.errno) if e.errno else str(e) or type(e).__name__
+        self.transfer_finished = False
+        self._resp = (f"426 Transfer aborted: {reason[:1].lower()}{reason[1:]}.", logging.info)
+        self.cmd_channel.service.stats.last_error = f"upload failed: {reason}"
+
+
 _SESSION_IDS = itertools.count(1)
 
 
@@ -163,8 +199,9 @@ class LandingHandler(FTPHandler):
             return
         if self._quit_seen:
             svc.confirm(self.sid)
-        else:
-            svc.session_lost(self.sid)
+        # what is still receiving (a data connection that never came, or came and hung) cannot
+        # be finished by a session that is gone, QUIT or not: partial, kept for resume
+        svc.session_lost(self.sid)
 
     def respond(self, resp, logfun=logging.debug):
         for start, part, reason in REFUSAL_REPLIES:
@@ -217,7 +254,34 @@ class LandingHandler(FTPHandler):
     def on_incomplete_file_received(self, file):
         self.service.received(self, file, False, *self.last_transfer)
 
+    def _busy(self, cmd: str, path: str) -> bool:
+        """Refuse (450) a command on a file another upload is still writing or confirming:
+        two writers on one file would announce bytes that are not what either sent."""
+        if not self.service.writing(path, self.sid):
+            return False
+        self.respond("450 File busy: an upload to this name is in progress; try again later.")
+        self.service.stats.refuse("busy")
+        self.log_cmd(cmd, path, 450, "file busy")
+        return True
+
+    def ftp_STOR(self, file, mode="w"):
+        if self._busy("APPE" if "a" in mode else "STOR", file):
+            self._restart_position = 0
+            return None
+        fresh = mode == "w" and not self._restart_position
+        r = super().ftp_STOR(file, mode)
+        if r:  # tracked from now: a second STOR to this name before the data flows is refused
+            self.service.begin(self, r, fresh)
+        return r
+
+    def ftp_RNFR(self, path):
+        if not self._busy("RNFR", path):
+            super().ftp_RNFR(path)
+
     def ftp_RNTO(self, path):
+        if self._rnfr and (self._busy("RNTO", self._rnfr) or self._busy("RNTO", path)):
+            self._rnfr = None
+            return None
         r = super().ftp_RNTO(path)
         if r:
             self.service.renamed(*r)

@@ -17,6 +17,8 @@ complete file whose name matches a temp pattern (``*.tmp``, ``*.part``, ``.*``) 
 RNFR/RNTO to a non-temp name; any other complete file is committed at once. Partial files stay
 in the landing zone for ``resume_timeout`` seconds so the device can resume them with REST+STOR
 or APPE (a resumed file is committed when complete), then go to quarantine (or are deleted).
+Names derived here (``-1`` suffixes, flattened quarantine names) stay within 255 bytes
+(naming.py), so a legal upload can always be moved out of ``.incoming``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
+
+from sec110_ftp.naming import numbered_name, quarantine_name
 
 DEFAULT_TEMP_PATTERNS = ("*.tmp", "*.part", ".*")
 HASH_CHUNK = 1 << 20
@@ -117,9 +121,10 @@ class Tracker:
     def ready(self, up: Upload) -> bool:
         return up.state == COMPLETE and not is_temp(up.path, self.temp_patterns)
 
-    def begin(self, path, user, client, session, now) -> Upload:
+    def begin(self, path, user, client, session, now, fresh: bool = False) -> Upload:
+        """A STOR/APPE on `path`; `fresh` (a plain STOR) starts over, anything else resumes."""
         up = self.uploads.get(path)
-        if up is None or up.state in (COMPLETE,):
+        if up is None or fresh or up.state in (COMPLETE,):
             up = Upload(path, user, client, session, RECEIVING, now)
         else:  # a resume (REST/APPE) of a partial or received file keeps its history
             up.state, up.session, up.client = RECEIVING, session, client
@@ -230,7 +235,8 @@ class LandingZone:
     def commit(self, user: str, src: str | os.PathLike, when: float) -> Path:
         """Move `src` (in the user's landing folder) to ``<user>/<date>/<same relative path>``
         without ever replacing an existing file: a name taken today gets ``-1``, ``-2``...
-        Atomic (link + unlink on one filesystem; rename where links are unsupported)."""
+        (names over 255 bytes shortened, naming.bounded_name). Atomic (link + unlink on one
+        filesystem; rename where links are unsupported)."""
         src = Path(src)
         if src.is_symlink() or not src.is_file():
             raise CommitError(f"{src} is not a regular file")
@@ -240,9 +246,8 @@ class LandingZone:
             target.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise CommitError(f"cannot create {target.parent}: {e.strerror}") from None
-        stem, suffix = _split_name(target.name)
         for i in range(10_000):
-            dest = target if i == 0 else target.with_name(f"{stem}-{i}{suffix}")
+            dest = target.with_name(numbered_name(target.name, i))
             try:
                 os.link(src, dest)
             except FileExistsError:
@@ -267,15 +272,15 @@ class LandingZone:
         if delete:
             src.unlink(missing_ok=True)
             return None
-        rel = self.rel_in_home(user, src).replace("/", "__")
+        rel = self.rel_in_home(user, src)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.clock()))
         qdir = self.quarantine_dir / user
         qdir.mkdir(parents=True, exist_ok=True)
-        dest = qdir / f"{stamp}_{rel}"
         i = 0
+        dest = qdir / quarantine_name(stamp, rel)
         while dest.exists():
             i += 1
-            dest = qdir / f"{stamp}-{i}_{rel}"
+            dest = qdir / quarantine_name(stamp, rel, i)
         os.rename(src, dest)
         return dest
 
@@ -378,13 +383,6 @@ class LandingZone:
     def stored_bytes(self) -> int:
         with self._lock:
             return sum(a.size for a in self.ledger)
-
-
-def _split_name(name: str) -> tuple[str, str]:
-    i = name.rfind(".")
-    if i <= 0:
-        return name, ""
-    return name[:i], name[i:]
 
 
 def _prune_empty(d: Path, stop: Path) -> None:

@@ -12,23 +12,44 @@ from pathlib import Path
 
 from rclpy.node import Node
 
-from sec110_ftp.credentials import CredentialsError, load_users
-from sec110_ftp.landing import DEFAULT_TEMP_PATTERNS, LandingZone
-from sec110_ftp.server import (
+from sec110_ftp.config import (
     REFUSAL_REASONS,
     FileEvent,
-    FtpService,
     ServerConfig,
     ServerConfigError,
     parse_port_range,
 )
+from sec110_ftp.credentials import CredentialsError, load_users
+from sec110_ftp.landing import DEFAULT_TEMP_PATTERNS, LandingZone
+from sec110_ftp.naming import escape
+from sec110_ftp.server import FtpService
 from sensorhub_common import diagnostics as diag
 from sensorhub_common import paths, qos
 from sensorhub_common.params import Param, ParameterError, ParamSet
-from sensorhub_common.runner import run_node
+from sensorhub_common.runner import fatal, run_node
 from sensorhub_msgs.msg import Sec110File
 
 DAY = 86400.0
+FATAL_AFTER_S = 2.0  # a dead thread is reported as ERROR this long before the process ends
+
+
+def make_log(logger):
+    """log(level, msg) for FtpService: escaped text, one rclpy call site per severity.
+
+    rclpy fixes each call site's severity at its first use and raises ValueError when the same
+    line logs at another one, so the severities must not share a line.
+    """
+
+    def log(level: str, msg: str) -> None:
+        text = escape(msg)
+        if level == "error":
+            logger.error(text)
+        elif level == "warn":
+            logger.warning(text)
+        else:
+            logger.info(text)
+
+    return log
 
 
 def _ports_check(v: str) -> str | None:
@@ -133,6 +154,8 @@ class Sec110FtpNode(Node):
                 raise ParameterError(f"credentials_file: {e}") from None
         self.zone = LandingZone(root)
         self.pub = self.create_publisher(Sec110File, "sec110/files", qos.SEC110_FILES)
+        self._log = make_log(self.get_logger())
+        self._failed_at = 0.0
         try:
             self.svc = FtpService(server_config(v), self.zone, users, self._publish, self._log)
         except ServerConfigError as e:
@@ -146,6 +169,7 @@ class Sec110FtpNode(Node):
         self.diag.add("refusals", self._diag_refusals)
         self.diag.add("disk", self._diag_disk)
         self.svc.start()
+        self.create_timer(0.5, self._watch)
         if v["port_file"]:
             tmp = Path(v["port_file"] + ".tmp")
             tmp.write_text(f"{port}\n")
@@ -171,9 +195,18 @@ class Sec110FtpNode(Node):
         if "retention_max_age_days" in changed:
             cfg.retention_max_age_s = changed["retention_max_age_days"] * DAY
 
-    def _log(self, level: str, msg: str) -> None:
-        lg = self.get_logger()
-        {"error": lg.error, "warn": lg.warning, "info": lg.info}.get(level, lg.info)(msg)
+    def _watch(self) -> None:
+        """A dead FTP loop or worker: ERROR in diagnostics, then exit 1 so it is restarted."""
+        why = self.svc.failure()
+        if not why:
+            return
+        now = time.monotonic()
+        if not self._failed_at:
+            self._failed_at = now
+            self._log("error", f"{why}: files would land unannounced; exiting to be restarted")
+            self.diag.update()
+        elif now - self._failed_at >= FATAL_AFTER_S:
+            fatal(f"sec110_ftp: {escape(why)}")
 
     # -- worker thread
     def _publish(self, ev: FileEvent) -> None:
@@ -187,9 +220,10 @@ class Sec110FtpNode(Node):
         m.client_address = ev.client
         m.transfer_seconds = float(ev.transfer_s)
         self.pub.publish(m)
-        self.get_logger().info(
+        self._log(
+            "info",
             f"file {ev.rel} ({ev.size} bytes, sha256 {ev.sha256[:12]}...) from "
-            f"{ev.client or 'a previous run'}"
+            f"{ev.client or 'a previous run'}",
         )
 
     # -- diagnostics
@@ -198,8 +232,9 @@ class Sec110FtpNode(Node):
 
     def _diag_server(self, st: diag.DiagnosticStatusWrapper) -> None:
         s = self.svc.stats.snapshot()
-        if not self.svc.running:
-            st.summary(diag.ERROR, s["last_error"] or "FTP loop stopped")
+        why = self.svc.failure()
+        if why:
+            st.summary(diag.ERROR, escape(why))
         else:
             st.summary(diag.OK, f"{s['sessions_open']} session(s) open")
         st.add("address", self.endpoint)
@@ -211,8 +246,9 @@ class Sec110FtpNode(Node):
     def _diag_uploads(self, st: diag.DiagnosticStatusWrapper) -> None:
         s = self.svc.stats.snapshot()
         new_bad = self._delta(s, "incomplete") + self._delta(s, "commit_errors")
-        if self._delta(s, "commit_errors"):
-            st.summary(diag.ERROR, f"cannot move completed files: {s['last_error']}")
+        lost = self._delta(s, "announce_errors") + self._delta(s, "unrecoverable")
+        if self._delta(s, "commit_errors") or lost:
+            st.summary(diag.ERROR, f"files not announced: {escape(s['last_error'])}")
         elif new_bad:
             st.summary(diag.WARN, f"{new_bad} incomplete upload(s) since the last update")
         else:
@@ -223,12 +259,15 @@ class Sec110FtpNode(Node):
         st.add("incomplete quarantined", s["quarantined"])
         st.add("incomplete deleted", s["deleted_incomplete"])
         st.add("commit errors", s["commit_errors"])
+        st.add("announce errors", s["announce_errors"])
+        st.add("unrecoverable", s["unrecoverable"])
         st.add("bytes received", s["bytes_received"])
         st.add("retention removed", s["retention_removed"])
-        st.add("last file", s["last_file"] or "-")
+        st.add("last file", escape(s["last_file"]) or "-")
         if s["last_file_time"]:
             st.add("last file age (s)", round(time.time() - s["last_file_time"], 1))
-        self._last.update(incomplete=s["incomplete"], commit_errors=s["commit_errors"])
+        for k in ("incomplete", "commit_errors", "announce_errors", "unrecoverable"):
+            self._last[k] = s[k]
 
     def _diag_refusals(self, st: diag.DiagnosticStatusWrapper) -> None:
         s = self.svc.stats.snapshot()

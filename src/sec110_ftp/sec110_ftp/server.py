@@ -17,14 +17,15 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from pyftpdlib.handlers import ThrottledDTPHandler
 from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import FTPServer
 
-from sec110_ftp.credentials import DEFAULT_PERM, User
+from sec110_ftp.config import FileEvent, ServerConfig, ServerConfigError, Stats
+from sec110_ftp.credentials import User
 from sec110_ftp.handler import (
+    DiskErrorDTP,
     HashedAuthorizer,
     LandingHandler,
     ResetAbortsUploadDTP,
@@ -39,96 +40,7 @@ from sec110_ftp.landing import (
     Upload,
     sha256_file,
 )
-
-REFUSAL_REASONS = (
-    "bad password", "anonymous", "path", "disk space", "too many connections",
-    "too many connections per ip", "permission", "tls required",
-)  # fmt: skip
-
-
-class ServerConfigError(ValueError):
-    """The server cannot start with this configuration (message says what to change)."""
-
-
-@dataclass
-class ServerConfig:
-    address: str = "127.0.0.1"
-    port: int = 2121
-    passive_ports: tuple[int, int] | None = None
-    masquerade_address: str = ""
-    max_connections: int = 16
-    max_connections_per_ip: int = 8
-    idle_timeout: float = 300.0
-    data_timeout: float = 60.0
-    read_limit: int = 0  # bytes/s of uploads per data connection, 0 = unlimited
-    write_limit: int = 0  # bytes/s of downloads (uploaders have no RETR; kept for completeness)
-    min_free_bytes: int = 0
-    temp_patterns: tuple[str, ...] = ("*.tmp", "*.part", ".*")
-    confirm_grace: float = 2.0
-    resume_timeout: float = 3600.0
-    incomplete_action: str = "quarantine"  # or "delete"
-    allow_anonymous: bool = False
-    anonymous_perm: str = DEFAULT_PERM
-    auth_failed_delay: float = 3.0
-    tls_cert: str = ""
-    tls_key: str = ""
-    tls_required: bool = False
-    retention_max_bytes: int = 0
-    retention_max_age_s: float = 0.0
-    sweep_period: float = 10.0
-    banner: str = "sensorhub SEC110 landing zone ready."
-
-
-@dataclass
-class FileEvent:
-    """One completed file, in place under its final name, hashed: what the node announces."""
-
-    user: str
-    rel: str
-    path: str
-    size: int
-    sha256: str
-    client: str
-    finished: float  # wall clock of completion
-    transfer_s: float
-    source_name: str = ""
-
-
-@dataclass
-class Stats:
-    """Counters for diagnostics (written by the loop and the worker, read by the node)."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    sessions_open: int = 0
-    sessions_total: int = 0
-    logins: int = 0
-    uploads_complete: int = 0
-    announced: int = 0
-    incomplete: int = 0
-    quarantined: int = 0
-    deleted_incomplete: int = 0
-    commit_errors: int = 0
-    bytes_received: int = 0
-    retention_removed: int = 0
-    refusals: collections.Counter = field(default_factory=collections.Counter)
-    last_file: str = ""
-    last_file_time: float = 0.0
-    last_error: str = ""
-
-    def add(self, **kw) -> None:
-        with self.lock:
-            for k, v in kw.items():
-                setattr(self, k, getattr(self, k) + v)
-
-    def refuse(self, reason: str) -> None:
-        with self.lock:
-            self.refusals[reason] += 1
-
-    def snapshot(self) -> dict:
-        with self.lock:
-            d = {k: v for k, v in vars(self).items() if k not in ("lock", "refusals")}
-            d["refusals"] = dict(self.refusals)
-        return d
+from sec110_ftp.naming import escape
 
 
 class FtpService:
@@ -154,6 +66,7 @@ class FtpService:
         self.moved: collections.OrderedDict[str, str] = collections.OrderedDict()
         self.jobs: queue.Queue = queue.Queue()
         self._stop = threading.Event()
+        self._stuck: set[str] = set()  # landing-zone files whose quarantine failed (told once)
         self.free_bytes = zone.free_bytes()
         self.ioloop = IOLoop()
         self.server = self._make_server()
@@ -167,6 +80,10 @@ class FtpService:
             "timeout": cfg.data_timeout,
             "read_limit": cfg.read_limit,
             "write_limit": cfg.write_limit,
+            # ThrottledDTPHandler sets this after DTPHandler.__init__, which already calls
+            # close() for a data connection reset as it is accepted: without a default that
+            # close() raises AttributeError and stops the whole IO loop.
+            "_throttler": None,
         }
         attrs = {
             "service": self,
@@ -185,7 +102,8 @@ class FtpService:
         }
         if cfg.tls_cert or cfg.tls_key:
             tls_handler, tls_dtp = _tls_handlers(cfg)
-            dtp = type("LandingTlsDTP", (UploadStartDTP, tls_dtp, ThrottledDTPHandler), dtp_attrs)
+            bases = (UploadStartDTP, DiskErrorDTP, tls_dtp, ThrottledDTPHandler)
+            dtp = type("LandingTlsDTP", bases, dtp_attrs)
             attrs.update(
                 certfile=cfg.tls_cert,
                 keyfile=cfg.tls_key,
@@ -196,7 +114,7 @@ class FtpService:
             return type("LandingTlsHandler", (LandingHandler, tls_handler), attrs)
         if cfg.tls_required:
             raise ServerConfigError("tls_required needs tls_cert and tls_key")
-        bases = (UploadStartDTP, ResetAbortsUploadDTP, ThrottledDTPHandler)
+        bases = (UploadStartDTP, ResetAbortsUploadDTP, DiskErrorDTP, ThrottledDTPHandler)
         attrs["dtp_handler"] = type("LandingDTP", bases, dtp_attrs)
         return type("LandingPlainHandler", (LandingHandler,), attrs)
 
@@ -266,9 +184,23 @@ class FtpService:
     def running(self) -> bool:
         return self._thread.is_alive()
 
+    def failure(self) -> str:
+        """Why the service cannot go on (a thread died while not stopping), or ''."""
+        if self._stop.is_set():
+            return ""
+        for t in (self._thread, self._worker):
+            if t.ident is not None and not t.is_alive():
+                return self.stats.last_error or f"{t.name} thread stopped"
+        return ""
+
     # -- landing-zone rules (IO-loop thread)
-    def begin(self, h: LandingHandler, path: str) -> None:
-        self.tracker.begin(path, h.username, h.client, h.sid, time.time())
+    def begin(self, h: LandingHandler, path: str, fresh: bool = False) -> None:
+        self.tracker.begin(path, h.username, h.client, h.sid, time.time(), fresh)
+
+    def writing(self, path: str, sid: int) -> bool:
+        """Another session's upload to `path` is under way or not yet confirmed."""
+        up = self.tracker.uploads.get(path)
+        return up is not None and up.session != sid and self.tracker.busy(path)
 
     def received(self, h: LandingHandler, path: str, ok: bool, elapsed: float, n: int) -> None:
         self.stats.add(bytes_received=n)
@@ -326,35 +258,54 @@ class FtpService:
         self.free_bytes = self.zone.free_bytes()
         stale = self.zone.stale_incoming(self.cfg.resume_timeout, busy=self.tracker.busy)
         for user, path in stale:
-            self.tracker.forget(path)
-            try:
-                q = self.zone.quarantine(user, path, delete=self.cfg.incomplete_action == "delete")
-            except (OSError, PathRefusedError) as e:
-                self.log("error", f"cannot quarantine {path}: {e}")
-                continue
-            if q is None:
-                self.stats.add(deleted_incomplete=1)
-                self.log("warn", f"deleted incomplete upload {path}")
-            else:
-                self.stats.add(quarantined=1)
-                self.log("warn", f"quarantined incomplete upload {path} -> {q}")
+            self._take_out(user, path)
         if self.cfg.retention_max_bytes > 0 or self.cfg.retention_max_age_s > 0:
             self.jobs.put(("retention",))
 
+    def _take_out(self, user: str, path: str) -> None:
+        """Quarantine (or delete) one stale upload; a failure is told once, then retried
+        quietly."""
+        self.tracker.forget(path)
+        try:
+            q = self.zone.quarantine(user, path, delete=self.cfg.incomplete_action == "delete")
+        except (OSError, PathRefusedError) as e:
+            if path not in self._stuck:
+                self._stuck.add(path)
+                self.stats.add(unrecoverable=1)
+                self.stats.last_error = f"cannot quarantine {path}: {e}"
+                self.log("error", f"{self.stats.last_error} (left in place, retried quietly)")
+            return
+        self._stuck.discard(path)
+        if q is None:
+            self.stats.add(deleted_incomplete=1)
+            self.log("warn", f"deleted incomplete upload {path}")
+        else:
+            self.stats.add(quarantined=1)
+            self.log("warn", f"quarantined incomplete upload {path} -> {q}")
+
     # -- worker thread
     def _work(self) -> None:
-        while True:
-            job = self.jobs.get()
-            if job is None:
-                return
-            try:
-                if job[0] == "announce":
-                    self._announce(*job[1:])
-                elif job[0] == "retention":
-                    self._retention()
-            except Exception as e:  # keep the worker alive; diagnostics show the error
-                self.stats.last_error = f"{type(e).__name__}: {e}"
-                self.log("error", f"worker: {self.stats.last_error}")
+        try:
+            while True:
+                job = self.jobs.get()
+                if job is None:
+                    return
+                self._do(job)
+        except BaseException as e:  # the node sees failure() and ends the process
+            self.stats.last_error = f"ftp-worker died: {type(e).__name__}: {escape(str(e))}"
+            raise
+
+    def _do(self, job: tuple) -> None:
+        try:
+            if job[0] == "announce":
+                self._announce(*job[1:])
+            elif job[0] == "retention":
+                self._retention()
+        except Exception as e:  # one job failed; the next file still gets announced
+            if job[0] == "announce":
+                self.stats.add(announce_errors=1)
+            self.stats.last_error = f"{job[0]} failed: {type(e).__name__}: {e}"
+            self.log("error", self.stats.last_error)
 
     def _announce(self, user, dest, client, finished, transfer_s, source_name) -> None:
         size, digest = sha256_file(dest)
@@ -409,21 +360,3 @@ def _tls_handlers(cfg: ServerConfig) -> tuple[type, type]:
             f"({e}); install it or leave tls_cert and tls_key empty"
         ) from None
     return TLS_FTPHandler, TLS_DTPHandler
-
-
-def parse_port_range(value) -> tuple[int, int] | None:
-    """'60000-60100', [60000, 60100] or ''/[] (kernel-chosen ports) -> (lo, hi) or None."""
-    if value in ("", None) or value == []:
-        return None
-    if isinstance(value, str):
-        parts = value.replace(" ", "").split("-")
-        if len(parts) != 2:
-            raise ValueError(f"expected 'lo-hi', got {value!r}")
-        lo, hi = int(parts[0]), int(parts[1])
-    else:
-        if len(value) != 2:
-            raise ValueError(f"expected [lo, hi], got {value!r}")
-        lo, hi = int(value[0]), int(value[1])
-    if not (1024 <= lo <= hi <= 65535):
-        raise ValueError(f"passive ports must satisfy 1024 <= lo <= hi <= 65535, got {lo}-{hi}")
-    return lo, hi

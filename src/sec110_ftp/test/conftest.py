@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ftplib
 import hashlib
+import io
 import os
 import shutil
+import socket
+import struct
 import threading
 import time
 from pathlib import Path
@@ -33,6 +37,53 @@ def need_tool(name: str) -> str:
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def login(srv, user="sec110", pw="sec110") -> ftplib.FTP:
+    f = ftplib.FTP(timeout=60)
+    f.connect("127.0.0.1", srv.port)
+    f.login(user, pw)
+    return f
+
+
+def marker(srv, files, wait, name="zz_marker.csv"):
+    """Upload one more file and wait for it: everything announced before is in `files` now
+    (one worker announces in order), so 'exactly once' can be checked without sleeping."""
+    f = login(srv)
+    f.storbinary(f"STOR {name}", io.BytesIO(b"marker"))
+    f.quit()
+    wait(lambda: name in files.by_name(), 60, what=f"announcement of {name}")
+
+
+def rst(conn) -> None:
+    """Close a socket or an ftplib session's control connection with a TCP reset (a cable
+    pulled / a client killed), not an orderly FIN. ftplib's reply reader holds the control
+    socket open after ``sock.close()``: it is closed too, or no reset would be sent at all."""
+    if isinstance(conn, ftplib.FTP):
+        if conn.file is not None:
+            conn.file.close()
+        conn = conn.sock
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
+def set_params(node, wait, target: str = "/sec110_ftp", **values) -> None:
+    """Set parameters of a running node over its SetParameters service (as `ros2 param set`)."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    cli = node.create_client(SetParameters, f"{target}/set_parameters")
+    try:
+        assert cli.wait_for_service(timeout_sec=60), f"{target}/set_parameters not available"
+        req = SetParameters.Request(
+            parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()]
+        )
+        fut = cli.call_async(req)
+        wait(fut.done, 60, what=f"set_parameters {values}")
+        results = fut.result().results
+        assert all(r.successful for r in results), [r.reason for r in results]
+    finally:
+        node.destroy_client(cli)
 
 
 class Files:
@@ -128,5 +179,6 @@ def h():
     import types
 
     return types.SimpleNamespace(
-        Files=Files, exe=exe, need_tool=need_tool, sha=sha, SIM_USERS=SIM_USERS
-    )
+        Files=Files, exe=exe, need_tool=need_tool, sha=sha, SIM_USERS=SIM_USERS, login=login,
+        marker=marker, rst=rst, set_params=set_params,
+    )  # fmt: skip

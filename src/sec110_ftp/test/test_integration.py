@@ -7,8 +7,6 @@ import ftplib
 import io
 import os
 import signal
-import socket
-import struct
 import subprocess
 import time
 from pathlib import Path
@@ -25,27 +23,11 @@ pytestmark = [
 USER, PW = "sec110", "sec110"
 
 
-def login(srv, user=USER, pw=PW) -> ftplib.FTP:
-    f = ftplib.FTP(timeout=60)
-    f.connect("127.0.0.1", srv.port)
-    f.login(user, pw)
-    return f
-
-
-def marker(srv, files, wait, name="zz_marker.csv"):
-    """Upload one more file and wait for it: everything announced before is in `files` now
-    (one worker announces in order), so 'exactly once' can be checked without sleeping."""
-    f = login(srv)
-    f.storbinary(f"STOR {name}", io.BytesIO(b"marker"))
-    f.quit()
-    wait(lambda: name in files.by_name(), 60, what=f"announcement of {name}")
-
-
 def test_ftplib_temp_rename_size_passive_and_active(h, ftpd, ros_node, wait):
     srv = ftpd()
     files = h.Files(ros_node)
     data_a, data_b = os.urandom(300_000), os.urandom(12_345)
-    f = login(srv)
+    f = h.login(srv)
     f.mkd("dev1")
     f.cwd("dev1")
     f.storbinary("STOR run_1.tmp", io.BytesIO(data_a))
@@ -57,7 +39,7 @@ def test_ftplib_temp_rename_size_passive_and_active(h, ftpd, ros_node, wait):
     f.storbinary("STOR run_2.csv", io.BytesIO(data_b))  # final name directly, no rename
     f.quit()
     wait(lambda: len(files.all()) >= 2, 60, what="two announcements")
-    marker(srv, files, wait)
+    h.marker(srv, files, wait)
     by = files.by_name()
     assert set(by) == {"run_1.csv", "run_2.csv", "zz_marker.csv"}
     assert all(len(v) == 1 for v in by.values()), by  # exactly once, final names only
@@ -123,10 +105,10 @@ def test_refusals_write_nothing(h, ftpd, ros_node, wait, tmp_path):
     outside.mkdir()
     (srv.incoming / "escape").symlink_to(outside)  # a link out of the user's root
     with pytest.raises(ftplib.error_perm, match=r"^530"):
-        login(srv, USER, "wrong")
+        h.login(srv, USER, "wrong")
     with pytest.raises(ftplib.error_perm, match=r"^530"):
-        login(srv, "anonymous", "guest@")
-    f = login(srv)
+        h.login(srv, "anonymous", "guest@")
+    f = h.login(srv)
     for target in ("../x.csv", "../../etc/x.csv", "/../x.csv", "/etc/passwd", "escape/x.csv",
                    "/escape/../../x.csv"):  # fmt: skip
         with pytest.raises(ftplib.error_perm, match=r"^550"):
@@ -152,7 +134,7 @@ def test_refusals_write_nothing(h, ftpd, ros_node, wait, tmp_path):
 def test_low_free_space_refused_with_452(h, ftpd, ros_node, wait):
     srv = ftpd(min_free_bytes=2**62)  # "less free space than required" without filling a disk
     files = h.Files(ros_node)
-    f = login(srv)
+    f = h.login(srv)
     with pytest.raises(ftplib.error_temp, match=r"^452"):
         f.storbinary("STOR big.csv", io.BytesIO(b"x" * 1000))
     with pytest.raises(ftplib.error_temp, match=r"^452"):
@@ -166,11 +148,6 @@ def test_low_free_space_refused_with_452(h, ftpd, ros_node, wait):
     r = wait(lambda: files.latest("refusals", t0), 30, what="refusal diagnostics")
     assert int(r[2]["disk space"]) == 2
     assert files.all() == []
-
-
-def _rst(sock: socket.socket) -> None:
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
 
 
 def test_killed_and_reset_clients_never_announced_then_resume(h, ftpd, procs, ros_node, wait):
@@ -188,14 +165,14 @@ def test_killed_and_reset_clients_never_announced_then_resume(h, ftpd, procs, ro
     sim.popen.wait(10)
     # 2) a raw data socket reset mid-data while the control connection stays open
     payload = os.urandom(1_000_000)
-    f = login(srv)
+    f = h.login(srv)
     f.voidcmd("TYPE I")
     conn = f.transfercmd("STOR reset_me.csv")
     conn.sendall(payload[:400_000])
     landed = srv.incoming / "reset_me.csv"
     # reset only once the server holds some of it (a reset discards what it has not read yet)
     wait(lambda: landed.stat().st_size >= 100_000, 60, what="server reading the data")
-    _rst(conn)
+    h.rst(conn)
     with pytest.raises(ftplib.error_temp, match=r"^426"):
         f.voidresp()
     f.voidcmd("NOOP")  # the session goes on: a reset transfer is not confirmed by talking
@@ -211,7 +188,7 @@ def test_killed_and_reset_clients_never_announced_then_resume(h, ftpd, procs, ro
     final = part.name.removesuffix(".tmp")
     f.rename(part.name, final)
     f.quit()
-    marker(srv, files, wait)
+    h.marker(srv, files, wait)
     by = files.by_name()
     assert set(by) == {"reset_me.csv", final, "zz_marker.csv"}, by
     assert all(len(v) == 1 for v in by.values())
@@ -264,7 +241,7 @@ def test_concurrent_sims_all_announced_once(h, ftpd, procs, ros_node, wait, tmp_
         ])  # fmt: skip
     wait(lambda: sum(len(read_jsonl(x)) for x in logs) == 20, 120, what="20 uploads done")
     wait(lambda: len(files.all()) >= 20, 60, what="20 announcements")
-    marker(srv, files, wait)
+    h.marker(srv, files, wait)
     sent = {(r["dir"], r["name"]): r for x in logs for r in read_jsonl(x)}
     got = {}
     for m in files.all():
@@ -299,7 +276,7 @@ def test_sim_waits_for_server_and_aborted_files_are_never_announced(
     recs = read_jsonl(log)
     good = {r["name"]: r for r in recs if not r["aborted"]}
     assert 0 < len(good) < 8
-    marker(srv, files, wait)
+    h.marker(srv, files, wait)
     by = files.by_name()
     assert set(by) - {"zz_marker.csv"} == set(good)
     for name, r in good.items():
@@ -311,7 +288,7 @@ def test_throttled_upload_and_clean_stop(h, ftpd, ros_node, wait):
     srv = ftpd(read_limit=200_000)
     files = h.Files(ros_node)
     data = os.urandom(600_000)
-    f = login(srv)
+    f = h.login(srv)
     f.storbinary("STOR slow.csv", io.BytesIO(data))
     f.quit()
     wait(lambda: "slow.csv" in files.by_name(), 60, what="throttled upload announced")
@@ -362,7 +339,7 @@ def test_ftps_required_upload(h, ftpd, ros_node, wait, tmp_path):
     srv = ftpd(tls_cert=cert, tls_key=key, tls_required=True)
     files = h.Files(ros_node)
     with pytest.raises(ftplib.error_perm, match=r"^550 SSL/TLS required"):
-        login(srv)
+        h.login(srv)
     ctx = ssl.create_default_context(cafile=str(cert))
     ctx.check_hostname = False
     f = ftplib.FTP_TLS(context=ctx, timeout=60)
@@ -380,14 +357,14 @@ def test_ftps_required_upload(h, ftpd, ros_node, wait, tmp_path):
 def test_connection_limits_answer_421(h, ftpd, ros_node, wait):
     srv = ftpd(max_connections=1)
     files = h.Files(ros_node)
-    first = login(srv)
+    first = h.login(srv)
     with pytest.raises(ftplib.error_temp, match=r"^421"):
-        login(srv)
+        h.login(srv)
     first.quit()
     srv2 = ftpd(max_connections_per_ip=1)
-    first = login(srv2)
+    first = h.login(srv2)
     with pytest.raises(ftplib.error_temp, match=r"^421"):
-        login(srv2)
+        h.login(srv2)
     first.quit()
     t0 = time.time()
     r = wait(
@@ -409,7 +386,7 @@ def test_retention_and_restart_announce_each_file_once(h, ftpd, ros_node, wait, 
     wait(lambda: "orphan.csv" in files.by_name(), 60, what="orphan announced at start-up")
     assert files.by_name()["orphan.csv"][0].client_address == ""
     blobs = [os.urandom(100_000) for _ in range(3)]
-    f = login(srv)
+    f = h.login(srv)
     for i, b in enumerate(blobs):
         f.storbinary(f"STOR r{i}.csv", io.BytesIO(b))
     f.quit()
@@ -425,7 +402,7 @@ def test_retention_and_restart_announce_each_file_once(h, ftpd, ros_node, wait, 
     assert srv.proc.stop() == 0
     # a restart on the same data root announces nothing again (the ledger), new files once
     srv = ftpd(root=root, retention_max_bytes=250_000)
-    marker(srv, files, wait)
+    h.marker(srv, files, wait)
     by = files.by_name()
     assert all(len(v) == 1 for v in by.values()), {k: len(v) for k, v in by.items()}
     assert set(by) == {"orphan.csv", "r0.csv", "r1.csv", "r2.csv", "zz_marker.csv"}

@@ -13,6 +13,8 @@ Tasks and the wrapper have no rclpy dependency (unit-testable); only :class:`Upd
 from __future__ import annotations
 
 import math
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -236,6 +238,17 @@ def period_error(v) -> str | None:
     return None
 
 
+def process_tag() -> str:
+    """``host:pid``, in each array's ``header.frame_id`` (unused by REP 107): the watchdog
+    tells a node's own process from another one publishing under its name."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def parse_process_tag(frame_id: str) -> tuple[str, int] | None:
+    host, sep, pid = frame_id.rpartition(":")
+    return (host, int(pid)) if sep and host and pid.isdigit() else None
+
+
 class Updater:
     """diagnostic_updater.Updater for rclpy: one DiagnosticArray on /diagnostics per period."""
 
@@ -329,6 +342,7 @@ class Updater:
     def publish(self, stats) -> None:
         arr = self._Array()
         arr.header.stamp = self._stamp()
+        arr.header.frame_id = process_tag()
         arr.status = [s.to_msg() for s in stats]
         self.pub.publish(arr)
 

@@ -132,7 +132,9 @@ class TopicFollower:
     ``on_new(name, type, infos) -> state | None`` prepares per-topic state (None = skip the topic),
     ``on_message(tracked, data, info)`` gets the CDR bytes, ``on_gone(tracked)`` (optional) cleans
     up. With ``on_demand`` a topic is followed (``on_new``) without a subscription until
-    :meth:`demand` asks for one (the gateway: while a web client watches it).
+    :meth:`demand` asks for one (the gateway: while a web client watches it), except the topics
+    ``always(name)`` names (an attribute): those are subscribed from the start, so their newest
+    messages are at hand when someone asks.
     """
 
     def __init__(
@@ -147,6 +149,7 @@ class TopicFollower:
     ):
         self.node = node
         self.on_demand = on_demand
+        self.always: Callable[[str], bool] = lambda _name: False  # set before the first refresh
         self.wanted = wanted
         self.depth = depth
         self.on_new = on_new
@@ -196,7 +199,7 @@ class TopicFollower:
             if data is None:
                 return
             tr = Tracked(name, type_name, key, data=data, msg_class=msg_class)
-            tr.demanded = not self.on_demand
+            tr.demanded = not self.on_demand or self.always(name)
             self.topics[name] = tr
             self.skipped.pop(name, None)
             node.get_logger().info(f"following {name} [{type_name}] ({key})")

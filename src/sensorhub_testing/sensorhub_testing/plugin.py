@@ -1,5 +1,6 @@
 """The pytest plugin every sensorhub test run loads (the workspace conftest names it): an isolated
-DDS domain per run, real child processes, a spinning rclpy node, a small tmpfs, the JS client.
+DDS domain per run, real child processes, a spinning rclpy node, a small tmpfs, the JS client, the
+browser driver and a second host (network namespace).
 
 Every test run gets its own ROS_DOMAIN_ID and localhost-only discovery, so parallel or stale graphs
 never cross, and removes only the Fast DDS shared-memory files its own run created.
@@ -18,7 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from sensorhub_testing import js_client
+from sensorhub_testing import browser, js_client, netns, npm
 from sensorhub_testing.disk import tmpfs
 from sensorhub_testing.messages import js_plain, msg_plain
 from sensorhub_testing.net import free_port, wait_listening
@@ -160,6 +161,38 @@ def js_client_dir(request) -> Path:
     except js_client.JsClientError as e:
         pytest.fail(str(e))
     return js_dir
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium for puppeteer-core: a failure naming the package where it is missing
+    (CI installs it), a skip only with SENSORHUB_SKIP_BROWSER=1."""
+    if browser.skip_requested():
+        pytest.skip(f"{browser.SKIP_ENV}=1: the real-browser tests are skipped")
+    try:
+        return browser.find_chromium()
+    except browser.BrowserMissingError as e:
+        pytest.fail(str(e))
+
+
+@pytest.fixture(scope="session")
+def browser_dir(request, chromium) -> Path:
+    """src/lab_page/test/browser with puppeteer-core installed (npm ci from its lock file when
+    missing); fails, naming the Debian packages, where node/npm are not installed."""
+    try:
+        d = browser.find_browser_dir(Path(request.config.rootpath).resolve())
+        browser.install_browser_dir(d)
+    except (browser.BrowserMissingError, npm.NpmError) as e:
+        pytest.fail(str(e))
+    return d
+
+
+@pytest.fixture
+def two_hosts():
+    """Hosts "sensors" and "web" in their own network namespaces (``netns.TwoHosts``), joined by
+    a veth link; skipped, with the reason, where namespaces cannot be made (not root, no ip)."""
+    with netns.two_hosts() as h:
+        yield h
 
 
 @pytest.fixture

@@ -69,6 +69,16 @@ def plan_from_args(a):
     )
 
 
+def _positive_mb(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of MB") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be > 0 MB")
+    return v
+
+
 def _parser() -> argparse.ArgumentParser:
     from sensorhub_tools import docgen, report
 
@@ -83,6 +93,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stop everything and exit 3 when a node is given up (let systemd restart all)",
     )
+    up.add_argument(
+        "--log-cap-mb",
+        type=_positive_mb,
+        default=20.0,
+        help="bytes each node's log files keep (a file and 3 rotations; the oldest output is "
+        "dropped and counted beyond it; default 20 MB)",
+    )
     up.add_argument("--quiet", action="store_true", help="node output only to the log files")
     up.add_argument("--no-color", action="store_true")
     st = sub.add_parser("status", help="table of nodes, diagnostics, topic rates, restarts")
@@ -96,9 +113,22 @@ def _parser() -> argparse.ArgumentParser:
     bag = sub.add_parser("bag", help="recorded bags")
     bag_sub = bag.add_subparsers(dest="bag_cmd", required=True)
     rep = bag_sub.add_parser(
-        "repair", help="make a killed recorder's bag readable (valid MCAP + metadata.yaml)"
+        "repair",
+        help="make a killed recorder's bag readable (valid MCAP + metadata.yaml)",
+        description="Repair unfinished MCAP files of ROS 2 bags (ours and ros2 bag's). Nothing "
+        "is deleted: the original of each repaired file is kept as <file>.orig; a file that is "
+        "not a bag of ours (not MCAP, another profile or library) is left untouched and named. "
+        "Exit status: 0 repaired and verified, or nothing to do; 1 not repaired (the copy did "
+        "not verify, disk error, no complete message: left as it is); 2 not a bag of ours (or "
+        "no such path). The worst one wins.",
     )
     rep.add_argument("paths", nargs="+", metavar="PATH", help="bag directory, .mcap, or bags/")
+    rep.add_argument(
+        "--no-backup",
+        action="store_true",
+        help="do not keep <file>.orig; the original goes only after the repaired copy was "
+        "read back in full",
+    )
     report.add_parser(sub)
     docgen.add_parser(sub)
     return ap
@@ -118,11 +148,11 @@ def _docs(a) -> int:
 
 def _bag(a) -> int:
     try:
-        from mcap_recorder.repair import repair_command
+        from mcap_recorder.repair_cli import repair_command
     except ImportError as e:
         print(f"sensorhub: mcap_recorder is not installed: {e}", file=sys.stderr)
         return 2
-    return repair_command(a.paths)
+    return repair_command(a.paths, backup=not a.no_backup)
 
 
 def _status(a) -> int:
@@ -151,6 +181,7 @@ def _up(plan, a) -> int:
         color=False if a.no_color else None,
         echo=not a.quiet,
         exit_on_give_up=a.exit_on_give_up,
+        log_cap=int(a.log_cap_mb * 1e6),
     )
     return sup.run()
 

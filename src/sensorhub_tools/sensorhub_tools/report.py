@@ -21,6 +21,7 @@ from pathlib import Path
 from sensorhub_tools import report_plots as plots
 from sensorhub_tools import report_tables as tables
 from sensorhub_tools.report_bags import Recording, ReportError, bag_files, read_bags
+from sensorhub_tools.report_checks import input_problems
 from sensorhub_tools.report_page import Page, render
 from sensorhub_tools.report_pbt import Comparison, Offline, PbtAnalysis, PbtData, analyse, pbt_data
 
@@ -59,7 +60,7 @@ class Report:
 
 
 def _reading_notes(rec: Recording) -> list[str]:
-    """What could not be read: cut files and undecodable messages."""
+    """What could not be read: cut or corrupt files, skipped topics, undecodable messages."""
     notes = []
     for f in rec.truncated:
         notes.append(
@@ -68,8 +69,11 @@ def _reading_notes(rec: Recording) -> list[str]:
             + f"{f.messages} messages read, {f.cut_bytes} bytes at the end not readable"
             + (f" ({f.error})" if f.error else "")
         )
+    notes += rec.skipped.values()
     for topic, n in rec.undecodable.items():
-        notes.append(f"{topic}: {n} messages could not be decoded ({rec.decode_error[topic]})")
+        notes.append(
+            f"{topic}: {n} messages could not be decoded (first error: {rec.decode_error[topic]})"
+        )
     return notes
 
 
@@ -96,7 +100,7 @@ def _run_notes(a: PbtAnalysis) -> list[str]:
 def _analyse_pbt(rec: Recording, opts: ReportOptions, notes: list[str]) -> PbtAnalysis | None:
     pbt = pbt_data(rec, opts.ns)
     if pbt is None or not pbt.batches:
-        notes.append("no PbtSamples message in the bag: no PBT analysis")
+        notes.append("no usable PbtSamples message in the bag: no PBT analysis")
         return None
     if pbt.duplicates:
         notes.append(f"{pbt.duplicates} repeated PbtSamples batches ignored")
@@ -153,6 +157,8 @@ def make_report(rec: Recording, out: Path, **options) -> Report:
     _zone_outputs(rec, out, page)
     _sec110_outputs(rec, out, page)
     _host_outputs(rec, out, page)
+    if not page.images and input_problems(rec):
+        page.notes.append("nothing could be plotted: see what could not be read above")
     for image in page.images:
         (out / image.name).write_bytes(image.png)
     html_path = out / "report.html"
@@ -175,7 +181,13 @@ def make_report(rec: Recording, out: Path, **options) -> Report:
 
 
 def add_parser(sub) -> None:
-    rp = sub.add_parser("report", help="plots, CSV and an HTML summary of recorded bags")
+    rp = sub.add_parser(
+        "report",
+        help="plots, CSV and an HTML summary of recorded bags",
+        epilog="exit status: 0 report written; 2 bad input or options (a missing, foreign or "
+        "unreadable file, or no plot at all because of bad input: skipped topics, undecodable "
+        "messages, corrupt or cut files, each listed)",
+    )
     rp.add_argument(
         "bags",
         nargs="+",
@@ -260,4 +272,10 @@ def run(a) -> int:
         print(f"sensorhub report: {e.filename or a.out}: {e.strerror or e}", file=sys.stderr)
         return 2
     _print_summary(rep)
+    problems = input_problems(rec)
+    if not rep.pngs and problems:  # an empty report because of the input is no success
+        print("sensorhub report: nothing could be plotted because of bad input:", file=sys.stderr)
+        for p in problems:
+            print(f"  {p}", file=sys.stderr)
+        return 2
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import sys
 import time
 from collections import defaultdict
@@ -15,15 +16,9 @@ from pathlib import Path
 import yaml
 
 from mcap_recorder.mcapfile import MCAP_MAGIC, mcap_files
+from sensorhub_tools.report_checks import WANTED, topic_problem
 
 SCHEMA_SEPARATOR = re.compile(r"^=+\s*$", re.M)  # between the types of a ros2msg schema
-T_SAMPLES = "sensorhub_msgs/msg/PbtSamples"
-T_EVENT = "sensorhub_msgs/msg/PbtEvent"
-T_ZONES = "sensorhub_msgs/msg/ZoneStatus"
-T_FILE = "sensorhub_msgs/msg/Sec110File"
-T_DIAG = "diagnostic_msgs/msg/DiagnosticArray"
-T_PARAM_EVENT = "rcl_interfaces/msg/ParameterEvent"
-WANTED = (T_SAMPLES, T_EVENT, T_ZONES, T_FILE, T_DIAG, T_PARAM_EVENT)
 
 
 class ReportError(Exception):
@@ -57,6 +52,7 @@ class Recording:
     msgs: dict[str, list] = field(default_factory=lambda: defaultdict(list))  # (t_ns, msg)
     undecodable: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     decode_error: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # topic -> why it is not analysed
     start_ns: int = 0
     end_ns: int = 0
 
@@ -65,8 +61,14 @@ class Recording:
         return [f for f in self.files if not f.complete]
 
     def first_topic(self, type_name: str) -> str | None:
-        """The alphabetically first topic of this type (None: none recorded)."""
-        return next((t for t, ty in sorted(self.topics.items()) if ty == type_name), None)
+        """The alphabetically first usable topic of this type (None: none recorded)."""
+        return next(iter(self.usable_topics(type_name)), None)
+
+    def usable_topics(self, type_name: str) -> list[str]:
+        """The topics of this type, by name, without the skipped ones."""
+        return [
+            t for t, ty in sorted(self.topics.items()) if ty == type_name and t not in self.skipped
+        ]
 
     def count(self, topic: str, t_ns: int) -> None:
         self.counts[topic] += 1
@@ -223,7 +225,7 @@ class _RecordSink:
 
         self.rec, self.fr, self.decode = rec, fr, decode
         self.schemas: dict[int, tuple[str, bytes]] = {}
-        self.channels: dict[int, tuple[str, str, bytes]] = {}
+        self.channels: dict[int, tuple[str, str, bytes, bool]] = {}  # (..., decode it?)
         self._by_kind = {Schema: self._schema, Channel: self._channel, Message: self._message}
 
     def take(self, record) -> None:
@@ -236,17 +238,20 @@ class _RecordSink:
 
     def _channel(self, r) -> None:
         sname, sdata = self.schemas.get(r.schema_id, ("", b""))
-        self.channels[r.id] = (r.topic, sname, sdata)
+        problem = topic_problem(r.topic, sname, sdata)
+        if problem:
+            self.rec.skipped.setdefault(r.topic, problem)
+        self.channels[r.id] = (r.topic, sname, sdata, sname in WANTED and not problem)
         self.rec.topics.setdefault(r.topic, sname)
 
     def _message(self, r) -> None:
         ch = self.channels.get(r.channel_id)
         if ch is None:
             return
-        topic, type_name, schema = ch
+        topic, type_name, schema, wanted = ch
         self.fr.messages += 1
         self.rec.count(topic, r.log_time)
-        if type_name not in WANTED:
+        if not wanted:
             return
         try:
             self.rec.msgs[topic].append((r.log_time, self.decode(type_name, schema, r.data)))
@@ -274,8 +279,25 @@ def _check_magic(f, path: Path, size: int) -> bool:
     return finished
 
 
+def _corrupt_length(f, pos: int, size: int) -> str:
+    """The record at ``pos`` claims more bytes than the file has: name it."""
+    from mcap.opcode import Opcode
+
+    f.seek(pos)
+    op, length = struct.unpack("<BQ", f.read(9))
+    try:
+        name = Opcode(op).name
+    except ValueError:
+        name = f"unknown (opcode {op})"
+    return (
+        f"corrupt: a {name} record at byte {pos} claims {length} bytes, more than the whole "
+        f"file ({size} bytes)"
+    )
+
+
 def read_file(path: Path, rec: Recording, decode, progress: _Progress | None = None) -> FileRead:
     """Every complete record of one MCAP file, in file order; stops at a torn tail."""
+    from mcap.exceptions import RecordLengthLimitExceeded
     from mcap.stream_reader import StreamReader
 
     size, f = _open(path)
@@ -284,13 +306,16 @@ def read_file(path: Path, rec: Recording, decode, progress: _Progress | None = N
     with f:
         fr.finished = _check_magic(f, path, size)
         sink = _RecordSink(rec, fr, decode)
-        reader = StreamReader(f, validate_crcs=True)
+        # no record is longer than the file: a bigger length is corrupt, not a read to attempt
+        reader = StreamReader(f, validate_crcs=True, record_size_limit=max(1, size))
         try:
             for r in reader.records:
                 sink.take(r)
                 good_end = f.tell()
                 if progress is not None:
                     progress.advance(good_end, path.name)
+        except RecordLengthLimitExceeded:
+            fr.error = _corrupt_length(f, max(good_end, len(MCAP_MAGIC)), size)
         except Exception as e:  # any error in the records is the torn tail: keep what was read
             fr.error = f"{type(e).__name__}: {e}"[:200]
     fr.cut_bytes = 0 if (fr.finished and not fr.error) else max(0, size - good_end)

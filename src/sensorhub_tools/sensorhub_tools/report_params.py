@@ -15,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from sensorhub_tools.report_bags import T_PARAM_EVENT, Recording, ReportError, stamp_s
+from sensorhub_tools.report_bags import Recording, ReportError, stamp_s
+from sensorhub_tools.report_checks import T_PARAM_EVENT
 
 
 def _coerce(value, default):
@@ -122,9 +123,7 @@ class _Layers:
 
     def parameter_events(self, rec: Recording, node: str, first_stamp: float) -> None:
         """The driver's recorded events: initial values up to its first batch, changes after."""
-        for topic, ty in rec.topics.items():
-            if ty != T_PARAM_EVENT:
-                continue
+        for topic in rec.usable_topics(T_PARAM_EVENT):
             for _t, m in rec.msgs.get(topic, []):
                 upd = self._updates(m) if m.node == node else {}
                 if not upd:

@@ -8,7 +8,8 @@ import math
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
-from sensorhub_tools.report_bags import T_SAMPLES, Recording, stamp_s
+from sensorhub_tools.report_bags import Recording, stamp_s
+from sensorhub_tools.report_checks import T_SAMPLES
 from sensorhub_tools.report_params import ParamPlan, resolve_params
 
 
@@ -52,7 +53,7 @@ def _key(m) -> tuple[int, int]:
 
 def _samples_topic(rec: Recording, ns: str | None) -> str | None:
     """The PbtSamples topic to analyse: the first, or the one of namespace ``ns``."""
-    topics = sorted(t for t, ty in rec.topics.items() if ty == T_SAMPLES)
+    topics = rec.usable_topics(T_SAMPLES)
     if ns is not None:
         want = ns.rstrip("/") + "/samples"
         want = want if want.startswith("/") else "/" + want

@@ -8,7 +8,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sensorhub_tools.report_bags import T_FILE, T_ZONES, Recording, stamp_s
+from sensorhub_tools.report_bags import Recording, stamp_s
+from sensorhub_tools.report_checks import T_FILE, T_ZONES
 
 EVENT_COLUMNS = [
     "peak_index",

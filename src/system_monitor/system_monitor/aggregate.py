@@ -21,7 +21,7 @@ DEFAULT_GROUPS = (
     "PBT=pbt_*,pmt_*,gm_*",
     "TiM240=tim240*,sick*",
     "SEC110=sec110*",
-    "Web=foxglove*,rosbridge*,web_view*",
+    "Web=foxglove*,rosbridge*,web_view*,lab_*",
     "Recorder=*recorder*,rosbag2*",
     "Host=system_monitor*",
 )

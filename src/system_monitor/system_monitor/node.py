@@ -26,7 +26,14 @@ from system_monitor import process_status
 from system_monitor.aggregate import Aggregator, GroupSpecError, parse_groups
 from system_monitor.host_tasks import HostTasks
 from system_monitor.params import PARAMS, cross_check
-from system_monitor.procinfo import ExpectedError, Finder, ProcFS, matches, parse_expected_list
+from system_monitor.procinfo import (
+    ExpectedError,
+    Finder,
+    ProcFS,
+    matches,
+    parse_expected_list,
+    writer_pid,
+)
 from system_monitor.sdnotify import SdNotify
 from system_monitor.watchdog import ProcState, Watchdog, WatchSpecError, parse_watches
 
@@ -48,6 +55,7 @@ class _Updater(diag.Updater):
     def publish(self, stats) -> None:
         arr = DiagnosticArray()
         arr.header.stamp = self._stamp()
+        arr.header.frame_id = diag.process_tag()
         arr.status = [s.to_msg() for s in stats]
         self.pub.publish(arr)
         self._on_publish(stats, arr.status)  # the same messages go into the tree
@@ -131,6 +139,9 @@ class SystemMonitorNode(Node):
             enable_rosout=False,
         )
         self._topic_subs: dict[str, object] = {}
+        self._writers: dict[bytes, tuple[int | None, str]] = {}
+        self._tagged: dict[int, float] = {}  # pid -> last array with our process tag
+        self._untagged: tuple[int | None, str] = (None, "")
         self._diag_sub = self._poll_node.create_subscription(
             DiagnosticArray, "/diagnostics", self._on_diag, qos.DIAGNOSTICS
         )
@@ -168,14 +179,47 @@ class SystemMonitorNode(Node):
     def _on_diag(self, msg, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         me = self.get_name() + ": "
+        tag = diag.parse_process_tag(msg.header.frame_id)
+        if tag is not None and tag[0] != self.hostname:  # none of our expected processes
+            self._other_host(msg, now)
+            return
+        if tag is not None:
+            key, pid, who = tag[1], tag[1], ""
+            self._tagged[tag[1]] = now
+        else:  # a publisher without our updater: the one such process the graph shows, if one
+            key, (pid, who) = "untagged", self._untagged
         for s in msg.status:
             if s.hardware_id == self.hwid and s.name.startswith(me):
                 continue  # our own, already in the tree
             node = s.name.partition(": ")[0]
-            self.watchdog.on_diagnostics(node, now)
+            self.watchdog.on_diagnostics(node, now, key, pid, who)
             level = s.level[0] if isinstance(s.level, (bytes, bytearray)) else int(s.level)
             # the received message itself goes into the tree: no copy of its key/values
             self.agg.update(s.name, level, s.message, s.hardware_id, (), now, payload=s)
+
+    def _other_host(self, msg, now: float) -> None:
+        """Another host's statuses: into the tree only (its monitor watches its processes)."""
+        for s in msg.status:
+            level = s.level[0] if isinstance(s.level, (bytes, bytearray)) else int(s.level)
+            self.agg.update(s.name, level, s.message, s.hardware_id, (), now, payload=s)
+
+    def _find_untagged(self, now: float) -> None:
+        """Which process publishes /diagnostics without our updater's process tag: the DDS
+        writers' GUIDs (Fast DDS) carry their pid; those not seen tagging are the candidates."""
+        tagged = {p for p, t in self._tagged.items() if now - t < 10.0}
+        self._tagged = {p: t for p, t in self._tagged.items() if p in tagged}
+        known = [pid for pid, _ in self.pids.values()]
+        found = set()
+        for info in self.get_publishers_info_by_topic("/diagnostics"):
+            gid = bytes(info.endpoint_gid)
+            if gid not in self._writers:
+                if len(self._writers) > 1000:  # writers of processes long gone
+                    self._writers.clear()
+                self._writers[gid] = writer_pid(gid, known, self.procfs)
+            pid, who = self._writers[gid]
+            if pid is not None and pid not in tagged and pid != os.getpid():
+                found.add((pid, who))
+        self._untagged = found.pop() if len(found) == 1 else (None, "")
 
     def _discover(self) -> None:
         """Subscribe watched topics once their type is known; keep publisher counts current."""
@@ -201,6 +245,7 @@ class SystemMonitorNode(Node):
                 )
         for w in self.watches:
             self.watchdog.topics[w.topic].publishers = self.count_publishers(w.topic)
+        self._find_untagged(time.monotonic())
 
     def _on_topic(self, topic: str, _msg) -> None:
         self.watchdog.on_topic(topic, time.monotonic())
@@ -374,8 +419,10 @@ class SystemMonitorNode(Node):
         top = process_status.add_sample(stat, s, prev, self.pid_changes.get(name, 0))
         process_status.add_requested(stat, exp, s, top)
         if exp.publishes_diagnostics:
-            last = self.watchdog.last_diag.get(name)
+            last = self.watchdog.expected_last.get(name)
             stat.add("diagnostics age [s]", f"{now - last:.1f}" if last else "none yet")
+            pubs = self.watchdog.publishers.get(name, {}).values()
+            stat.add("diagnostics from", ", ".join(p.label(known[0]) for p in pubs) or "none")
 
     def _threads(self, name: str, pid: int, now: float) -> list:
         """Thread scheduling, re-read every thread_period: it changes at start-up, not at 1 Hz,

@@ -443,3 +443,36 @@ class Finder:
                 if exp.name not in best or cand > best[exp.name]:
                     best[exp.name] = cand
         return {name: (pid, start) for name, (_, start, pid) in best.items()}
+
+
+FASTDDS_VENDOR = b"\x01\x0f"
+
+
+def gid_pid16(gid) -> int | None:
+    """The low 16 bits of the writer's process id, where the DDS GUID carries them.
+
+    A Fast DDS GUID prefix is vendor id (01.0f), host id (2 bytes), the pid's 16 low bits
+    (little endian), 2 random bytes, participant id; other vendors' prefixes say nothing here.
+    """
+    b = bytes(gid or b"")
+    if len(b) < 6 or b[:2] != FASTDDS_VENDOR:
+        return None
+    return b[4] | (b[5] << 8)
+
+
+def writer_pid(gid, known: list[int], procfs: ProcFS) -> tuple[int | None, str]:
+    """(pid, label) of the process behind a writer's gid: a known (expected) pid whose low 16
+    bits match first, else the one live process that matches; (None, "") when the GUID says
+    nothing. When no single process matches, a pid no process has (so never the expected one)
+    and a label saying what is known."""
+    low = gid_pid16(gid)
+    if low is None:
+        return None, ""
+    for pid in known:
+        if pid & 0xFFFF == low:
+            return pid, ""
+    found = [p for p in procfs.pids() if p & 0xFFFF == low]
+    if len(found) == 1:
+        return found[0], ""
+    # Not an expected process either way: a pid that no expected one has, and an honest label
+    return low | 1 << 62, f"pid {low} (mod 65536)"

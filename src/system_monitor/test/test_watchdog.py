@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from sensorhub_common.diagnostics import ERROR, OK, STALE, WARN
@@ -110,3 +112,64 @@ def test_warn_does_not_count_as_unhealthy():
     wd = Watchdog([DRV], [], grace=0, start=0)
     v = wd.evaluate(1.0, {"pbt_driver": ProcState(1, "S")})
     assert v["pbt_driver"].level == WARN and wd.unhealthy() == {}
+
+
+def test_a_second_writer_under_a_nodes_name_is_named_and_cannot_hide_a_silent_one():
+    wd = Watchdog([DRV], [], diag_timeout=2.5, grace=0, start=0)
+    procs = {"pbt_driver": ProcState(10, "S")}
+    for t in (1.0, 2.0):
+        wd.on_diagnostics("pbt_driver", t, b"real", 10)
+    wd.on_diagnostics("pbt_driver", 2.5, b"fake", 77)
+    wd.on_diagnostics("pbt_driver", 3.0, b"real", 10)
+    v = wd.evaluate(3.1, procs)["pbt_driver"]
+    assert v.level == ERROR
+    assert v.message == "two processes publish as pbt_driver: pid 10 (expected), pid 77"
+    # the real one freezes; the other keeps publishing: STALE, and the other one is named
+    for t in (4.0, 5.0, 6.0):
+        wd.on_diagnostics("pbt_driver", t, b"fake", 77)
+    v = wd.evaluate(6.1, procs)["pbt_driver"]
+    assert v.level == STALE and "diagnostics silent for 3.1 s" in v.message
+    assert "pid 77 publishes as pbt_driver, not the expected pid 10" in v.message
+    assert set(wd.unhealthy()) == {"pbt_driver"}
+
+
+def test_a_restart_is_not_two_writers():
+    wd = Watchdog([DRV], [], diag_timeout=2.5, grace=0, start=0)
+    wd.on_diagnostics("pbt_driver", 1.0, b"old", 10)
+    wd.on_diagnostics("pbt_driver", 1.0, b"new", 20)  # the same batch: the old one's last
+    wd.on_diagnostics("pbt_driver", 2.0, b"new", 20)
+    v = wd.evaluate(2.1, {"pbt_driver": ProcState(20, "S")})["pbt_driver"]
+    assert v.level == OK, v.message
+
+
+def test_writers_of_unknown_process_count_as_the_expected_one():
+    """Another RMW's gid carries no pid: the node's writer cannot be told from its process."""
+    wd = Watchdog([DRV], [], diag_timeout=2.5, grace=0, start=0)
+    wd.on_diagnostics("pbt_driver", 1.0, b"x", None)
+    assert wd.evaluate(1.5, {"pbt_driver": ProcState(10, "S")})["pbt_driver"].level == OK
+    wd.on_diagnostics("pbt_driver", 1.6, b"y", None)
+    wd.on_diagnostics("pbt_driver", 1.7, b"x", None)
+    v = wd.evaluate(1.8, {"pbt_driver": ProcState(10, "S")})["pbt_driver"]
+    assert v.message == "two processes publish as pbt_driver: pid unknown, pid unknown"
+
+
+def test_gid_pid_is_read_from_a_fast_dds_guid_only():
+    from system_monitor.procinfo import ProcFS, gid_pid16, writer_pid
+
+    gid = bytes([0x01, 0x0F, 0xAA, 0xBB, 0x39, 0x30, 1, 2, 0, 0, 0, 0]) + bytes(12)
+    assert gid_pid16(gid) == 0x3039
+    assert gid_pid16(b"\x01\x10" + gid[2:]) is None and gid_pid16(b"") is None
+    assert writer_pid(gid, [0x3039 + 65536], ProcFS())[0] == 0x3039 + 65536  # expected first
+    me = os.getpid()
+    mine = gid[:4] + bytes([me & 0xFF, (me >> 8) & 0xFF]) + gid[6:]
+    pid, _ = writer_pid(mine, [], ProcFS())
+    assert pid == me or pid & 0xFFFF == me & 0xFFFF
+
+
+def test_process_tag_names_host_and_pid():
+    from sensorhub_common.diagnostics import parse_process_tag, process_tag
+
+    host, pid = parse_process_tag(process_tag())
+    assert pid == os.getpid() and host
+    assert parse_process_tag("") is None and parse_process_tag("map") is None
+    assert parse_process_tag("pi-a:host:12") == ("pi-a:host", 12)

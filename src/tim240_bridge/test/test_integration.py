@@ -278,3 +278,56 @@ def test_bad_zone_parameter_exits_with_config_error(tim, wait):
     wait(lambda: not p.alive(), 60, what="the bridge to refuse the zone")
     assert p.popen.returncode == 2
     assert "oops" in p.output()
+
+
+def _stamp(m) -> float:
+    return m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
+
+
+def test_impossible_telegrams_refused_and_clock_jumps_resynchronised(tim, ros_node, wait,
+                                                                     tmp_path):  # fmt: skip
+    """A CoLa-B device sending angle step 0, NaN scale factors and a jumping clock: nothing
+    bad on /scan, and /diagnostics says what was refused and that the clock jumped."""
+    flog = tmp_path / "faults.jsonl"
+    sim, port = tim.sim("--protocol", "binary", "--faults-after", "1", "--zero-step-every",
+                        "0.5", "--nan-scale-every", "0.7", "--clock-jump-every", "2",
+                        "--start-jump-every", "1.1", "--fault-log", flog, *CLEAN)  # fmt: skip
+    bridge = bridge_for(tim, port)
+    c = tim.Collector(ros_node)
+    wait(lambda: c.n("scans") >= 5, 60, what="first scans")
+
+    def injected(kind):
+        return sum(1 for f in read_jsonl(flog) if f["fault"] == kind)
+
+    wait(lambda: injected("zero_step") >= 4 and injected("nan_scale") >= 3
+         and injected("clock_jump") >= 2 and injected("start_jump") >= 2, 90,
+         what="bad telegrams and two clock jumps")  # fmt: skip
+    n0 = c.n("scans")
+    wait(lambda: c.n("scans") >= n0 + 5, 60, what="scans after the jumps")
+    sim.stop()
+    t_stop = time.time()
+    n = {k: injected(k) for k in ("zero_step", "nan_scale", "clock_jump", "start_jump")}
+
+    with c.lock:
+        scans = list(c.scans)
+    assert len(scans) >= 10
+    for recv, m in scans:
+        assert m.angle_increment == pytest.approx(math.radians(1), abs=1e-7)
+        assert m.angle_min < m.angle_max and len(m.ranges) == 241
+        assert not np.isnan(np.asarray(m.ranges)).any()
+        assert abs(recv - _stamp(m)) < 3.0  # 2 * clock_jump_threshold + delivery
+
+    d = wait(lambda: c.latest("telegrams", after=t_stop + 1.5), 30, what="final diagnostics")[2]
+    assert int(d["refused: angle step 0"]) == n["zero_step"]
+    assert int(d["refused: scale factor NaN"]) == n["nan_scale"]
+    assert int(d["refused telegrams"]) == n["zero_step"] + n["nan_scale"]
+    warned = [msg for lv, msg in c.levels("telegrams") if lv >= 1]
+    assert any(m.startswith("refused ") and "angle step 0" in m for m in warned), warned
+    assert any("scale factor NaN" in m for m in warned), warned
+    k = c.latest("clock")[2]
+    assert int(k["clock jumps"]) >= n["clock_jump"]  # a stalled CI host may add one
+    assert 1 <= int(k["scan starts not before transmission"]) <= n["start_jump"]
+    assert any(lv == 1 and "device clock jumped" in msg for lv, msg in c.levels("clock"))
+    out = bridge.output()
+    assert out.count("device clock jumped by") == int(k["clock jumps"])
+    assert "refusing telegrams: angle step 0" in out

@@ -6,6 +6,13 @@ stack latency, and the latency is never negative, so the lowest (arrival - trans
 is the best offset: the clock follows the lower envelope of the offsets. Drift (a few 10 ppm
 between two quartz clocks) is tracked by estimating the slope of that envelope over windows, so
 stamps neither jump back nor creep behind between the rare low-latency arrivals.
+
+A device clock that jumps (a reboot, a counter reset, a firmware hiccup, or the host clock being
+stepped) would carry every later stamp off by the jump. So each telegram's arrival is compared
+with the arrival the model predicts for it; beyond ``jump_threshold`` the model is re-anchored on
+that telegram and the jump counted, and a scan-start counter that does not precede its own
+transmission by at most ``jump_threshold`` is not trusted (the scan is stamped at the
+transmission). A stamp therefore lies within 2 * ``jump_threshold`` before its arrival.
 """
 
 from __future__ import annotations
@@ -16,54 +23,80 @@ US_WRAP = 1 << 32
 
 
 class DeviceClock:
-    def __init__(self, window_s: float = 10.0, max_skew: float = 500e-6):
+    def __init__(self, window_s: float = 10.0, max_skew: float = 500e-6,
+                 jump_threshold: float = 1.0):  # fmt: skip
         self.window_s = window_s
         self.max_skew = max_skew
+        self.jump_threshold = jump_threshold
         self.reset()
 
     def reset(self) -> None:
-        """Forget everything (reconnect: the device may have rebooted)."""
+        """Forget everything, counters included."""
+        self.reanchor()
+        self.resets = 0  # the counter went backwards (device reset or a jump back)
+        self.jumps = 0  # re-anchored after a jump either way
+        self.last_jump = 0.0  # [s] device clock against the host: > 0 ahead, < 0 behind
+        self.inconsistent_starts = 0  # scan-start counter not just before the transmission
+        self.samples = 0
+
+    def reanchor(self) -> None:
+        """Forget the model, keep the counters (reconnect: the device may have rebooted)."""
         self._last_us: int | None = None
         self._ext = 0  # wraps seen * 2^32
-        self._t0: float | None = None  # device seconds of the first telegram (origin)
         self._offset: float | None = None  # host - device at device time _t_ref
         self._t_ref = 0.0
         self.skew = 0.0
         self._win: deque = deque()  # (device s, min offset in that sub-window)
         self._cur_start: float | None = None
         self._cur_min = 0.0
-        self.resets = 0
-        self.samples = 0
+
+    def _jumped(self, us: int, arrival: float) -> float | None:
+        """The jump [s] when this transmission stamp does not fit the model, else None."""
+        if self._offset is None or self._last_us is None:
+            return None
+        d = (us - self._last_us) % US_WRAP
+        back = d > US_WRAP // 2
+        if back:
+            d -= US_WRAP
+        t = (self._ext + self._last_us + d) * 1e-6
+        late = arrival - (t + self._offset + self.skew * (t - self._t_ref))
+        if back or abs(late) > self.jump_threshold:
+            self.resets += back
+            return -late
+        return None
 
     def _unwrap(self, us: int) -> float:
-        if self._last_us is not None:
-            d = (us - self._last_us) % US_WRAP
-            if d > US_WRAP // 2:  # went backwards: not a wrap; treat as a device reset
-                self.resets += 1
-                self._ext = 0
-                self._last_us = None
-                self._offset = None
-                self._win.clear()
-                self._cur_start = None
-                self.skew = 0.0
-            elif us < self._last_us:
-                self._ext += US_WRAP
+        if self._last_us is not None and us < self._last_us:
+            self._ext += US_WRAP
         self._last_us = us
         return (self._ext + us) * 1e-6
 
-    def update(self, tx_us: int, arrival: float) -> None:
-        """One telegram's transmission time [device µs] and its arrival [host s]."""
+    def update(self, tx_us: int, arrival: float) -> float | None:
+        """One telegram's transmission time [device µs] and its arrival [host s].
+
+        Returns the jump [s] when this telegram re-anchored the model after a device clock jump,
+        else None.
+        """
+        jump = self._jumped(tx_us, arrival)
+        if jump is not None:
+            self.jumps += 1
+            self.last_jump = jump
+            self.reanchor()
         t = self._unwrap(tx_us)
         self.samples += 1
         o = arrival - t
         if self._offset is None:
             self._offset, self._t_ref = o, t
             self._cur_start, self._cur_min = t, o
-            return
+            return jump
         pred = self._offset + self.skew * (t - self._t_ref)
         if o < pred:  # a faster path than any before: the envelope is lower here
             self._offset, self._t_ref = o, t
-        # sub-window minima to estimate the skew
+        self._track_skew(t, o)
+        return jump
+
+    def _track_skew(self, t: float, o: float) -> None:
+        """Sub-window minima of the offset; their slope is the skew."""
         sub = self.window_s / 4
         if self._cur_start is None:
             self._cur_start, self._cur_min = t, o
@@ -92,3 +125,18 @@ class DeviceClock:
             d -= US_WRAP
         t = (self._ext + self._last_us + d) * 1e-6
         return t + self._offset + self.skew * (t - self._t_ref)
+
+    def stamp(self, start_us: int, tx_us: int, arrival: float) -> tuple[float, float | None]:
+        """(host time of the scan start, the jump [s] this telegram re-anchored on or None).
+
+        The scan start is trusted only when it precedes the transmission by at most
+        ``jump_threshold``; otherwise the scan is stamped at its transmission.
+        """
+        jump = self.update(tx_us, arrival)
+        age = (tx_us - start_us) % US_WRAP
+        if age > US_WRAP // 2:
+            age -= US_WRAP
+        if not 0 <= age * 1e-6 <= self.jump_threshold:
+            self.inconsistent_starts += 1
+            start_us = tx_us
+        return min(self.to_host(start_us), arrival), jump

@@ -65,6 +65,9 @@ PARAMS = [
     Param("client_authorization_pw", "F4724744", "SetAccessMode password hash (hex)",
           read_only=True, check=_pw_check),
     Param("time_offset", 0.0, "Added to every header.stamp [s]", min=-10.0, max=10.0),
+    Param("clock_jump_threshold", 1.0, "Device clock vs. receive time beyond this is a clock "
+          "jump: the clock model re-anchors; stamps stay within twice this of the receive "
+          "time [s]", min=0.05, max=60.0, read_only=True),
     # ours
     Param("reconnect_backoff_min", 0.2, "First reconnect delay [s]", min=0.01, max=60.0,
           read_only=True),
@@ -164,9 +167,13 @@ class Tim240BridgeNode(Node):
         self.lock = threading.Lock()
         self.filter = proc.ScanFilter(filter_params(v))
         self._make_zones(v)
-        self.clock = DeviceClock()
+        self.clock = DeviceClock(jump_threshold=v["clock_jump_threshold"])
+        self.refusals = sd.Refusals()
         self.scans = 0
         self.bad_geometry = 0
+        self._last_scans = 0
+        self._last_jumps = 0
+        self.stamp_lag = math.nan  # receive time - header.stamp of the last scan [s]
         self.last_scan = 0.0
         self._last_bad = 0
         self._last_result: proc.ZoneResult | None = None
@@ -209,6 +216,8 @@ class Tim240BridgeNode(Node):
         self.diag.add("device", self._diag_device)
         self.diag.add(self.freq)
         self.diag.add("telegrams", self._diag_telegrams)
+        if self.driver is not None:
+            self.diag.add("clock", self._diag_clock)
         self.diag.add("zones", self._diag_zones)
         if self.driver is not None:
             self.driver.start()
@@ -239,7 +248,7 @@ class Tim240BridgeNode(Node):
         if level == "info":
             self.get_logger().info(msg)
             if msg.startswith("streaming"):
-                self.clock.reset()
+                self.clock.reanchor()
         else:
             self.get_logger().warning(msg)
 
@@ -248,11 +257,22 @@ class Tim240BridgeNode(Node):
         try:
             g = sd.to_geometry(scan, self.scanner, v["min_ang"], v["max_ang"], v["range_min"],
                                v["range_max"], v["intensity"])  # fmt: skip
+        except sd.RefusedTelegramError as e:
+            if self.refusals.add(e):
+                self.get_logger().warning(f"refusing telegrams: {e}")
+            return
         except sd.ScanDataError:
             self.bad_geometry += 1
             return
-        self.clock.update(scan.time_of_transmission_us, arrival)
-        t = self.clock.to_host(scan.time_since_power_up_us) + v["time_offset"]
+        t, jump = self.clock.stamp(scan.time_since_power_up_us, scan.time_of_transmission_us,
+                                   arrival)  # fmt: skip
+        if jump is not None:
+            self.get_logger().warning(
+                f"device clock jumped by {jump:+.3f} s against the receive time; clock model "
+                f"re-anchored ({self.clock.jumps} jumps so far)"
+            )
+        self.stamp_lag = arrival - t
+        t += v["time_offset"]
         m = self._LaserScan()
         self._stamp(m, t)
         m.header.frame_id = v["frame_id"]
@@ -442,10 +462,14 @@ class Tim240BridgeNode(Node):
         bad = fs.malformed + fs.discarded_bytes + ds.decode_errors + ds.unexpected_frames + sfa
         new = bad - self._last_bad
         self._last_bad = bad
+        published, self._last_scans = self.scans - self._last_scans, self.scans
+        refused = self.refusals.take_window()
+        stat.summary(diag.OK, f"{ds.scans} scans")
         if new:
             stat.summary(diag.WARN, "malformed or unexpected input in the last period")
-        else:
-            stat.summary(diag.OK, f"{ds.scans} scans")
+        if refused:  # every telegram refused: nothing published at all, an ERROR
+            stat.merge_summary(diag.WARN if published else diag.ERROR,
+                               self.refusals.describe(refused))  # fmt: skip
         stat.add("scans", ds.scans)
         stat.add("frames", fs.frames)
         stat.add("checksum errors", fs.checksum_errors)
@@ -459,7 +483,30 @@ class Tim240BridgeNode(Node):
         for k, n in sorted(ds.sfa.items()):
             stat.add(f"sFA {k}", n)
         stat.add("scans outside min_ang..max_ang", self.bad_geometry)
+        stat.add("refused telegrams", self.refusals.count)
+        for reason, n in sorted(self.refusals.total.items()):
+            stat.add(f"refused: {reason}", n)
+        stat.add("last refusal", self.refusals.last or "none")
         stat.add("bytes received", ds.bytes_received)
+
+    def _diag_clock(self, stat) -> None:
+        c = self.clock
+        jumps, self._last_jumps = c.jumps - self._last_jumps, c.jumps
+        if jumps:
+            stat.summary(diag.WARN, f"device clock jumped {jumps} time{'s' * (jumps != 1)} in "
+                         f"the last period (last {c.last_jump:+.3f} s); re-anchored")  # fmt: skip
+        elif c.samples:
+            stat.summary(diag.OK, f"in sync, skew {c.skew * 1e6:+.1f} ppm")
+        else:
+            stat.summary(diag.OK, "no telegram yet")
+        stat.add("clock jumps", c.jumps)
+        stat.add("last jump (s)", f"{c.last_jump:+.3f}")
+        stat.add("device clock went back", c.resets)
+        stat.add("scan starts not before transmission", c.inconsistent_starts)
+        stat.add("skew (ppm)", f"{c.skew * 1e6:+.1f}")
+        stat.add("receive time - stamp (s)",
+                 f"{self.stamp_lag:.4f}" if math.isfinite(self.stamp_lag) else "n/a")  # fmt: skip
+        stat.add("jump threshold (s)", c.jump_threshold)
 
     def _diag_zones(self, stat) -> None:
         res = self._last_result

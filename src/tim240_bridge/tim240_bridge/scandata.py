@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import struct
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +21,18 @@ PREFIX = b"sSN LMDscandata "
 
 class ScanDataError(ColaError):
     """A telegram that claims to be LMDscandata but does not decode."""
+
+
+class RefusedTelegramError(ScanDataError):
+    """A telegram that decodes but describes a scan no TiM-family scanner sends.
+
+    ``reason`` is short and stable (``"angle step 0"``, ``"DIST scale NaN"``...) so refusals
+    can be counted per reason; the message adds the offending values.
+    """
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason} ({detail})" if detail else reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -328,6 +341,112 @@ def encode(dialect: str, s: Scan) -> bytes:
     return _encode_b(s) if dialect == BINARY else _encode_a(s)
 
 
+# -- plausibility ---------------------------------------------------------------------------
+
+# What a telegram of the TiM family may describe (angles in 1/10000 deg, telegram frame). A TiM240
+# sends 241 points at 1 deg over +-120 deg at 15 Hz, 0.05..10 m (sick_scan_xd: 241 shots, 1 deg,
+# 15 Hz, no angle shift); the envelope also admits its siblings (TiM5xx/7xx: 811 points at 1/3 deg
+# over 270 deg; LMS1xx: 0.5 or 0.25 deg at 25/50 Hz), so their captures still replay, and
+# nothing beyond: a wrong step, start or scale would publish a scan that looks fine and is not.
+STEP_MIN = 1000  # 0.1 deg
+STEP_MAX = 10000  # 1 deg
+FOV_MAX = 2700000  # 270 deg
+START_MAX = 1800000  # |start angle| <= 180 deg
+SCALE_MIN, SCALE_MAX = 0.1, 10.0  # mm per count: 1 on a TiM, 1 or 2 on an LMS
+OFFSET_MAX = 1.0  # [m]
+FREQ_MIN, FREQ_MAX = 100, 10000  # scan frequency field, 1/100 Hz (1..100 Hz)
+
+
+def _check_number(what: str, v: float, lo: float, hi: float) -> None:
+    if math.isnan(v):
+        raise RefusedTelegramError(f"{what} NaN")
+    if math.isinf(v):
+        raise RefusedTelegramError(f"{what} infinite")
+    if what.endswith("scale factor") and v <= 0:
+        raise RefusedTelegramError(f"{what} <= 0", f"{v:g}")
+    if not lo <= v <= hi:
+        raise RefusedTelegramError(f"{what} out of range", f"{v:g}, allowed {lo:g}..{hi:g}")
+
+
+def _check_angles(c: Channel) -> None:
+    step, start, n = c.step, c.start_angle, len(c.values)
+    if not math.isfinite(step):
+        raise RefusedTelegramError("angle step not finite")
+    if step == 0:
+        raise RefusedTelegramError("angle step 0")
+    if step < 0:
+        raise RefusedTelegramError("angle step negative", f"{step * 1e-4:g} deg")
+    if not STEP_MIN <= step <= STEP_MAX:
+        raise RefusedTelegramError("angle step out of range", f"{step * 1e-4:g} deg, allowed "
+                              f"{STEP_MIN * 1e-4:g}..{STEP_MAX * 1e-4:g}")  # fmt: skip
+    if not -START_MAX <= start <= START_MAX:
+        raise RefusedTelegramError("start angle out of range", f"{start * 1e-4:g} deg")
+    if n == 0:
+        raise RefusedTelegramError("no points")
+    most = FOV_MAX // step + 1
+    if n > most:
+        raise RefusedTelegramError("more points than the field of view holds",
+                              f"{n} at {step * 1e-4:g} deg, at most {most}")  # fmt: skip
+
+
+def check_telegram(s: Scan) -> None:
+    """Raise :class:`RefusedTelegramError` unless the telegram's geometry and scaling are ones a
+    TiM-family scanner sends (see the envelope above); a decoded telegram is otherwise taken
+    at its word."""
+    d = s.channel("DIST")
+    _check_angles(d)
+    _check_number("scale factor", d.scale, SCALE_MIN, SCALE_MAX)
+    _check_number("offset", d.offset, -OFFSET_MAX, OFFSET_MAX)
+    r = s.channel("RSSI")
+    if r is not None and not (math.isfinite(r.scale) and math.isfinite(r.offset)):
+        raise RefusedTelegramError("intensity scaling not finite", f"{r.scale:g}, {r.offset:g}")
+    if not FREQ_MIN <= s.scan_frequency <= FREQ_MAX:
+        raise RefusedTelegramError("scan frequency out of range", f"{s.scan_frequency_hz:g} Hz")
+
+
+class Refusals:
+    """Refused telegrams per reason, in all and since the last :meth:`take_window` (one
+    diagnostics period). The driver thread adds, the diagnostics take: hence the lock."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.total: dict[str, int] = {}
+        self._window: dict[str, int] = {}
+        self._prev: set[str] = set()  # reasons of the previous window
+        self.last = ""  # message of the newest refusal
+
+    def add(self, e: RefusedTelegramError) -> bool:
+        """Count one; True when its reason is new, i.e. in neither this window nor the one
+        before (worth one log line: a lasting fault is logged once, a recurring one again)."""
+        with self._lock:
+            self.total[e.reason] = self.total.get(e.reason, 0) + 1
+            n = self._window.get(e.reason, 0)
+            self._window[e.reason] = n + 1
+            self.last = str(e)
+            return n == 0 and e.reason not in self._prev
+
+    def take_window(self) -> dict[str, int]:
+        """Counts per reason since the last call; starts the next window."""
+        with self._lock:
+            w, self._window = self._window, {}
+            self._prev = set(w)
+        return w
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return sum(self.total.values())
+
+    @staticmethod
+    def describe(counts: dict[str, int]) -> str:
+        """``refused 15 telegrams: angle step 0`` (several reasons: each with its count)."""
+        n = sum(counts.values())
+        if len(counts) == 1:
+            return f"refused {n} telegram{'s' * (n != 1)}: {next(iter(counts))}"
+        parts = ", ".join(f"{r} ({k})" for r, k in sorted(counts.items(), key=lambda x: -x[1]))
+        return f"refused {n} telegrams: {parts}"
+
+
 # -- geometry -------------------------------------------------------------------------------
 
 
@@ -359,7 +478,9 @@ def to_geometry(
     """Angles in the ROS frame (telegram + scanner shift), cropped to [min_ang, max_ang].
 
     REP 117: no echo (value 0) -> +inf, closer than range_min -> -inf, beyond range_max -> +inf.
+    Raises :class:`RefusedTelegramError` for a telegram :func:`check_telegram` refuses.
     """
+    check_telegram(s)
     d = s.channel("DIST")
     rmin = max(range_min, scanner.range_min)
     rmax = min(range_max, scanner.range_max)

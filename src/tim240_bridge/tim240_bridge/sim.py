@@ -13,6 +13,7 @@ with ``--fault-log`` every injected fault is one JSON line, so tests can count e
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import selectors
@@ -67,6 +68,14 @@ class Device:
         self.us0 = self.prng.randrange(1 << 32)
         self.lock = threading.Lock()
         self.replay = _load_replay(args) if args.replay else None
+        self._jumped = False
+
+    def jump_clock(self, seconds: float) -> float:
+        """Jump the device clock forward by ``seconds``, or back again if it is jumped."""
+        j = -seconds if self._jumped else seconds
+        self._jumped = not self._jumped
+        self.us0 = (self.us0 + int(j * 1e6)) & 0xFFFFFFFF
+        return j
 
     def device_us(self, mono: float) -> int:
         dt = (mono - self.t0) * (1.0 + self.args.clock_drift_ppm * 1e-6)
@@ -99,7 +108,8 @@ class Device:
 class Faults:
     """Periodic fault schedule of one connection (after --faults-after once streaming)."""
 
-    KINDS = ("drop", "stall", "corrupt", "truncate", "garbage")
+    KINDS = ("drop", "stall", "corrupt", "truncate", "garbage", "zero_step", "nan_scale",
+             "clock_jump", "start_jump")  # fmt: skip
 
     def __init__(self, args, start: float):
         self.a = args
@@ -249,7 +259,9 @@ class Connection:
         if fl is not None and fl.due("drop", now):
             self.log("drop")
             return False
-        s = dev.next_scan(now)
+        if fl is not None and fl.due("clock_jump", now):
+            self.log("clock_jump", seconds=dev.jump_clock(self.a.clock_jump))
+        s = self._mutated(dev.next_scan(now), now)
         data = cola.frame(dev.dialect, sd.encode(dev.dialect, s))
         if fl is not None and fl.due("garbage", now):
             g = bytes(self.dev.prng.choice(_GARBAGE) for _ in range(self.a.garbage_bytes))
@@ -268,6 +280,25 @@ class Connection:
             self.log("truncate", bytes=len(data))
         self.send(data)
         return True
+
+    def _mutated(self, s: sd.Scan, now: float) -> sd.Scan:
+        """The scan as a misbehaving device would send it: a telegram no TiM240 sends."""
+        fl = self.faults
+        if fl is None:
+            return s
+        if fl.due("zero_step", now):
+            s.channels16 = [dataclasses.replace(c, step=0) for c in s.channels16]
+            s.channels8 = [dataclasses.replace(c, step=0) for c in s.channels8]
+            self.log("zero_step")
+        elif fl.due("nan_scale", now):
+            s.channels16 = [dataclasses.replace(c, scale=float("nan"))
+                            if c.name.startswith("DIST") else c for c in s.channels16]  # fmt: skip
+            self.log("nan_scale")
+        if fl.due("start_jump", now):
+            j = int(self.a.clock_jump * 1e6)
+            s.time_since_power_up_us = (s.time_since_power_up_us - j) & 0xFFFFFFFF
+            self.log("start_jump", seconds=-self.a.clock_jump)
+        return s
 
     def run(self) -> None:
         sel = selectors.DefaultSelector()
@@ -397,6 +428,15 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--truncate-every", type=float, default=0.0, help="send half a frame")
     f.add_argument("--garbage-every", type=float, default=0.0, help="random bytes")
     f.add_argument("--garbage-bytes", type=int, default=37)
+    f.add_argument("--zero-step-every", type=float, default=0.0,
+                   help="a telegram with angle step 0")  # fmt: skip
+    f.add_argument("--nan-scale-every", type=float, default=0.0,
+                   help="a telegram with a NaN DIST scale factor")  # fmt: skip
+    f.add_argument("--clock-jump-every", type=float, default=0.0,
+                   help="jump the device clock by --clock-jump, forward, back, ...")  # fmt: skip
+    f.add_argument("--start-jump-every", type=float, default=0.0,
+                   help="a telegram whose scan-start counter is --clock-jump s early")  # fmt: skip
+    f.add_argument("--clock-jump", type=float, default=1360.0, help="seconds")
     f.add_argument("--fault-log", type=Path, help="JSON line per injected fault")
     return p
 
